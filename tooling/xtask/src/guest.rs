@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The guest's userspace: static selftests built from the materialized tree, the Rust guest
+//! programs, busybox, a generated /init, packed as an initramfs.
+
+use crate::ctx::Ctx;
+use crate::util::{run, run_logged, Context, Result};
+use crate::{bail, err};
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Implementations of PAGEMAP_SCAN a suite can run against.
+pub const IMPL_C: &str = "c";
+pub const IMPL_RUST: &str = "rust";
+
+/// Kconfig option that builds the Rust PAGEMAP_SCAN (added by the series).
+pub const RUST_IMPL_OPTION: &str = "CONFIG_PROC_PAGEMAP_SCAN_RUST";
+/// Test-only switch that selects the implementation for later calls (added by the series).
+pub const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
+
+/// A selftest program run in the guest; its TAP output is parsed on the host.
+pub struct Selftest {
+    pub name: &'static str,
+    /// Sources relative to tools/testing/selftests/mm.
+    pub sources: &'static [&'static str],
+    pub cflags: &'static [&'static str],
+    /// Run once per PAGEMAP_SCAN implementation.
+    pub per_impl: bool,
+    /// Seconds before the guest kills it.
+    pub timeout: u32,
+}
+
+pub const SELFTESTS: &[Selftest] = &[
+    Selftest {
+        name: "pagemap_ioctl",
+        sources: &["pagemap_ioctl.c", "vm_util.c", "hugepage_settings.c"],
+        cflags: &[],
+        per_impl: true,
+        timeout: 900,
+    },
+    Selftest {
+        name: "soft-dirty",
+        sources: &["soft-dirty.c", "vm_util.c", "hugepage_settings.c"],
+        cflags: &["-D_GNU_SOURCE"],
+        per_impl: true,
+        timeout: 600,
+    },
+];
+
+/// What the guest does after boot.
+pub enum Mode {
+    /// Run the PAGEMAP_SCAN demonstration, then (optionally) a shell on the console.
+    Demo { shell: bool },
+    /// Run the selftests for each implementation.
+    Tests { impls: Vec<String> },
+}
+
+fn selftest_dir(ctx: &Ctx) -> PathBuf {
+    ctx.tree().join("tools/testing/selftests/mm")
+}
+
+/// Builds one selftest statically against the built tree's uapi headers.
+fn build_selftest(ctx: &Ctx, variant: &str, t: &Selftest, out: &Path) -> Result<()> {
+    let dir = selftest_dir(ctx);
+    let inc = ctx.build_dir(variant).join("usr/include");
+    let mut c = Command::new("gcc");
+    c.current_dir(&dir)
+        .args(["-static", "-O2", "-Wall", "-U_FORTIFY_SOURCE", "-no-pie"])
+        .args(t.cflags)
+        .arg("-I../../../..")
+        .arg("-isystem")
+        .arg(&inc)
+        .arg("-I../../../../tools/include")
+        .arg("-I..")
+        .args(t.sources)
+        .arg("-o")
+        .arg(out)
+        .args(["-lrt", "-lpthread", "-lm"]);
+    run_logged(&mut c, &ctx.logs().join(format!("selftest-{}.log", t.name)))
+        .context(|| format!("building selftest {}", t.name))
+}
+
+/// Builds the Rust guest programs (tooling/guest) as static binaries; returns their directory.
+fn build_rust_guest(ctx: &Ctx) -> Result<PathBuf> {
+    let target_dir = ctx.repo.join("target/guest");
+    let mut c = Command::new("cargo");
+    c.current_dir(&ctx.repo)
+        .args(["build", "--quiet", "--release", "-p", "pmrs-guest"])
+        .args(["--target", "x86_64-unknown-linux-gnu"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env(
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            "-C target-feature=+crt-static",
+        );
+    run_logged(&mut c, &ctx.logs().join("guest-cargo.log")).context(|| "building tooling/guest")?;
+    Ok(target_dir.join("x86_64-unknown-linux-gnu/release"))
+}
+
+/// The Rust guest programs copied into the initramfs.
+pub const RUST_GUEST_BINS: &[&str] = &["pagemap-demo"];
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The guest's /init (busybox sh). Markers on fd 3 (the results channel) frame each suite:
+/// `@@SUITE-BEGIN <name> <impl>` ... `@@SUITE-END <name> <impl> rc=<n>`, then `@@ALL-DONE`.
+pub fn init_script(mode: &Mode) -> String {
+    let mut s = String::new();
+    s.push_str(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/shm /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug
+"#,
+    );
+    let interactive = matches!(mode, Mode::Demo { shell: true });
+    if interactive {
+        s.push_str("exec 3>/dev/console\n");
+    } else {
+        s.push_str("exec 3>/dev/ttyS1\n");
+    }
+    s.push_str(
+        r#"echo "@@GUEST-READY $(uname -r) cpus=$(nproc)" >&3
+# zram swap, for pages paged out with MADV_PAGEOUT.
+if [ -e /sys/block/zram0/disksize ] && echo 256M > /sys/block/zram0/disksize &&
+   mkswap /dev/zram0 >/dev/null && swapon /dev/zram0; then
+	echo "@@NOTE swap on zram0" >&3
+else
+	echo "@@NOTE no swap" >&3
+fi
+"#,
+    );
+    let _ = writeln!(
+        s,
+        r#"select_impl() {{
+	if [ -e {sw} ]; then
+		echo "$1" > {sw} && [ "$(cat {sw})" = "$1" ]
+		return
+	fi
+	# Without the switch only the C implementation exists.
+	[ "$1" = {c} ]
+}}
+run_suite() {{
+	name=$1 impl=$2 limit=$3
+	shift 3
+	echo "@@SUITE-BEGIN $name $impl" >&3
+	if ! select_impl "$impl"; then
+		echo "@@SUITE-END $name $impl rc=125 (cannot select implementation)" >&3
+		return
+	fi
+	(cd /tmp && timeout -s KILL "$limit" "$@") >&3 2>&1
+	echo "@@SUITE-END $name $impl rc=$?" >&3
+}}"#,
+        sw = IMPL_SWITCH,
+        c = IMPL_C
+    );
+    match mode {
+        Mode::Demo { shell } => {
+            s.push_str("echo '@@DEMO-BEGIN' >&3\n/bin/pagemap-demo >&3 2>&1\necho \"@@DEMO-END rc=$?\" >&3\n");
+            if *shell {
+                s.push_str(
+                    "echo 'Guest shell: PAGEMAP_SCAN demo is /bin/pagemap-demo, selftests are in /bin. exit to power off.'\n\
+                     setsid cttyhack sh\n",
+                );
+            }
+        }
+        Mode::Tests { impls } => {
+            for imp in impls {
+                for t in SELFTESTS.iter().filter(|t| t.per_impl) {
+                    let _ = writeln!(
+                        s,
+                        "run_suite {} {} {} /bin/{}",
+                        sh_quote(t.name),
+                        sh_quote(imp),
+                        t.timeout,
+                        t.name
+                    );
+                }
+            }
+            for t in SELFTESTS.iter().filter(|t| !t.per_impl) {
+                let _ = writeln!(s, "run_suite {} - {} /bin/{}", sh_quote(t.name), t.timeout, t.name);
+            }
+        }
+    }
+    s.push_str("echo '@@ALL-DONE' >&3\nsync\nreboot -f\n");
+    s
+}
+
+/// Builds the guest userspace and packs the initramfs; returns its path.
+pub fn initramfs(ctx: &Ctx, variant: &str, mode: &Mode) -> Result<PathBuf> {
+    let g = ctx.guest_dir(variant);
+    let root = g.join("root");
+    let _ = std::fs::remove_dir_all(&root);
+    for d in ["bin", "proc", "sys", "dev", "tmp", "root", "etc"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    let bb = Path::new("/bin/busybox");
+    if !bb.exists() {
+        bail!("/bin/busybox is missing (package busybox-static; run `cargo xtask setup`)");
+    }
+    std::fs::copy(bb, root.join("bin/busybox")).context(|| "copy busybox")?;
+    for t in SELFTESTS {
+        build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
+    }
+    let rbin = build_rust_guest(ctx)?;
+    for b in RUST_GUEST_BINS {
+        std::fs::copy(rbin.join(b), root.join("bin").join(b))
+            .context(|| format!("copy guest program {b}"))?;
+    }
+    let init = root.join("init");
+    std::fs::write(&init, init_script(mode))?;
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))?;
+    let out = g.join("initramfs.cpio.gz");
+    let cmd = format!(
+        "cd {} && find . -print0 | cpio --null -o -H newc --quiet | gzip -1 > {}",
+        sh_quote(&root.to_string_lossy()),
+        sh_quote(&out.to_string_lossy())
+    );
+    run(Command::new("sh").arg("-c").arg(&cmd)).map_err(|e| err!("packing initramfs: {e}"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_runs_each_suite_per_impl_then_finishes() {
+        let s = init_script(&Mode::Tests {
+            impls: vec!["c".into(), "rust".into()],
+        });
+        for imp in ["c", "rust"] {
+            for t in SELFTESTS {
+                assert!(s.contains(&format!("run_suite '{}' '{imp}' {} /bin/{}", t.name, t.timeout, t.name)), "{s}");
+            }
+        }
+        assert!(s.contains("exec 3>/dev/ttyS1"));
+        let done = s.find("@@ALL-DONE").unwrap();
+        assert!(done > s.rfind("run_suite '").unwrap());
+        assert!(s.trim_end().ends_with("reboot -f"));
+    }
+
+    #[test]
+    fn interactive_demo_uses_console() {
+        let s = init_script(&Mode::Demo { shell: true });
+        assert!(s.contains("exec 3>/dev/console"));
+        assert!(s.contains("cttyhack sh"));
+        assert!(!s.contains("run_suite '"));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("a'b"), "'a'\\''b'");
+    }
+}

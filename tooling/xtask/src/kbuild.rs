@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Configure and build a kernel variant out of tree (O=) in the cache.
+
+use crate::ctx::Ctx;
+use crate::util::{fnv64, run_logged, Context, Result};
+use crate::{bail, err};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub fragments: Vec<String>,
+    pub required: Vec<String>,
+}
+
+pub fn variants(ctx: &Ctx) -> Result<BTreeMap<String, Variant>> {
+    let p = ctx.configs().join("variants.toml");
+    let t = std::fs::read_to_string(&p).context(|| format!("read {}", p.display()))?;
+    toml::from_str(&t).map_err(|e| err!("{}: {e}", p.display()))
+}
+
+/// Options from `required` that are not `=y` in a .config text.
+pub fn missing_options<'a>(config: &str, required: &'a [String]) -> Vec<&'a str> {
+    required
+        .iter()
+        .map(String::as_str)
+        .filter(|o| !config.lines().any(|l| l.strip_prefix(o) == Some("=y")))
+        .collect()
+}
+
+fn make(ctx: &Ctx, variant: &str) -> Command {
+    let mut c = Command::new("make");
+    c.current_dir(ctx.tree())
+        .arg(format!("O={}", ctx.build_dir(variant).display()))
+        .args(ctx.make_vars())
+        // The rustup toolchain first on PATH must not be picked up by Kbuild's helpers.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    c
+}
+
+/// Configures (only when the fragments changed) and builds bzImage and the uapi headers.
+/// Returns the path of the bzImage.
+pub fn build(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
+    let vs = variants(ctx)?;
+    let v = vs
+        .get(variant)
+        .ok_or_else(|| err!("no kernel variant `{variant}` in tooling/configs/variants.toml"))?;
+    let out = ctx.build_dir(variant);
+    std::fs::create_dir_all(&out)?;
+    let logs = ctx.logs();
+    std::fs::create_dir_all(&logs)?;
+    let mut texts = Vec::new();
+    for f in &v.fragments {
+        let p = ctx.configs().join(f);
+        texts.push(std::fs::read(&p).context(|| format!("read {}", p.display()))?);
+    }
+    let parts: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
+    let hash = fnv64(&parts);
+    let stamp = out.join(".pmrs-config");
+    let config = out.join(".config");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(hash.as_str()) || !config.exists() {
+        println!("config: tinyconfig + {}", v.fragments.join(" + "));
+        let log = logs.join(format!("config-{variant}.log"));
+        run_logged(make(ctx, variant).arg("tinyconfig"), &log)?;
+        let mut merge = Command::new(ctx.tree().join("scripts/kconfig/merge_config.sh"));
+        merge
+            .current_dir(ctx.tree())
+            .env("KCONFIG_CONFIG", &config)
+            .args(["-m", "-O"])
+            .arg(&out)
+            .arg(&config);
+        for f in &v.fragments {
+            merge.arg(ctx.configs().join(f));
+        }
+        run_logged(&mut merge, &logs.join(format!("merge-{variant}.log")))?;
+        run_logged(make(ctx, variant).arg("olddefconfig"), &log)?;
+        std::fs::write(&stamp, &hash)?;
+    }
+    let cfg = std::fs::read_to_string(&config)?;
+    let missing = missing_options(&cfg, &v.required);
+    if !missing.is_empty() {
+        let _ = std::fs::remove_file(&stamp);
+        bail!(
+            "after olddefconfig, {} lacks {} (a dependency is missing from the fragments)",
+            config.display(),
+            missing.join(" ")
+        );
+    }
+    println!("build: make -j{} bzImage headers_install (O={})", ctx.jobs, out.display());
+    run_logged(
+        make(ctx, variant)
+            .arg(format!("-j{}", ctx.jobs))
+            .args(["bzImage", "headers_install"]),
+        &logs.join(format!("build-{variant}.log")),
+    )?;
+    Ok(out.join("arch/x86/boot/bzImage"))
+}
+
+/// Whether the built .config of a variant has `opt=y`.
+pub fn config_has(ctx: &Ctx, variant: &str, opt: &str) -> bool {
+    std::fs::read_to_string(ctx.build_dir(variant).join(".config"))
+        .map(|c| missing_options(&c, &[opt.to_string()]).is_empty())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_dropped_options() {
+        let cfg = "CONFIG_RUST=y\n# CONFIG_SWAP is not set\nCONFIG_SWAPX=y\nCONFIG_ZRAM=m\n";
+        let req: Vec<String> = ["CONFIG_RUST", "CONFIG_SWAP", "CONFIG_ZRAM"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(missing_options(cfg, &req), ["CONFIG_SWAP", "CONFIG_ZRAM"]);
+    }
+
+    #[test]
+    fn variants_file_parses_and_requires_rust() {
+        let ctx = Ctx::new();
+        let vs = variants(&ctx).unwrap();
+        for name in ["vm", "debug"] {
+            let v = &vs[name];
+            assert!(v.required.iter().any(|o| o == "CONFIG_RUST"), "{name}");
+            for f in &v.fragments {
+                assert!(ctx.configs().join(f).is_file(), "{name}: {f}");
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `cargo xtask`: set up, materialize, build, boot and test the Rust page-walk/PAGEMAP_SCAN
+//! series on Linux 7.3.
+//!
+//! The two commands that matter:
+//! - `cargo xtask run`: set up, build the patched kernel, boot it and run a PAGEMAP_SCAN
+//!   demonstration (`--shell` for an interactive guest shell);
+//! - `cargo xtask test`: every test (what `.ci/run` runs).
+
+mod ctx;
+mod guest;
+mod kbuild;
+mod ktap;
+mod manifest;
+mod materialize;
+mod qemu;
+mod report;
+mod setup;
+mod splat;
+mod util;
+
+use ctx::Ctx;
+use guest::{Mode, IMPL_C, IMPL_RUST, RUST_IMPL_OPTION, SELFTESTS};
+use manifest::Manifest;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+use util::{Result, Stage};
+
+const USAGE: &str = "usage: cargo xtask <command> [options]
+
+commands:
+  run        set up, materialize, build, boot the patched kernel and run the PAGEMAP_SCAN demo
+             --shell            then give an interactive shell on the guest console
+  test       every test: host unit tests, build, boot, all guest suites (what .ci/run runs)
+             --impl c|rust|all  implementations to run the suites against (default: all built)
+  setup      install packages and bindgen, fetch and unpack the base (idempotent)
+  materialize  base + series as commits on branch `series` in the cache tree
+  build      configure and build the kernel
+
+common options:
+  --variant NAME   kernel variant from tooling/configs/variants.toml (default: vm)
+  --no-setup       skip the setup stage (packages, bindgen, base)
+
+environment: PMRS_CACHE (default ~/.cache/pmrs) holds the base tree, builds and logs.";
+
+struct Opts {
+    variant: String,
+    shell: bool,
+    no_setup: bool,
+    imp: Option<String>,
+}
+
+fn parse_opts(args: &[String]) -> Result<Opts> {
+    let mut o = Opts {
+        variant: "vm".into(),
+        shell: false,
+        no_setup: false,
+        imp: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--variant" => o.variant = it.next().ok_or_else(|| err!("--variant needs a name"))?.clone(),
+            "--shell" => o.shell = true,
+            "--no-setup" => o.no_setup = true,
+            "--impl" => {
+                let v = it.next().ok_or_else(|| err!("--impl needs c, rust or all"))?;
+                if ![IMPL_C, IMPL_RUST, "all"].contains(&v.as_str()) {
+                    bail!("--impl takes c, rust or all, not `{v}`");
+                }
+                o.imp = Some(v.clone());
+            }
+            _ => bail!("unknown option `{a}`\n\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+fn prepare(ctx: &Ctx, o: &Opts) -> Result<(Manifest, std::path::PathBuf)> {
+    let m = Manifest::load(&ctx.repo)?;
+    if !o.no_setup {
+        let _s = Stage::new("setup");
+        setup::setup(ctx, &m)?;
+    }
+    {
+        let _s = Stage::new("materialize");
+        materialize::materialize(ctx, &m)?;
+    }
+    let kernel = {
+        let _s = Stage::new(&format!("build-{}", o.variant));
+        kbuild::build(ctx, &o.variant)?
+    };
+    Ok((m, kernel))
+}
+
+fn cmd_run(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let (_, kernel) = prepare(ctx, o)?;
+    let initrd = {
+        let _s = Stage::new("guest-userspace");
+        guest::initramfs(ctx, &o.variant, &Mode::Demo { shell: o.shell })?
+    };
+    let _s = Stage::new("boot");
+    let out = qemu::boot(&qemu::Boot {
+        kernel: &kernel,
+        initrd: &initrd,
+        mem: "2G",
+        smp: 2,
+        timeout: Duration::from_secs(if o.shell { 24 * 3600 } else { 300 }),
+        interactive: o.shell,
+        logdir: &ctx.logs().join(format!("run-{}", o.variant)),
+        echo_results: !o.shell,
+    })?;
+    let splats = splat::scan(&out.console);
+    for l in &splats {
+        println!("SPLAT: {l}");
+    }
+    let demo_ok = out.results.lines().any(|l| l.trim_end() == "@@DEMO-END rc=0");
+    if !o.shell {
+        println!(
+            "guest ran {:.1}s; console log {}",
+            out.seconds,
+            out.console_path.display()
+        );
+        if out.timed_out {
+            println!("guest timed out");
+        }
+        if !demo_ok {
+            println!("the demo did not finish successfully");
+        }
+    }
+    Ok(splats.is_empty() && !out.timed_out && (o.shell || demo_ok))
+}
+
+/// Implementations the built kernel offers.
+fn built_impls(ctx: &Ctx, variant: &str) -> Vec<String> {
+    let mut v = vec![IMPL_C.to_string()];
+    if kbuild::config_has(ctx, variant, RUST_IMPL_OPTION) {
+        v.push(IMPL_RUST.to_string());
+    }
+    v
+}
+
+fn host_unit_tests(ctx: &Ctx) -> Result<report::Suite> {
+    let out = Command::new("cargo")
+        .current_dir(&ctx.repo)
+        .args(["test", "--quiet", "--workspace"])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = report::cargo_test_counts(&text).unwrap_or_default();
+    let mut problems = Vec::new();
+    if !out.status.success() {
+        print!("{text}");
+        problems.push(format!("cargo test exited {}", out.status));
+    }
+    Ok(report::Suite {
+        name: "host-unit".into(),
+        imp: "tooling".into(),
+        counts: ktap::Counts {
+            failed: counts.failed.max(usize::from(!problems.is_empty())),
+            ..counts
+        },
+        problems,
+    })
+}
+
+fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let t0 = Instant::now();
+    let mut suites = Vec::new();
+    {
+        let _s = Stage::new("host-unit-tests");
+        suites.push(host_unit_tests(ctx)?);
+    }
+    let (_, kernel) = prepare(ctx, o)?;
+    let built = built_impls(ctx, &o.variant);
+    let impls: Vec<String> = match o.imp.as_deref() {
+        None | Some("all") => built.clone(),
+        Some(i) => vec![i.to_string()],
+    };
+    for i in &impls {
+        if !built.contains(i) {
+            bail!("the `{}` kernel has no `{i}` implementation ({RUST_IMPL_OPTION} is not set)", o.variant);
+        }
+    }
+    println!("implementations: {}", impls.join(" "));
+    let initrd = {
+        let _s = Stage::new("guest-userspace");
+        guest::initramfs(ctx, &o.variant, &Mode::Tests { impls: impls.clone() })?
+    };
+    let out = {
+        let _s = Stage::new("boot-and-suites");
+        let per_impl: u64 = SELFTESTS.iter().map(|t| u64::from(t.timeout)).sum();
+        qemu::boot(&qemu::Boot {
+            kernel: &kernel,
+            initrd: &initrd,
+            mem: "2G",
+            smp: 2,
+            timeout: Duration::from_secs(120 + per_impl * impls.len() as u64),
+            interactive: false,
+            logdir: &ctx.logs().join(format!("test-{}", o.variant)),
+            echo_results: false,
+        })?
+    };
+    println!(
+        "guest ran {:.1}s (qemu {}); console {} results {}",
+        out.seconds,
+        out.status.map_or("killed".to_string(), |s| s.to_string()),
+        out.console_path.display(),
+        out.results_path.display()
+    );
+    let mut problems = Vec::new();
+    if out.timed_out {
+        problems.push("the guest timed out".to_string());
+    }
+    if !out.results.lines().any(|l| l.starts_with("@@GUEST-READY")) {
+        problems.push("the guest never reached /init".to_string());
+    } else if !out.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
+        problems.push("the guest did not finish its suites".to_string());
+    }
+    let kunit = report::kunit_suites(&out.console);
+    if kbuild::config_has(ctx, &o.variant, "CONFIG_KUNIT")
+        && !kunit.iter().any(|s| s.name == "kunit/rust_doctests_kernel")
+    {
+        problems.push("KUnit printed no rust_doctests_kernel suite".to_string());
+    }
+    suites.extend(kunit);
+    let expected: Vec<(String, String)> = impls
+        .iter()
+        .flat_map(|i| {
+            SELFTESTS
+                .iter()
+                .filter(|t| t.per_impl)
+                .map(move |t| (t.name.to_string(), i.clone()))
+        })
+        .collect();
+    suites.extend(report::guest_suites(&out.results, &expected));
+    let splats = splat::scan(&out.console);
+
+    println!();
+    let mut total = ktap::Counts::default();
+    for s in &suites {
+        println!("{}", s.line());
+        for p in &s.problems {
+            println!("  {}: {p}", s.name);
+        }
+        if s.counts.skipped > 0 {
+            problems.push(format!("{} {}: {} unexpected skip(s)", s.name, s.imp, s.counts.skipped));
+        }
+        total.add(s.counts);
+    }
+    println!("SPLATS: {}", splats.len());
+    for l in splats.iter().take(20) {
+        println!("  splat: {l}");
+    }
+    for p in &problems {
+        println!("PROBLEM: {p}");
+    }
+    let extra = splats.len() + problems.len();
+    println!("test: {:.0}s wall", t0.elapsed().as_secs_f64());
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed,
+        total.failed + extra,
+        total.skipped
+    );
+    Ok(total.failed == 0 && extra == 0)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        println!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let ctx = Ctx::new();
+    let res = parse_opts(&args[1..]).and_then(|o| match cmd.as_str() {
+        "run" => cmd_run(&ctx, &o),
+        "test" => cmd_test(&ctx, &o),
+        "setup" => {
+            let m = Manifest::load(&ctx.repo)?;
+            setup::setup(&ctx, &m).map(|()| true)
+        }
+        "materialize" => {
+            let m = Manifest::load(&ctx.repo)?;
+            materialize::materialize(&ctx, &m).map(|_| true)
+        }
+        "build" => prepare(&ctx, &o).map(|(_, k)| {
+            println!("kernel: {}", k.display());
+            true
+        }),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(true)
+        }
+        _ => Err(err!("unknown command `{cmd}`\n\n{USAGE}")),
+    });
+    match res {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

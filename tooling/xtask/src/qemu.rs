@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Booting the built kernel under QEMU TCG with a hard timeout; the console (ttyS0) and the
+//! results channel (ttyS1) go to separate files so kernel messages never interleave with TAP.
+
+use crate::util::{Context, Result};
+use crate::bail;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Boot<'a> {
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub mem: &'a str,
+    pub smp: u32,
+    pub timeout: Duration,
+    /// Console and shell on this terminal instead of files.
+    pub interactive: bool,
+    /// Where the console and results logs go.
+    pub logdir: &'a Path,
+    /// Print results-channel lines as they arrive (all of them, or only `@@` markers).
+    pub echo_results: bool,
+}
+
+pub struct Outcome {
+    pub console: String,
+    pub results: String,
+    pub timed_out: bool,
+    pub status: Option<ExitStatus>,
+    pub seconds: f64,
+    pub console_path: PathBuf,
+    pub results_path: PathBuf,
+}
+
+/// Kernel command line: serial console, and any warning or oops ends the run.
+pub const APPEND: &str = "console=ttyS0 panic=-1 panic_on_warn=1 oops=panic rdinit=/init";
+
+fn read_from(path: &Path, pos: &mut u64, out: &mut String) {
+    if let Ok(mut f) = std::fs::File::open(path) {
+        if f.seek(SeekFrom::Start(*pos)).is_ok() {
+            let mut buf = Vec::new();
+            if let Ok(n) = f.read_to_end(&mut buf) {
+                *pos += n as u64;
+                out.push_str(&String::from_utf8_lossy(&buf));
+            }
+        }
+    }
+}
+
+pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
+    if !crate::util::have("qemu-system-x86_64") {
+        bail!("qemu-system-x86_64 is missing: run `cargo xtask setup`");
+    }
+    std::fs::create_dir_all(b.logdir)?;
+    let console_path = b.logdir.join("console.log");
+    let results_path = b.logdir.join("results.log");
+    let _ = std::fs::remove_file(&console_path);
+    let _ = std::fs::write(&results_path, "");
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-accel", "tcg", "-no-reboot", "-smp"])
+        .arg(b.smp.to_string())
+        .args(["-m", b.mem])
+        .arg("-kernel")
+        .arg(b.kernel)
+        .arg("-initrd")
+        .arg(b.initrd)
+        .args(["-append", APPEND]);
+    if b.interactive {
+        c.args(["-nographic", "-serial", "mon:stdio", "-serial"])
+            .arg(format!("file:{}", results_path.display()));
+    } else {
+        c.args(["-display", "none", "-monitor", "none", "-serial"])
+            .arg(format!("file:{}", console_path.display()))
+            .arg("-serial")
+            .arg(format!("file:{}", results_path.display()))
+            .stdin(Stdio::null());
+    }
+    let start = Instant::now();
+    let mut child = c.spawn().context(|| "starting qemu-system-x86_64")?;
+    let mut results = String::new();
+    let mut pos = 0u64;
+    let mut line_buf = String::new();
+    let mut timed_out = false;
+    let status = loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let before = results.len();
+        read_from(&results_path, &mut pos, &mut results);
+        if b.echo_results && results.len() > before {
+            line_buf.push_str(&results[before..]);
+            while let Some(i) = line_buf.find('\n') {
+                let line: String = line_buf.drain(..=i).collect();
+                println!("  guest| {}", line.trim_end_matches(['\r', '\n']));
+            }
+        }
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if start.elapsed() > b.timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().ok();
+        }
+    };
+    read_from(&results_path, &mut pos, &mut results);
+    let console = std::fs::read(&console_path)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default();
+    Ok(Outcome {
+        console,
+        results,
+        timed_out,
+        status,
+        seconds: start.elapsed().as_secs_f64(),
+        console_path,
+        results_path,
+    })
+}

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Turning guest output into per-suite counts and the output contract:
+//! `SUITE <name> <impl>: N passed, N failed, N skipped` per suite, then `N passed, N failed`.
+
+use crate::ktap::{count, parse, Counts};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    pub name: String,
+    pub imp: String,
+    pub counts: Counts,
+    /// Why the suite failed beyond its test counts (timeout, crash, exit status).
+    pub problems: Vec<String>,
+}
+
+impl Suite {
+    pub fn line(&self) -> String {
+        format!(
+            "SUITE {} {}: {} passed, {} failed, {} skipped",
+            self.name, self.imp, self.counts.passed, self.counts.failed, self.counts.skipped
+        )
+    }
+}
+
+/// Suites framed by `@@SUITE-BEGIN`/`@@SUITE-END` on the results channel. Every `(name, impl)`
+/// in `expected` appears in the answer; one that never started or never ended has failed.
+pub fn guest_suites(results: &str, expected: &[(String, String)]) -> Vec<Suite> {
+    let mut out = Vec::new();
+    for (name, imp) in expected {
+        let begin = format!("@@SUITE-BEGIN {name} {imp}");
+        let end = format!("@@SUITE-END {name} {imp} rc=");
+        let mut s = Suite {
+            name: name.clone(),
+            imp: imp.clone(),
+            counts: Counts::default(),
+            problems: Vec::new(),
+        };
+        let lines: Vec<&str> = results.lines().map(|l| l.trim_end_matches('\r')).collect();
+        let Some(b) = lines.iter().position(|l| *l == begin) else {
+            s.counts.failed = 1;
+            s.problems.push("never started (guest died or did not reach it)".into());
+            out.push(s);
+            continue;
+        };
+        let e = lines[b + 1..]
+            .iter()
+            .position(|l| l.starts_with(&end))
+            .map(|i| b + 1 + i);
+        let body = lines[b + 1..e.unwrap_or(lines.len())].join("\n");
+        let p = parse(&body);
+        s.counts = count(&p.roots, p.plan);
+        if p.plan.is_none() && p.roots.is_empty() {
+            s.problems.push("printed no TAP".into());
+        }
+        match e {
+            None => s.problems.push("never finished (guest crashed or timed out)".into()),
+            Some(i) => {
+                let rc_text = &lines[i][end.len()..];
+                let rc: i32 = rc_text
+                    .split_whitespace()
+                    .next()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(-1);
+                let skip_exit = rc == 4 && s.counts.skipped > 0 && s.counts.failed == 0;
+                if rc != 0 && !skip_exit {
+                    s.problems.push(format!("exited with rc={rc_text}"));
+                }
+            }
+        }
+        if !s.problems.is_empty() && s.counts.failed == 0 {
+            s.counts.failed = 1;
+        }
+        out.push(s);
+    }
+    out
+}
+
+/// KUnit suites from the console's KTAP, one per top-level suite.
+pub fn kunit_suites(console: &str) -> Vec<Suite> {
+    let p = parse(console);
+    p.roots
+        .iter()
+        .map(|n| {
+            let counts = count(std::slice::from_ref(n), None);
+            Suite {
+                name: format!("kunit/{}", n.name),
+                imp: "builtin".into(),
+                counts,
+                problems: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// Host unit tests from `cargo test` output (`test result: ok. N passed; M failed; K ignored`).
+pub fn cargo_test_counts(out: &str) -> Option<Counts> {
+    let mut c = Counts::default();
+    let mut seen = false;
+    for l in out.lines() {
+        let Some(rest) = l.trim().strip_prefix("test result: ") else { continue };
+        seen = true;
+        for part in rest.split(';') {
+            let mut w = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (w.next(), w.next()) else { continue };
+            let Ok(n) = n.parse::<usize>() else { continue };
+            match what {
+                "passed" => c.passed += n,
+                "failed" => c.failed += n,
+                "ignored" => c.skipped += n,
+                _ => {}
+            }
+        }
+    }
+    seen.then_some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exp(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn suites_from_results_channel() {
+        let r = "@@GUEST-READY 7.3.4 cpus=2\r\n@@SUITE-BEGIN pagemap_ioctl c\r\nTAP version 13\r\n1..2\r\nok 1 a\r\nok 2 b\r\n\
+                 @@SUITE-END pagemap_ioctl c rc=0\r\n@@SUITE-BEGIN soft-dirty c\r\nTAP version 13\r\n1..3\r\nok 1 a\r\n";
+        let s = guest_suites(r, &exp(&[("pagemap_ioctl", "c"), ("soft-dirty", "c"), ("pagemap_ioctl", "rust")]));
+        assert_eq!(s[0].line(), "SUITE pagemap_ioctl c: 2 passed, 0 failed, 0 skipped");
+        assert!(s[0].problems.is_empty());
+        assert_eq!(s[1].counts, Counts { passed: 1, failed: 2, skipped: 0 });
+        assert!(s[1].problems[0].contains("never finished"));
+        assert_eq!(s[2].counts.failed, 1);
+        assert!(s[2].problems[0].contains("never started"));
+    }
+
+    #[test]
+    fn nonzero_exit_fails_even_when_tap_passed() {
+        let r = "@@SUITE-BEGIN x c\n1..1\nok 1 a\n@@SUITE-END x c rc=137\n";
+        let s = guest_suites(r, &exp(&[("x", "c")]));
+        assert_eq!(s[0].counts, Counts { passed: 1, failed: 1, skipped: 0 });
+        let r = "@@SUITE-BEGIN x c\n1..1\nok 1 # SKIP no uffd\n@@SUITE-END x c rc=4\n";
+        let s = guest_suites(r, &exp(&[("x", "c")]));
+        assert_eq!(s[0].counts, Counts { passed: 0, failed: 0, skipped: 1 });
+        assert!(s[0].problems.is_empty());
+        let r = "@@SUITE-BEGIN x c\n@@SUITE-END x c rc=125 (cannot select implementation)\n";
+        let s = guest_suites(r, &exp(&[("x", "c")]));
+        assert_eq!(s[0].counts.failed, 1);
+        assert_eq!(s[0].problems.len(), 2);
+    }
+
+    #[test]
+    fn kunit_from_console() {
+        let c = "[    0.1] KTAP version 1\n[    0.1] 1..1\n[    0.1]     # Subtest: rust_doctests_kernel\n\
+                 [    0.1]     1..2\n[    0.2]     ok 1 rust_doctest_kernel_a\n[    0.2]     ok 2 rust_doctest_kernel_b\n\
+                 [    0.3] ok 1 rust_doctests_kernel\n";
+        let s = kunit_suites(c);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].line(), "SUITE kunit/rust_doctests_kernel builtin: 2 passed, 0 failed, 0 skipped");
+    }
+
+    #[test]
+    fn cargo_output() {
+        let o = "running 3 tests\ntest a ... ok\ntest result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\
+                 test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert_eq!(cargo_test_counts(o), Some(Counts { passed: 5, failed: 1, skipped: 1 }));
+        assert_eq!(cargo_test_counts("nothing"), None);
+    }
+}

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Idempotent setup from a bare Debian bookworm machine: apt sources, packages, bindgen, and the
+//! pristine base tree as a git repository in the cache.
+
+use crate::ctx::Ctx;
+use crate::manifest::Manifest;
+use crate::util::{have, output, run, run_logged, Context, Result};
+use crate::{bail, err};
+use std::path::Path;
+use std::process::Command;
+
+/// Packages from the default bookworm (and bookworm-security) sources.
+const PACKAGES: &[&str] = &[
+    "rustc-web",
+    "rust-web-src",
+    "clang-22",
+    "lld-22",
+    "llvm-22",
+    "libclang-22-dev",
+    "flex",
+    "bison",
+    "bc",
+    "libelf-dev",
+    "libssl-dev",
+    "cpio",
+    "gzip",
+    "xz-utils",
+    "busybox-static",
+    "git",
+    "git-email",
+    "python3-ply",
+    "gcc",
+    "libc6-dev",
+    "make",
+    "perl",
+];
+
+/// Packages that come from a backports suite (package, suite).
+const BACKPORTS: &[(&str, &str)] = &[("qemu-system-x86", "bookworm-backports")];
+
+pub const BINDGEN_VERSION: &str = "0.73.2";
+
+const SOURCES_FILE: &str = "/etc/apt/sources.list.d/pmrs-backports.sources";
+
+/// The tag of the pristine base commit in the cache tree.
+pub const BASE_TAG: &str = "pmrs-base";
+
+pub fn setup(ctx: &Ctx, m: &Manifest) -> Result<()> {
+    std::fs::create_dir_all(&ctx.cache).context(|| format!("create {}", ctx.cache.display()))?;
+    std::fs::create_dir_all(ctx.logs())?;
+    packages(ctx, m)?;
+    bindgen(ctx)?;
+    base(ctx, m)?;
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
+}
+
+/// apt-get, through sudo when not root.
+fn apt(args: &[&str]) -> Command {
+    let mut c = if is_root() {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+    c
+}
+
+/// The mirror and keyring of the machine's default Debian sources (deb822 or one-line form).
+fn default_mirror() -> (String, String) {
+    let mut uri = "http://deb.debian.org/debian".to_string();
+    let mut key = "/usr/share/keyrings/debian-archive-keyring.gpg".to_string();
+    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources") {
+        for stanza in t.split("\n\n") {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            let suites = field("Suites:").unwrap_or_default();
+            if suites.split_whitespace().any(|s| s == "bookworm") {
+                if let Some(u) = field("URIs:") {
+                    uri = u.split_whitespace().next().unwrap_or(&uri).to_string();
+                }
+                if let Some(k) = field("Signed-By:") {
+                    key = k;
+                }
+            }
+        }
+    }
+    (uri, key)
+}
+
+fn packages(ctx: &Ctx, m: &Manifest) -> Result<()> {
+    let suites: Vec<&str> = BACKPORTS
+        .iter()
+        .map(|(_, s)| *s)
+        .chain([m.base.suite.as_str()])
+        .collect();
+    let want_sources = {
+        let (uri, key) = default_mirror();
+        let mut s = String::from("# Added by `cargo xtask setup` (PAGEMAP_SCAN Rust series tooling).\n");
+        let mut done = Vec::new();
+        for suite in &suites {
+            if done.contains(suite) {
+                continue;
+            }
+            done.push(*suite);
+            s.push_str(&format!(
+                "\nTypes: deb\nURIs: {uri}\nSuites: {suite}\nComponents: main\nSigned-By: {key}\n"
+            ));
+        }
+        s
+    };
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .chain(BACKPORTS.iter().map(|(p, _)| *p))
+        .filter(|p| !installed(p))
+        .collect();
+    let sources_ok = std::fs::read_to_string(SOURCES_FILE).is_ok_and(|t| t == want_sources);
+    if missing.is_empty() && sources_ok {
+        println!("packages: all {} present", PACKAGES.len() + BACKPORTS.len());
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!("missing packages {missing:?} and no apt-get: this tooling expects Debian bookworm");
+    }
+    if !sources_ok {
+        let tmp = ctx.cache.join("pmrs-backports.sources");
+        std::fs::write(&tmp, &want_sources)?;
+        let mut c = if is_root() {
+            Command::new("cp")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("cp");
+            c
+        };
+        run(c.arg(&tmp).arg(SOURCES_FILE))?;
+        println!("apt: wrote {SOURCES_FILE} ({})", suites.join(", "));
+    }
+    let log = ctx.logs().join("apt.log");
+    run_logged(&mut apt(&["update"]), &log).context(|| "apt-get update")?;
+    let plain: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|p| !BACKPORTS.iter().any(|(b, _)| b == p))
+        .collect();
+    if !plain.is_empty() {
+        println!("apt: installing {}", plain.join(" "));
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend(&plain);
+        run_logged(&mut apt(&args), &log)
+            .context(|| format!("installing {plain:?} (is bookworm-security reachable?)"))?;
+    }
+    for (p, suite) in BACKPORTS {
+        if missing.contains(p) {
+            println!("apt: installing {p} from {suite}");
+            run_logged(
+                &mut apt(&["install", "-y", "--no-install-recommends", "-t", suite, p]),
+                &log,
+            )
+            .context(|| format!("installing {p} from {suite}"))?;
+        }
+    }
+    let still: Vec<&str> = missing.into_iter().filter(|p| !installed(p)).collect();
+    if !still.is_empty() {
+        bail!("packages still missing after apt-get install: {still:?}");
+    }
+    Ok(())
+}
+
+fn bindgen(ctx: &Ctx) -> Result<()> {
+    let b = ctx.bindgen();
+    if let Ok(v) = output(Command::new(&b).arg("--version")) {
+        if v.split_whitespace().nth(1) == Some(BINDGEN_VERSION) {
+            println!("bindgen: {}", v.trim());
+            return Ok(());
+        }
+    }
+    println!("bindgen: cargo install --locked bindgen-cli {BINDGEN_VERSION} (about 2 minutes)");
+    run_logged(
+        Command::new("cargo").args([
+            "install",
+            "--locked",
+            "--force",
+            "bindgen-cli",
+            "--version",
+            BINDGEN_VERSION,
+        ]),
+        &ctx.logs().join("bindgen-install.log"),
+    )
+    .context(|| "installing bindgen-cli from crates.io")?;
+    Ok(())
+}
+
+/// A git command in the cache tree with a fixed identity and date, so that the base and
+/// materialized commits are the same on every machine.
+pub fn git(tree: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(tree)
+        .env("GIT_AUTHOR_NAME", "pmrs materialize")
+        .env("GIT_AUTHOR_EMAIL", "pmrs@invalid")
+        .env("GIT_COMMITTER_NAME", "pmrs materialize")
+        .env("GIT_COMMITTER_EMAIL", "pmrs@invalid")
+        .env("GIT_AUTHOR_DATE", "2026-11-15T22:30:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-11-15T22:30:00Z")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE");
+    c
+}
+
+pub fn base_message(m: &Manifest) -> String {
+    format!(
+        "Linux {} (Debian {} {})",
+        m.base.kernel, m.base.package, m.base.version
+    )
+}
+
+fn base(ctx: &Ctx, m: &Manifest) -> Result<()> {
+    let tree = ctx.tree();
+    let want = base_message(m);
+    if tree.join(".git").is_dir() {
+        if let Ok(msg) = output(git(&tree).args(["log", "-1", "--format=%s", BASE_TAG])) {
+            if msg.trim() == want {
+                println!("base: {want} (cached in {})", tree.display());
+                return Ok(());
+            }
+            bail!(
+                "the cache tree {} holds `{}`, the manifest wants `{want}`: remove it to re-extract",
+                tree.display(),
+                msg.trim()
+            );
+        }
+    }
+    let dl = ctx.cache.join("dl");
+    let _ = std::fs::remove_dir_all(&dl);
+    std::fs::create_dir_all(&dl)?;
+    let spec = format!("{}={}", m.base.package, m.base.version);
+    println!("base: apt-get download {spec}");
+    let st = Command::new("apt-get")
+        .args(["download", &spec])
+        .current_dir(&dl)
+        .status()?;
+    if !st.success() {
+        let avail = output(Command::new("apt-cache").args(["madison", &m.base.package]))
+            .unwrap_or_default();
+        bail!(
+            "base {spec} is not available from apt ({}); available:\n{}\nupdate [base] in series/manifest.toml if Debian moved on",
+            m.base.suite,
+            avail.trim()
+        );
+    }
+    let deb = std::fs::read_dir(&dl)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| err!("apt-get download left no .deb in {}", dl.display()))?;
+    let x = dl.join("x");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
+    let tarball = std::fs::read_dir(x.join("usr/src"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.xz"))
+        .ok_or_else(|| err!("{} ships no usr/src/*.tar.xz", deb.display()))?;
+    let unpack = ctx.cache.join("unpack");
+    let _ = std::fs::remove_dir_all(&unpack);
+    std::fs::create_dir_all(&unpack)?;
+    println!("base: unpacking {}", tarball.display());
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&unpack)
+        .arg("-xJf")
+        .arg(&tarball))?;
+    let top = std::fs::read_dir(&unpack)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.join("Makefile").is_file())
+        .ok_or_else(|| err!("no kernel tree in {}", tarball.display()))?;
+    let mk = std::fs::read_to_string(top.join("Makefile"))?;
+    let field = |k: &str| {
+        mk.lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim_start_matches([' ', '=']).trim().to_string()))
+            .unwrap_or_default()
+    };
+    let ver = format!(
+        "{}.{}.{}",
+        field("VERSION"),
+        field("PATCHLEVEL"),
+        field("SUBLEVEL")
+    );
+    if ver != m.base.kernel {
+        bail!("{} unpacked as Linux {ver}, the manifest expects {}", spec, m.base.kernel);
+    }
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::rename(&top, &tree)?;
+    let _ = std::fs::remove_dir_all(&unpack);
+    let _ = std::fs::remove_dir_all(&dl);
+    println!("base: creating the base commit (git add of ~96k files)");
+    run(git(&tree).args(["init", "-q", "-b", "series"]))?;
+    run(git(&tree).args(["config", "core.autocrlf", "false"]))?;
+    run(git(&tree).args(["config", "gc.auto", "0"]))?;
+    // Debian's .gitignore ignores every top-level entry: add by force (the tarball holds no
+    // build products).
+    run(git(&tree).args(["add", "-f", "-A", "."]))?;
+    run(git(&tree).args(["commit", "-q", "--no-verify", "-m", &want]))?;
+    run(git(&tree).args(["tag", BASE_TAG]))?;
+    std::fs::write(ctx.cache.join("base-version"), format!("{spec}\n"))?;
+    println!("base: {want}");
+    Ok(())
+}
