@@ -43,6 +43,9 @@ common options:
 
 environment: PMRS_CACHE (default ~/.cache/pmrs) holds the base tree, builds and logs.";
 
+/// vCPUs of the guest: races in the suites need two really running CPUs.
+const GUEST_CPUS: u32 = 2;
+
 struct Opts {
     variant: String,
     shell: bool,
@@ -104,7 +107,7 @@ fn cmd_run(ctx: &Ctx, o: &Opts) -> Result<bool> {
         kernel: &kernel,
         initrd: &initrd,
         mem: "2G",
-        smp: 2,
+        smp: GUEST_CPUS,
         timeout: Duration::from_secs(if o.shell { 24 * 3600 } else { 300 }),
         interactive: o.shell,
         logdir: &ctx.logs().join(format!("run-{}", o.variant)),
@@ -197,7 +200,7 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             kernel: &kernel,
             initrd: &initrd,
             mem: "2G",
-            smp: 2,
+            smp: GUEST_CPUS,
             timeout: Duration::from_secs(120 + per_impl * impls.len() as u64),
             interactive: false,
             logdir: &ctx.logs().join(format!("test-{}", o.variant)),
@@ -215,9 +218,14 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     if out.timed_out {
         problems.push("the guest timed out".to_string());
     }
-    if !out.results.lines().any(|l| l.starts_with("@@GUEST-READY")) {
-        problems.push("the guest never reached /init".to_string());
-    } else if !out.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
+    match out.results.lines().find(|l| l.starts_with("@@GUEST-READY")) {
+        None => problems.push("the guest never reached /init".to_string()),
+        Some(l) if !l.trim_end().ends_with(&format!("cpus={GUEST_CPUS}")) => {
+            problems.push(format!("the guest did not bring up {GUEST_CPUS} CPUs: {}", l.trim_end()))
+        }
+        Some(_) => {}
+    }
+    if !out.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
         problems.push("the guest did not finish its suites".to_string());
     }
     let kunit = report::kunit_suites(&out.console);
