@@ -156,7 +156,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(category_names(PAGE_IS_PRESENT | PAGE_IS_HUGE), "PRESENT|HUGE");
+        assert_eq!(
+            category_names(PAGE_IS_PRESENT | PAGE_IS_HUGE),
+            "PRESENT|HUGE"
+        );
         assert_eq!(category_names(0), "-");
         assert_eq!(category_names(PM_SCAN_CATEGORIES).matches('|').count(), 9);
     }

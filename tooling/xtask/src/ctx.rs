@@ -62,9 +62,12 @@ impl Ctx {
 
     /// bindgen installed by `setup` (cargo's bin directory).
     pub fn bindgen(&self) -> PathBuf {
-        let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo")
-        });
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                    .join(".cargo")
+            });
         home.join("bin/bindgen")
     }
 

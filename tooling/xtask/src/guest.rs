@@ -187,7 +187,13 @@ run_suite() {{
                 }
             }
             for t in SELFTESTS.iter().filter(|t| !t.per_impl) {
-                let _ = writeln!(s, "run_suite {} - {} /bin/{}", sh_quote(t.name), t.timeout, t.name);
+                let _ = writeln!(
+                    s,
+                    "run_suite {} - {} /bin/{}",
+                    sh_quote(t.name),
+                    t.timeout,
+                    t.name
+                );
             }
         }
     }
@@ -240,7 +246,13 @@ mod tests {
         });
         for imp in ["c", "rust"] {
             for t in SELFTESTS {
-                assert!(s.contains(&format!("run_suite '{}' '{imp}' {} /bin/{}", t.name, t.timeout, t.name)), "{s}");
+                assert!(
+                    s.contains(&format!(
+                        "run_suite '{}' '{imp}' {} /bin/{}",
+                        t.name, t.timeout, t.name
+                    )),
+                    "{s}"
+                );
             }
         }
         assert!(s.contains("exec 3>/dev/ttyS1"));

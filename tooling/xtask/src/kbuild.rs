@@ -48,6 +48,24 @@ fn make(ctx: &Ctx, variant: &str) -> Command {
 /// Configures (only when the fragments changed) and builds bzImage and the uapi headers.
 /// Returns the path of the bzImage.
 pub fn build(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
+    let out = configure(ctx, variant)?;
+    println!(
+        "build: make -j{} bzImage headers_install (O={})",
+        ctx.jobs,
+        out.display()
+    );
+    run_logged(
+        make(ctx, variant)
+            .arg(format!("-j{}", ctx.jobs))
+            .args(["bzImage", "headers_install"]),
+        &ctx.logs().join(format!("build-{variant}.log")),
+    )?;
+    Ok(out.join("arch/x86/boot/bzImage"))
+}
+
+/// Writes the variant's .config (only when its fragments changed) and checks that every
+/// required option survived olddefconfig. Returns the build directory.
+pub fn configure(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
     let vs = variants(ctx)?;
     let v = vs
         .get(variant)
@@ -93,14 +111,8 @@ pub fn build(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
             missing.join(" ")
         );
     }
-    println!("build: make -j{} bzImage headers_install (O={})", ctx.jobs, out.display());
-    run_logged(
-        make(ctx, variant)
-            .arg(format!("-j{}", ctx.jobs))
-            .args(["bzImage", "headers_install"]),
-        &logs.join(format!("build-{variant}.log")),
-    )?;
-    Ok(out.join("arch/x86/boot/bzImage"))
+    println!("config: {} has every required option", config.display());
+    Ok(out)
 }
 
 /// Whether the built .config of a variant has `opt=y`.

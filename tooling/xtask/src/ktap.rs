@@ -41,7 +41,11 @@ pub fn strip_timestamp(line: &str) -> &str {
     if let Some(rest) = l.strip_prefix('[') {
         if let Some(end) = rest.find(']') {
             let inner = &rest[..end];
-            if !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ' ') {
+            if !inner.is_empty()
+                && inner
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.' || c == ' ')
+            {
                 let after = &rest[end + 1..];
                 return after.strip_prefix(' ').unwrap_or(after);
             }
@@ -188,14 +192,25 @@ mod tests {
         assert_eq!(p.roots[2].name, "no hugetlb");
         assert_eq!(
             count(&p.roots, p.plan),
-            Counts { passed: 2, failed: 1, skipped: 2 }
+            Counts {
+                passed: 2,
+                failed: 1,
+                skipped: 2
+            }
         );
     }
 
     #[test]
     fn missing_results_fail() {
         let p = parse("TAP version 13\n1..119\nok 1 a\nok 2 b\n");
-        assert_eq!(count(&p.roots, p.plan), Counts { passed: 2, failed: 117, skipped: 0 });
+        assert_eq!(
+            count(&p.roots, p.plan),
+            Counts {
+                passed: 2,
+                failed: 117,
+                skipped: 0
+            }
+        );
     }
 
     #[test]
@@ -213,8 +228,22 @@ mod tests {
         assert_eq!(p.roots.len(), 2);
         assert_eq!(p.roots[0].name, "suite_a");
         assert_eq!(p.roots[0].children.len(), 3);
-        assert_eq!(count(&p.roots[..1], None), Counts { passed: 1, failed: 1, skipped: 1 });
-        assert_eq!(count(&p.roots[1..], None), Counts { passed: 1, failed: 0, skipped: 0 });
+        assert_eq!(
+            count(&p.roots[..1], None),
+            Counts {
+                passed: 1,
+                failed: 1,
+                skipped: 1
+            }
+        );
+        assert_eq!(
+            count(&p.roots[1..], None),
+            Counts {
+                passed: 1,
+                failed: 0,
+                skipped: 0
+            }
+        );
     }
 
     #[test]
@@ -225,13 +254,27 @@ mod tests {
         assert_eq!(p.roots.len(), 1);
         assert_eq!(p.roots[0].name, "<incomplete>");
         // Two passed, two missing from the plan of four, and the parent never reported.
-        assert_eq!(count(&p.roots, p.plan), Counts { passed: 2, failed: 2, skipped: 0 });
+        assert_eq!(
+            count(&p.roots, p.plan),
+            Counts {
+                passed: 2,
+                failed: 2,
+                skipped: 0
+            }
+        );
     }
 
     #[test]
     fn failed_parent_with_passing_children() {
         let p = parse("1..1\n    1..1\n    ok 1 a\nnot ok 1 s\n");
-        assert_eq!(count(&p.roots, p.plan), Counts { passed: 1, failed: 1, skipped: 0 });
+        assert_eq!(
+            count(&p.roots, p.plan),
+            Counts {
+                passed: 1,
+                failed: 1,
+                skipped: 0
+            }
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ commands:
              --impl c|rust|all  implementations to run the suites against (default: all built)
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree
+  configure  write and check the variant's .config only (after setup and materialize)
   build      configure and build the kernel
 
 common options:
@@ -63,11 +64,18 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--variant" => o.variant = it.next().ok_or_else(|| err!("--variant needs a name"))?.clone(),
+            "--variant" => {
+                o.variant = it
+                    .next()
+                    .ok_or_else(|| err!("--variant needs a name"))?
+                    .clone()
+            }
             "--shell" => o.shell = true,
             "--no-setup" => o.no_setup = true,
             "--impl" => {
-                let v = it.next().ok_or_else(|| err!("--impl needs c, rust or all"))?;
+                let v = it
+                    .next()
+                    .ok_or_else(|| err!("--impl needs c, rust or all"))?;
                 if ![IMPL_C, IMPL_RUST, "all"].contains(&v.as_str()) {
                     bail!("--impl takes c, rust or all, not `{v}`");
                 }
@@ -117,7 +125,10 @@ fn cmd_run(ctx: &Ctx, o: &Opts) -> Result<bool> {
     for l in &splats {
         println!("SPLAT: {l}");
     }
-    let demo_ok = out.results.lines().any(|l| l.trim_end() == "@@DEMO-END rc=0");
+    let demo_ok = out
+        .results
+        .lines()
+        .any(|l| l.trim_end() == "@@DEMO-END rc=0");
     if !o.shell {
         println!(
             "guest ran {:.1}s; console log {}",
@@ -185,13 +196,22 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     };
     for i in &impls {
         if !built.contains(i) {
-            bail!("the `{}` kernel has no `{i}` implementation ({RUST_IMPL_OPTION} is not set)", o.variant);
+            bail!(
+                "the `{}` kernel has no `{i}` implementation ({RUST_IMPL_OPTION} is not set)",
+                o.variant
+            );
         }
     }
     println!("implementations: {}", impls.join(" "));
     let initrd = {
         let _s = Stage::new("guest-userspace");
-        guest::initramfs(ctx, &o.variant, &Mode::Tests { impls: impls.clone() })?
+        guest::initramfs(
+            ctx,
+            &o.variant,
+            &Mode::Tests {
+                impls: impls.clone(),
+            },
+        )?
     };
     let out = {
         let _s = Stage::new("boot-and-suites");
@@ -221,7 +241,10 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     match out.results.lines().find(|l| l.starts_with("@@GUEST-READY")) {
         None => problems.push("the guest never reached /init".to_string()),
         Some(l) if !l.trim_end().ends_with(&format!("cpus={GUEST_CPUS}")) => {
-            problems.push(format!("the guest did not bring up {GUEST_CPUS} CPUs: {}", l.trim_end()))
+            problems.push(format!(
+                "the guest did not bring up {GUEST_CPUS} CPUs: {}",
+                l.trim_end()
+            ))
         }
         Some(_) => {}
     }
@@ -255,7 +278,10 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             println!("  {}: {p}", s.name);
         }
         if s.counts.skipped > 0 {
-            problems.push(format!("{} {}: {} unexpected skip(s)", s.name, s.imp, s.counts.skipped));
+            problems.push(format!(
+                "{} {}: {} unexpected skip(s)",
+                s.name, s.imp, s.counts.skipped
+            ));
         }
         total.add(s.counts);
     }
@@ -295,6 +321,7 @@ fn main() -> ExitCode {
             let m = Manifest::load(&ctx.repo)?;
             materialize::materialize(&ctx, &m).map(|_| true)
         }
+        "configure" => kbuild::configure(&ctx, &o.variant).map(|_| true),
         "build" => prepare(&ctx, &o).map(|(_, k)| {
             println!("kernel: {}", k.display());
             true

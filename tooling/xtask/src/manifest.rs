@@ -206,16 +206,37 @@ body = "Why."
 
     #[test]
     fn rejects_bad_patches() {
-        assert!(bad("[[patch]]\nsubject = \"no prefix\"\nbody = \"b\"\nfiles = [\"fs/a.c\"]").contains("prefix"));
-        assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \" \"\nfiles = [\"fs/a.c\"]").contains("changelog"));
+        assert!(
+            bad("[[patch]]\nsubject = \"no prefix\"\nbody = \"b\"\nfiles = [\"fs/a.c\"]")
+                .contains("prefix")
+        );
+        assert!(
+            bad("[[patch]]\nsubject = \"a: b\"\nbody = \" \"\nfiles = [\"fs/a.c\"]")
+                .contains("changelog")
+        );
         assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"").contains("no file"));
-        assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\nfiles = [\"../etc/passwd\"]").contains("bad path"));
-        assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\ndiffs = [\"fs/a.c.patch\"]").contains(".diff"));
-        assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\nfiles = [\"fs/a.c\", \"fs/a.c\"]").contains("twice"));
+        assert!(
+            bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\nfiles = [\"../etc/passwd\"]")
+                .contains("bad path")
+        );
+        assert!(
+            bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\ndiffs = [\"fs/a.c.patch\"]")
+                .contains(".diff")
+        );
+        assert!(bad(
+            "[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\nfiles = [\"fs/a.c\", \"fs/a.c\"]"
+        )
+        .contains("twice"));
         let long = "a: ".to_string() + &"x".repeat(80);
-        assert!(bad(&format!("[[patch]]\nsubject = \"{long}\"\nbody = \"x\"\nfiles = [\"fs/a.c\"]")).contains("75"));
+        assert!(bad(&format!(
+            "[[patch]]\nsubject = \"{long}\"\nbody = \"x\"\nfiles = [\"fs/a.c\"]"
+        ))
+        .contains("75"));
         assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\\nSigned-off-by: A <a@b>\"\nfiles = [\"fs/a.c\"]").contains("names a person"));
-        assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\nfiles = [\"fs/a.c\"]\nbogus = 1").contains("unknown field"));
+        assert!(bad(
+            "[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\nfiles = [\"fs/a.c\"]\nbogus = 1"
+        )
+        .contains("unknown field"));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! (so the work tree is only touched where the result differs, keeping mtimes and incremental
 //! builds), then checked out.
 
+use crate::bail;
 use crate::ctx::Ctx;
 use crate::manifest::Manifest;
 use crate::setup::{git, BASE_TAG};
 use crate::util::{output, run, Context, Result};
-use crate::bail;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -16,11 +16,12 @@ pub const BRANCH: &str = "series";
 
 /// Files tracked by the repository's git (what the manifest may refer to).
 pub fn tracked_files(ctx: &Ctx) -> Result<Vec<String>> {
-    let out = output(
-        Command::new("git")
-            .current_dir(&ctx.repo)
-            .args(["ls-files", "--cached", "--others", "--exclude-standard"]),
-    )?;
+    let out = output(Command::new("git").current_dir(&ctx.repo).args([
+        "ls-files",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]))?;
     Ok(out.lines().map(str::to_string).collect())
 }
 
@@ -64,7 +65,7 @@ pub fn materialize(ctx: &Ctx, m: &Manifest) -> Result<String> {
             ]))
             .context(|| format!("patch {n}: adding {f}"))?;
         }
-        let t = output(&mut g().arg("write-tree"))?;
+        let t = output(g().arg("write-tree"))?;
         let msg = format!("{}\n\n{}\n", p.subject, p.body.trim_end());
         head = output(
             git(&tree)

@@ -2,8 +2,8 @@
 //! Booting the built kernel under QEMU TCG with a hard timeout; the console (ttyS0) and the
 //! results channel (ttyS1) go to separate files so kernel messages never interleave with TAP.
 
-use crate::util::{Context, Result};
 use crate::bail;
+use crate::util::{Context, Result};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};

@@ -38,7 +38,8 @@ pub fn guest_suites(results: &str, expected: &[(String, String)]) -> Vec<Suite> 
         let lines: Vec<&str> = results.lines().map(|l| l.trim_end_matches('\r')).collect();
         let Some(b) = lines.iter().position(|l| *l == begin) else {
             s.counts.failed = 1;
-            s.problems.push("never started (guest died or did not reach it)".into());
+            s.problems
+                .push("never started (guest died or did not reach it)".into());
             out.push(s);
             continue;
         };
@@ -53,7 +54,9 @@ pub fn guest_suites(results: &str, expected: &[(String, String)]) -> Vec<Suite> 
             s.problems.push("printed no TAP".into());
         }
         match e {
-            None => s.problems.push("never finished (guest crashed or timed out)".into()),
+            None => s
+                .problems
+                .push("never finished (guest crashed or timed out)".into()),
             Some(i) => {
                 let rc_text = &lines[i][end.len()..];
                 let rc: i32 = rc_text
@@ -97,11 +100,15 @@ pub fn cargo_test_counts(out: &str) -> Option<Counts> {
     let mut c = Counts::default();
     let mut seen = false;
     for l in out.lines() {
-        let Some(rest) = l.trim().strip_prefix("test result: ") else { continue };
+        let Some(rest) = l.trim().strip_prefix("test result: ") else {
+            continue;
+        };
         seen = true;
         for part in rest.split(';') {
             let mut w = part.split_whitespace().rev();
-            let (Some(what), Some(n)) = (w.next(), w.next()) else { continue };
+            let (Some(what), Some(n)) = (w.next(), w.next()) else {
+                continue;
+            };
             let Ok(n) = n.parse::<usize>() else { continue };
             match what {
                 "passed" => c.passed += n,
@@ -119,17 +126,36 @@ mod tests {
     use super::*;
 
     fn exp(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn suites_from_results_channel() {
         let r = "@@GUEST-READY 7.3.4 cpus=2\r\n@@SUITE-BEGIN pagemap_ioctl c\r\nTAP version 13\r\n1..2\r\nok 1 a\r\nok 2 b\r\n\
                  @@SUITE-END pagemap_ioctl c rc=0\r\n@@SUITE-BEGIN soft-dirty c\r\nTAP version 13\r\n1..3\r\nok 1 a\r\n";
-        let s = guest_suites(r, &exp(&[("pagemap_ioctl", "c"), ("soft-dirty", "c"), ("pagemap_ioctl", "rust")]));
-        assert_eq!(s[0].line(), "SUITE pagemap_ioctl c: 2 passed, 0 failed, 0 skipped");
+        let s = guest_suites(
+            r,
+            &exp(&[
+                ("pagemap_ioctl", "c"),
+                ("soft-dirty", "c"),
+                ("pagemap_ioctl", "rust"),
+            ]),
+        );
+        assert_eq!(
+            s[0].line(),
+            "SUITE pagemap_ioctl c: 2 passed, 0 failed, 0 skipped"
+        );
         assert!(s[0].problems.is_empty());
-        assert_eq!(s[1].counts, Counts { passed: 1, failed: 2, skipped: 0 });
+        assert_eq!(
+            s[1].counts,
+            Counts {
+                passed: 1,
+                failed: 2,
+                skipped: 0
+            }
+        );
         assert!(s[1].problems[0].contains("never finished"));
         assert_eq!(s[2].counts.failed, 1);
         assert!(s[2].problems[0].contains("never started"));
@@ -139,10 +165,24 @@ mod tests {
     fn nonzero_exit_fails_even_when_tap_passed() {
         let r = "@@SUITE-BEGIN x c\n1..1\nok 1 a\n@@SUITE-END x c rc=137\n";
         let s = guest_suites(r, &exp(&[("x", "c")]));
-        assert_eq!(s[0].counts, Counts { passed: 1, failed: 1, skipped: 0 });
+        assert_eq!(
+            s[0].counts,
+            Counts {
+                passed: 1,
+                failed: 1,
+                skipped: 0
+            }
+        );
         let r = "@@SUITE-BEGIN x c\n1..1\nok 1 # SKIP no uffd\n@@SUITE-END x c rc=4\n";
         let s = guest_suites(r, &exp(&[("x", "c")]));
-        assert_eq!(s[0].counts, Counts { passed: 0, failed: 0, skipped: 1 });
+        assert_eq!(
+            s[0].counts,
+            Counts {
+                passed: 0,
+                failed: 0,
+                skipped: 1
+            }
+        );
         assert!(s[0].problems.is_empty());
         let r = "@@SUITE-BEGIN x c\n@@SUITE-END x c rc=125 (cannot select implementation)\n";
         let s = guest_suites(r, &exp(&[("x", "c")]));
@@ -157,14 +197,24 @@ mod tests {
                  [    0.3] ok 1 rust_doctests_kernel\n";
         let s = kunit_suites(c);
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].line(), "SUITE kunit/rust_doctests_kernel builtin: 2 passed, 0 failed, 0 skipped");
+        assert_eq!(
+            s[0].line(),
+            "SUITE kunit/rust_doctests_kernel builtin: 2 passed, 0 failed, 0 skipped"
+        );
     }
 
     #[test]
     fn cargo_output() {
         let o = "running 3 tests\ntest a ... ok\ntest result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\
                  test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
-        assert_eq!(cargo_test_counts(o), Some(Counts { passed: 5, failed: 1, skipped: 1 }));
+        assert_eq!(
+            cargo_test_counts(o),
+            Some(Counts {
+                passed: 5,
+                failed: 1,
+                skipped: 1
+            })
+        );
         assert_eq!(cargo_test_counts("nothing"), None);
     }
 }

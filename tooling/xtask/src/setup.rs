@@ -114,7 +114,8 @@ fn packages(ctx: &Ctx, m: &Manifest) -> Result<()> {
         .collect();
     let want_sources = {
         let (uri, key) = default_mirror();
-        let mut s = String::from("# Added by `cargo xtask setup` (PAGEMAP_SCAN Rust series tooling).\n");
+        let mut s =
+            String::from("# Added by `cargo xtask setup` (PAGEMAP_SCAN Rust series tooling).\n");
         let mut done = Vec::new();
         for suite in &suites {
             if done.contains(suite) {
@@ -296,7 +297,10 @@ fn base(ctx: &Ctx, m: &Manifest) -> Result<()> {
     let mk = std::fs::read_to_string(top.join("Makefile"))?;
     let field = |k: &str| {
         mk.lines()
-            .find_map(|l| l.strip_prefix(k).map(|v| v.trim_start_matches([' ', '=']).trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix(k)
+                    .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+            })
             .unwrap_or_default()
     };
     let ver = format!(
@@ -306,7 +310,11 @@ fn base(ctx: &Ctx, m: &Manifest) -> Result<()> {
         field("SUBLEVEL")
     );
     if ver != m.base.kernel {
-        bail!("{} unpacked as Linux {ver}, the manifest expects {}", spec, m.base.kernel);
+        bail!(
+            "{} unpacked as Linux {ver}, the manifest expects {}",
+            spec,
+            m.base.kernel
+        );
     }
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::rename(&top, &tree)?;

@@ -100,7 +100,11 @@ pub fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
         for l in tail.iter().rev() {
             eprintln!("  | {l}");
         }
-        bail!("`{}` failed ({st}); full log in {}", describe(cmd), log.display());
+        bail!(
+            "`{}` failed ({st}); full log in {}",
+            describe(cmd),
+            log.display()
+        );
     }
     Ok(())
 }

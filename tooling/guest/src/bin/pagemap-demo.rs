@@ -65,7 +65,14 @@ fn child(mut to_parent: File, mut from_parent: File) -> ! {
             file.add(i * ps).write_volatile(3);
         }
     }
-    let addrs = [anon as u64, (64 * ps) as u64, thp as u64, huge as u64, file as u64, (8 * ps) as u64];
+    let addrs = [
+        anon as u64,
+        (64 * ps) as u64,
+        thp as u64,
+        huge as u64,
+        file as u64,
+        (8 * ps) as u64,
+    ];
     let mut msg = Vec::new();
     for a in addrs {
         msg.extend_from_slice(&a.to_ne_bytes());
@@ -97,11 +104,21 @@ fn pipe() -> (File, File) {
     unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
 }
 
-fn show(fd: i32, title: &str, ranges: &[(&str, u64, u64)], mask: (u64, u64, u64, u64)) -> Result<(), String> {
+fn show(
+    fd: i32,
+    title: &str,
+    ranges: &[(&str, u64, u64)],
+    mask: (u64, u64, u64, u64),
+) -> Result<(), String> {
     println!("{title}");
     for (name, start, len) in ranges {
-        let regions = scan_all(fd, *start, start + len, mask, 4).map_err(|e| format!("PAGEMAP_SCAN: {e}"))?;
-        println!("  {name} [{start:#x}, {:#x}): {} region(s)", start + len, regions.len());
+        let regions =
+            scan_all(fd, *start, start + len, mask, 4).map_err(|e| format!("PAGEMAP_SCAN: {e}"))?;
+        println!(
+            "  {name} [{start:#x}, {:#x}): {} region(s)",
+            start + len,
+            regions.len()
+        );
         let ps = page_size() as u64;
         for r in regions {
             println!(
@@ -137,8 +154,15 @@ fn main() -> ExitCode {
         eprintln!("pagemap-demo: the child did not report its mappings");
         return ExitCode::FAILURE;
     }
-    let a: Vec<u64> = buf.chunks(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]))).collect();
-    let ranges = [("anon", a[0], a[1]), ("thp", a[2], a[3]), ("memfd", a[4], a[5])];
+    let a: Vec<u64> = buf
+        .chunks(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    let ranges = [
+        ("anon", a[0], a[1]),
+        ("thp", a[2], a[3]),
+        ("memfd", a[4], a[5]),
+    ];
     let pagemap = match File::open(format!("/proc/{pid}/pagemap")) {
         Ok(f) => f,
         Err(e) => {
@@ -148,16 +172,28 @@ fn main() -> ExitCode {
     };
     let fd = pagemap.as_raw_fd();
     let all = (0, 0, 0, PM_SCAN_CATEGORIES);
-    let mut ok = show(fd, &format!("PAGEMAP_SCAN of process {pid}, every category reported:"), &ranges, all);
+    let mut ok = show(
+        fd,
+        &format!("PAGEMAP_SCAN of process {pid}, every category reported:"),
+        &ranges,
+        all,
+    );
     if ok.is_ok() {
         let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "4");
-        let wrote = wr.write_all(b"w").and_then(|()| rd.read_exact(&mut [0u8; 1]));
+        let wrote = wr
+            .write_all(b"w")
+            .and_then(|()| rd.read_exact(&mut [0u8; 1]));
         ok = match (reset, wrote) {
             (Ok(()), Ok(())) => show(
                 fd,
                 "after `echo 4 > clear_refs` and one write to anon page 3, soft-dirty pages only:",
                 &ranges[..1],
-                (0, PAGE_IS_SOFT_DIRTY, 0, PAGE_IS_SOFT_DIRTY | PAGE_IS_PRESENT),
+                (
+                    0,
+                    PAGE_IS_SOFT_DIRTY,
+                    0,
+                    PAGE_IS_SOFT_DIRTY | PAGE_IS_PRESENT,
+                ),
             ),
             (r, w) => Err(format!("clear_refs {r:?}, child {w:?}")),
         };
