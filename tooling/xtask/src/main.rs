@@ -44,6 +44,12 @@ common options:
 
 environment: PMRS_CACHE (default ~/.cache/pmrs) holds the base tree, builds and logs.";
 
+/// KUnit suites that must show up on the console when their option is set.
+const KUNIT_SUITES: &[(&str, &str)] = &[
+    ("CONFIG_RUST_KERNEL_DOCTESTS", "kunit/rust_doctests_kernel"),
+    ("CONFIG_RUST_PAGEWALK_KUNIT_TEST", "kunit/rust_mm_pagewalk"),
+];
+
 /// vCPUs of the guest: races in the suites need two really running CPUs.
 const GUEST_CPUS: u32 = 2;
 
@@ -252,10 +258,10 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         problems.push("the guest did not finish its suites".to_string());
     }
     let kunit = report::kunit_suites(&out.console);
-    if kbuild::config_has(ctx, &o.variant, "CONFIG_KUNIT")
-        && !kunit.iter().any(|s| s.name == "kunit/rust_doctests_kernel")
-    {
-        problems.push("KUnit printed no rust_doctests_kernel suite".to_string());
+    for (opt, suite) in KUNIT_SUITES {
+        if kbuild::config_has(ctx, &o.variant, opt) && !kunit.iter().any(|s| s.name == *suite) {
+            problems.push(format!("{opt} is set but KUnit printed no {suite} suite"));
+        }
     }
     suites.extend(kunit);
     let expected: Vec<(String, String)> = impls

@@ -13,6 +13,8 @@ use std::process::Command;
 const PACKAGES: &[&str] = &[
     "rustc-web",
     "rust-web-src",
+    "rust-web-clippy",
+    "rustfmt-web",
     "clang-22",
     "lld-22",
     "llvm-22",

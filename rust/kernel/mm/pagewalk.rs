@@ -1,0 +1,1275 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Page-table walks of userspace address spaces.
+//!
+//! A walk is a type that implements [`PageWalk`]; [`MmapReadGuard::walk_page_range`] and
+//! [`MmapWriteGuard::walk_page_range`] run `walk_page_range()` over an address range with that
+//! value as the walk's private state, calling back the methods it implements. Which lock the walk
+//! runs under is the type of the guard it is started from: `PGWALK_RDLOCK` under the mmap read
+//! lock, `PGWALK_WRLOCK` (each VMA write-locked as it is reached, so page faults under per-VMA
+//! locks are excluded too) under the mmap write lock.
+//!
+//! Callbacks receive handles whose lifetime ends with the callback: a [`PmdEntry`] that can be
+//! read by value, locked as a huge PMD ([`HugePmdGuard`]) or mapped and locked as a PTE table
+//! ([`PteTable`]); a [`PteEntry`] at the lowest level; a [`HugetlbEntry`] for hugetlb VMAs.
+//! Entries are only ever read by value ([`Pte`], [`Pmd`]); the changes a walk may make are methods
+//! of the handles that hold the lock the change needs, and every changed entry is flushed from the
+//! TLB before its lock is dropped.
+//!
+//! `mm/pagewalk.c` exports nothing, so this abstraction is usable by built-in code only.
+//!
+//! C header: [`include/linux/pagewalk.h`](srctree/include/linux/pagewalk.h)
+
+use crate::{
+    bindings,
+    error::{Error, Result, VTABLE_DEFAULT_ERROR},
+    ffi::{c_int, c_ulong},
+    mm::{
+        pgtable::{Pmd, Pte},
+        virt::VmaRef,
+        MmWithUser, MmapReadGuard, MmapWriteGuard,
+    },
+    page::PAGE_SIZE,
+    types::NotThreadSafe,
+};
+use core::{marker::PhantomData, ptr::NonNull};
+use macros::vtable;
+
+/// What the walk does after a [`PageWalk::pmd_entry`] callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmdAction {
+    /// Go down to the PTEs of this PMD (`ACTION_SUBTREE`): the walker splits a huge PMD and calls
+    /// [`PageWalk::pte_entry`] for each PTE. Without a `pte_entry` this is the same as
+    /// [`PmdAction::Next`].
+    Descend,
+    /// Go on with the next PMD, skipping the PTEs of this one (`ACTION_CONTINUE`).
+    Next,
+    /// Call [`PageWalk::pmd_entry`] again for this PMD (`ACTION_AGAIN`), e.g. when the PTE table
+    /// went away under the walk ([`PmdEntry::map_ptes`] returned `None`).
+    Again,
+    /// Stop the walk: [`walk_page_range`](MmapReadGuard::walk_page_range) returns
+    /// [`WalkOutcome::Stopped`].
+    Stop,
+}
+
+/// What the walk does after a callback that has no subtree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Stop the walk: [`walk_page_range`](MmapReadGuard::walk_page_range) returns
+    /// [`WalkOutcome::Stopped`].
+    Stop,
+}
+
+/// The answer of [`PageWalk::test_walk`] for a VMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaFilter {
+    /// Walk the page tables of this VMA.
+    Walk,
+    /// Skip this VMA entirely (no callback sees it, not even [`PageWalk::pte_hole`]).
+    Skip,
+}
+
+/// How a walk ended without error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkOutcome {
+    /// The whole range was walked.
+    Completed,
+    /// A callback returned [`Flow::Stop`] or [`PmdAction::Stop`].
+    Stopped,
+}
+
+/// The value `walk_page_range()` passes back when a callback stops the walk.
+const STOP: c_int = 1;
+
+/// A page-table walk: the callbacks of a `struct mm_walk_ops`, with `self` as the private state.
+///
+/// Only the methods an implementation defines fill their slot of the ops table, and an empty
+/// slot changes what the C walker does:
+///
+/// - without [`test_walk`](PageWalk::test_walk), every VMA is walked except `VM_PFNMAP` ones, whose
+///   range goes to [`pte_hole`](PageWalk::pte_hole) instead;
+/// - without [`pte_entry`](PageWalk::pte_entry), the walker never goes below the PMD level (and so
+///   never splits a huge PMD); with it, every huge PMD whose [`pmd_entry`](PageWalk::pmd_entry)
+///   answers [`PmdAction::Descend`] (or that has no `pmd_entry`) is split;
+/// - without [`hugetlb_entry`](PageWalk::hugetlb_entry), hugetlb VMAs are skipped silently;
+/// - without [`pte_hole`](PageWalk::pte_hole), unpopulated ranges and gaps between VMAs are
+///   passed over silently.
+///
+/// Context: [`pmd_entry`](PageWalk::pmd_entry), [`pte_hole`](PageWalk::pte_hole),
+/// [`test_walk`](PageWalk::test_walk), [`pre_vma`](PageWalk::pre_vma) and
+/// [`post_vma`](PageWalk::post_vma) run with the mmap lock held and no page-table lock, and may
+/// sleep; [`pte_entry`](PageWalk::pte_entry) runs under the PTE table spinlock (atomic context);
+/// [`hugetlb_entry`](PageWalk::hugetlb_entry) runs under the hugetlb VMA read lock.
+///
+/// # Examples
+///
+/// Counting the present PTEs of a range:
+///
+/// ```
+/// use kernel::mm::pagewalk::{Flow, PageWalk, PteEntry};
+/// use kernel::mm::MmWithUser;
+/// use kernel::prelude::*;
+///
+/// struct CountPresent(usize);
+///
+/// #[vtable]
+/// impl PageWalk for CountPresent {
+///     fn pte_entry(&mut self, pte: &mut PteEntry<'_>, _addr: usize, _next: usize) -> Result<Flow> {
+///         if pte.get().is_present() {
+///             self.0 += 1;
+///         }
+///         Ok(Flow::Continue)
+///     }
+/// }
+///
+/// fn present_pages(mm: &MmWithUser, start: usize, end: usize) -> Result<usize> {
+///     let mut walk = CountPresent(0);
+///     mm.mmap_read_lock_killable()?.walk_page_range(start, end, &mut walk)?;
+///     Ok(walk.0)
+/// }
+/// ```
+#[vtable]
+pub trait PageWalk: Sized {
+    /// Decides whether the VMA is walked; `start..end` is the part of it inside the walk's range.
+    fn test_walk(&mut self, _vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaFilter> {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called before the page tables of a VMA are walked.
+    fn pre_vma(&mut self, _vma: &VmaRef, _start: usize, _end: usize) -> Result<Flow> {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called after a VMA was walked, whether or not its walk ended in an error.
+    fn post_vma(&mut self, _vma: &VmaRef) {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called for each non-empty PMD covering `addr..next`, which may be a huge PMD.
+    fn pmd_entry(
+        &mut self,
+        _pmd: &mut PmdEntry<'_>,
+        _addr: usize,
+        _next: usize,
+    ) -> Result<PmdAction> {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called for each PTE, empty ones included, with the PTE table lock held.
+    fn pte_entry(&mut self, _pte: &mut PteEntry<'_>, _addr: usize, _next: usize) -> Result<Flow> {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called for `addr..next` when it has no page table at some level, or lies outside any VMA
+    /// (then `vma` is `None`). `depth` is 0 (PGD) to 3 (PMD), or -1 when unknown (outside VMAs).
+    fn pte_hole(
+        &mut self,
+        _vma: Option<&VmaRef>,
+        _addr: usize,
+        _next: usize,
+        _depth: i32,
+    ) -> Result<Flow> {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called for each hugetlb entry covering `addr..next`, under the hugetlb VMA read lock.
+    fn hugetlb_entry(
+        &mut self,
+        _entry: &mut HugetlbEntry<'_>,
+        _addr: usize,
+        _next: usize,
+    ) -> Result<Flow> {
+        crate::build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// A PMD slot of the walked range, valid for one [`PageWalk::pmd_entry`] call.
+///
+/// # Invariants
+///
+/// `pmd` points at the PMD entry covering `addr..end` of `vma`'s page tables, and stays valid
+/// for `'a`: the walker holds the mmap lock (and the VMA lock of a write walk) for the callback.
+pub struct PmdEntry<'a> {
+    pmd: NonNull<bindings::pmd_t>,
+    vma: &'a VmaRef,
+    addr: usize,
+    end: usize,
+    _invariant: PhantomData<*mut &'a ()>,
+}
+
+impl<'a> PmdEntry<'a> {
+    /// The VMA being walked.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
+    /// Reads the entry without its lock (`pmdp_get_lockless()`); it may change at any time.
+    #[inline]
+    pub fn get(&self) -> Pmd {
+        // SAFETY: By the type invariants `pmd` is a valid PMD entry pointer.
+        Pmd::from_raw(unsafe { bindings::pmdp_get_lockless(self.pmd.as_ptr()) })
+    }
+
+    /// Locks the entry if it is a huge PMD (`pmd_trans_huge_lock()`): `None` when it is not (or
+    /// no longer) huge, and then its PTEs may be walked with [`PmdEntry::map_ptes`].
+    #[inline]
+    pub fn lock_huge(&mut self) -> Option<HugePmdGuard<'_>> {
+        // SAFETY: By the type invariants `pmd` and `vma` are valid and the mmap lock is held.
+        let ptl = unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) };
+        // INVARIANT: A non-NULL return is the PMD lock, now held.
+        Some(HugePmdGuard {
+            pmd: self.pmd,
+            ptl: NonNull::new(ptl)?,
+            vma: self.vma,
+            addr: self.addr,
+            end: self.end,
+            _nts: NotThreadSafe,
+        })
+    }
+
+    /// Maps the PTE table of this PMD and locks it (`pte_offset_map_lock()`), for the range of
+    /// this callback.
+    ///
+    /// `None` means there is no PTE table any more (a huge PMD, a PMD that was emptied or
+    /// collapsed concurrently; this can happen even under the mmap write lock): answer
+    /// [`PmdAction::Again`] to look at the entry anew.
+    #[inline]
+    pub fn map_ptes(&mut self) -> Option<PteTable<'_>> {
+        let mut ptl: *mut bindings::spinlock_t = core::ptr::null_mut();
+        // SAFETY: By the type invariants `pmd` is valid for the VMA's mm, `addr` lies in the
+        // range it covers and the mmap lock is held.
+        let first = unsafe {
+            bindings::pte_offset_map_lock(
+                self.vma.mm().as_raw(),
+                self.pmd.as_ptr(),
+                self.addr as c_ulong,
+                &mut ptl,
+            )
+        };
+        let first = NonNull::new(first)?;
+        // INVARIANT: `pte_offset_map_lock()` succeeded: the table is mapped and `ptl` is held.
+        Some(PteTable {
+            first,
+            ptl: NonNull::new(ptl)?,
+            vma: self.vma,
+            start: self.addr,
+            end: self.end,
+            flush: None,
+            _nts: NotThreadSafe,
+        })
+    }
+
+    /// Splits a huge PMD into a PTE table (`split_huge_pmd()`); does nothing to other entries.
+    #[inline]
+    pub fn split_huge(&mut self) {
+        // SAFETY: By the type invariants the pointers are valid and the mmap lock is held; no
+        // page-table lock is held (the guards that hold one borrow `self` mutably).
+        unsafe {
+            bindings::split_huge_pmd(self.vma.as_ptr(), self.pmd.as_ptr(), self.addr as c_ulong)
+        };
+    }
+}
+
+/// Records the range of changed entries so it is flushed from the TLB before the lock is dropped.
+fn note_change(flush: &mut Option<(usize, usize)>, addr: usize, end: usize) {
+    *flush = Some(match *flush {
+        Some((s, e)) => (s.min(addr), e.max(end)),
+        None => (addr, end),
+    });
+}
+
+/// Flushes `range` of `vma` from the TLB (`flush_tlb_range()`).
+fn flush_tlb(vma: &VmaRef, range: Option<(usize, usize)>) {
+    if let Some((start, end)) = range {
+        // SAFETY: `vma` is valid and the caller holds the lock that covers the changed entries.
+        unsafe {
+            bindings::pagewalk_flush_tlb_range(vma.as_ptr(), start as c_ulong, end as c_ulong)
+        };
+    }
+}
+
+/// Clears the soft-dirty bit of the PTE at `ptep` the way `clear_refs` does: a present entry is
+/// also write-protected (so the next write faults and sets the bit again); a software entry
+/// loses its swap soft-dirty bit. Returns whether the entry changed.
+///
+/// # Safety
+///
+/// `ptep` is the PTE of `addr` in `vma`'s page tables and its PTE table lock is held.
+unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t) -> bool {
+    // SAFETY: By the function's safety requirements `ptep` is valid and locked.
+    let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
+    if !pte.is_soft_dirty() {
+        return false;
+    }
+    let addr = addr as c_ulong;
+    if pte.is_present() {
+        // SAFETY: As above; start/commit bracket the change so that concurrent hardware
+        // updates of the accessed/dirty bits are not lost.
+        unsafe {
+            let old = bindings::ptep_modify_prot_start(vma.as_ptr(), addr, ptep);
+            let new = bindings::pte_clear_soft_dirty(bindings::pte_wrprotect(old));
+            bindings::ptep_modify_prot_commit(vma.as_ptr(), addr, ptep, old, new);
+        }
+    } else {
+        // SAFETY: As above; a non-present entry is not cached by the TLB and not changed by
+        // hardware, so it may be rewritten under the lock.
+        unsafe {
+            let new = bindings::pte_swp_clear_soft_dirty(pte.as_raw());
+            bindings::set_pte_at(vma.mm().as_raw(), addr, ptep, new);
+        }
+    }
+    true
+}
+
+/// A mapped and locked PTE table, for the range of one [`PageWalk::pmd_entry`] call.
+///
+/// Entries changed through it are flushed from the TLB when it is dropped, before the lock is
+/// released.
+///
+/// # Invariants
+///
+/// `first` is the mapped PTE of `start`, the entries of `start..end` follow it in the same table,
+/// and the table lock `ptl` is held until drop.
+pub struct PteTable<'a> {
+    first: NonNull<bindings::pte_t>,
+    ptl: NonNull<bindings::spinlock_t>,
+    vma: &'a VmaRef,
+    start: usize,
+    end: usize,
+    flush: Option<(usize, usize)>,
+    _nts: NotThreadSafe,
+}
+
+impl<'a> PteTable<'a> {
+    /// The first address covered.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// The end of the covered range.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// The VMA being walked.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
+    fn ptep(&self, addr: usize) -> Option<*mut bindings::pte_t> {
+        if addr < self.start || addr >= self.end || addr % PAGE_SIZE != 0 {
+            return None;
+        }
+        // SAFETY: By the type invariants the entries of `start..end` are contiguous from `first`,
+        // and `addr` is a page address in that range.
+        Some(unsafe { self.first.as_ptr().add((addr - self.start) / PAGE_SIZE) })
+    }
+
+    /// Reads the entry of `addr` (`ptep_get()`); `None` if `addr` is not a page of the table's
+    /// range.
+    #[inline]
+    pub fn get(&self, addr: usize) -> Option<Pte> {
+        let ptep = self.ptep(addr)?;
+        // SAFETY: `ptep` is a valid entry of the locked table.
+        Some(Pte::from_raw(unsafe { bindings::ptep_get(ptep) }))
+    }
+
+    /// Iterates over `(address, entry)` for each page of the range.
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Pte)> + '_ {
+        (self.start..self.end)
+            .step_by(PAGE_SIZE)
+            .filter_map(move |a| Some((a, self.get(a)?)))
+    }
+
+    /// Clears the soft-dirty bit of the entry of `addr` (write-protecting a present entry, as
+    /// `clear_refs` does); returns whether it was set. The entry is flushed from the TLB before
+    /// the table is unlocked.
+    #[inline]
+    pub fn clear_soft_dirty(&mut self, addr: usize) -> bool {
+        let Some(ptep) = self.ptep(addr) else {
+            return false;
+        };
+        // SAFETY: `ptep` is the entry of `addr` in the locked table.
+        let changed = unsafe { pte_clear_soft_dirty(self.vma, addr, ptep) };
+        if changed {
+            note_change(&mut self.flush, addr, addr + PAGE_SIZE);
+        }
+        changed
+    }
+}
+
+impl Drop for PteTable<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        flush_tlb(self.vma, self.flush);
+        // SAFETY: By the type invariants the table is mapped at `first` and `ptl` is held.
+        unsafe { bindings::pte_unmap_unlock(self.first.as_ptr(), self.ptl.as_ptr()) };
+    }
+}
+
+/// A huge PMD with its lock held (from [`PmdEntry::lock_huge`]).
+///
+/// The entry is a transparent huge page mapping, or a non-present huge entry (migration).
+///
+/// # Invariants
+///
+/// `pmd` is a huge PMD entry of `vma` covering `addr..end` and its lock `ptl` is held until drop.
+pub struct HugePmdGuard<'a> {
+    pmd: NonNull<bindings::pmd_t>,
+    ptl: NonNull<bindings::spinlock_t>,
+    vma: &'a VmaRef,
+    addr: usize,
+    end: usize,
+    _nts: NotThreadSafe,
+}
+
+impl HugePmdGuard<'_> {
+    /// Reads the entry (`pmdp_get()`).
+    #[inline]
+    pub fn get(&self) -> Pmd {
+        // SAFETY: By the type invariants `pmd` is valid and locked.
+        Pmd::from_raw(unsafe { bindings::pmdp_get(self.pmd.as_ptr()) })
+    }
+
+    /// Whether this callback's range covers the whole huge page.
+    #[inline]
+    pub fn covers_whole(&self) -> bool {
+        self.addr % bindings::PMD_SIZE == 0 && self.end - self.addr == bindings::PMD_SIZE
+    }
+
+    /// Clears the soft-dirty bit of a present huge PMD and write-protects it, keeping the
+    /// accessed and dirty bits (`pmdp_invalidate()`, which also flushes the TLB); returns whether
+    /// it was set.
+    #[inline]
+    pub fn clear_soft_dirty(&mut self) -> bool {
+        let pmd = self.get();
+        if !pmd.is_present() || !pmd.is_soft_dirty() {
+            return false;
+        }
+        let addr = (self.addr & !(bindings::PMD_SIZE - 1)) as c_ulong;
+        // SAFETY: By the type invariants the entry is a present huge PMD of `vma` and locked;
+        // `pmdp_invalidate()` makes it non-present and flushes it before it is rewritten.
+        unsafe {
+            let mut old = bindings::pmdp_invalidate(self.vma.as_ptr(), addr, self.pmd.as_ptr());
+            if bindings::pmd_dirty(old) {
+                old = bindings::pmd_mkdirty(old);
+            }
+            if bindings::pmd_young(old) {
+                old = bindings::pmd_mkyoung(old);
+            }
+            let new = bindings::pmd_clear_soft_dirty(bindings::pmd_wrprotect(old));
+            bindings::set_pmd_at(self.vma.mm().as_raw(), addr, self.pmd.as_ptr(), new);
+        }
+        true
+    }
+}
+
+impl Drop for HugePmdGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants the lock is held.
+        unsafe { bindings::spin_unlock(self.ptl.as_ptr()) };
+    }
+}
+
+/// A PTE seen by [`PageWalk::pte_entry`], with its table lock held by the walker.
+///
+/// # Invariants
+///
+/// `pte` is the entry of `addr` in `vma`'s page tables, and its table lock is held for `'a`.
+pub struct PteEntry<'a> {
+    pte: NonNull<bindings::pte_t>,
+    vma: &'a VmaRef,
+    addr: usize,
+    flush: Option<(usize, usize)>,
+    _invariant: PhantomData<*mut &'a ()>,
+}
+
+impl<'a> PteEntry<'a> {
+    /// The VMA being walked.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
+    /// Reads the entry (`ptep_get()`).
+    #[inline]
+    pub fn get(&self) -> Pte {
+        // SAFETY: By the type invariants `pte` is valid and locked.
+        Pte::from_raw(unsafe { bindings::ptep_get(self.pte.as_ptr()) })
+    }
+
+    /// Clears the soft-dirty bit (write-protecting a present entry, as `clear_refs` does);
+    /// returns whether it was set. The entry is flushed from the TLB before the callback returns.
+    #[inline]
+    pub fn clear_soft_dirty(&mut self) -> bool {
+        // SAFETY: By the type invariants `pte` is the locked entry of `addr`.
+        let changed = unsafe { pte_clear_soft_dirty(self.vma, self.addr, self.pte.as_ptr()) };
+        if changed {
+            note_change(&mut self.flush, self.addr, self.addr + PAGE_SIZE);
+        }
+        changed
+    }
+}
+
+/// A hugetlb entry seen by [`PageWalk::hugetlb_entry`].
+///
+/// # Invariants
+///
+/// `pte` is the hugetlb entry covering `addr` in `vma`, valid for `'a` (the walker holds the
+/// hugetlb VMA read lock).
+pub struct HugetlbEntry<'a> {
+    pte: NonNull<bindings::pte_t>,
+    vma: &'a VmaRef,
+    addr: usize,
+    hmask: usize,
+    _invariant: PhantomData<*mut &'a ()>,
+}
+
+impl<'a> HugetlbEntry<'a> {
+    /// The VMA being walked.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
+    /// The mask of the huge page size (`huge_page_mask()`).
+    #[inline]
+    pub fn hmask(&self) -> usize {
+        self.hmask
+    }
+
+    /// Reads the entry (`huge_ptep_get()`).
+    #[inline]
+    pub fn get(&self) -> Pte {
+        // SAFETY: By the type invariants `pte` is a valid hugetlb entry of the VMA's mm.
+        Pte::from_raw(unsafe {
+            bindings::huge_ptep_get(
+                self.vma.mm().as_raw(),
+                self.addr as c_ulong,
+                self.pte.as_ptr(),
+            )
+        })
+    }
+}
+
+/// The C side of a [`PageWalk`] implementation.
+struct Adapter<T>(PhantomData<T>);
+
+impl<T: PageWalk> Adapter<T> {
+    /// The walk's state and VMA.
+    ///
+    /// # Safety
+    ///
+    /// `walk` is the `struct mm_walk` of a walk started by [`walk`] for `T`: its `private` is the
+    /// `T` borrowed for the walk, and its `vma` is NULL or a VMA valid for the callback.
+    unsafe fn state<'a>(walk: *mut bindings::mm_walk) -> (&'a mut T, Option<&'a VmaRef>) {
+        // SAFETY: By the function's safety requirements `walk` is valid.
+        let w = unsafe { &*walk };
+        // SAFETY: `private` is the `&mut T` of [`walk`], not otherwise used during the walk.
+        let this = unsafe { &mut *w.private.cast::<T>() };
+        // SAFETY: A non-NULL `vma` is valid for the callback, under the walk's lock.
+        let vma = (!w.vma.is_null()).then(|| unsafe { VmaRef::from_raw(w.vma) });
+        (this, vma)
+    }
+
+    fn flow(r: Result<Flow>) -> c_int {
+        match r {
+            Ok(Flow::Continue) => 0,
+            Ok(Flow::Stop) => STOP,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `walk_page_range()` for a walk started by [`walk`] for `T`.
+    unsafe extern "C" fn test_walk(
+        start: c_ulong,
+        end: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirements.
+        let (this, vma) = unsafe { Self::state(walk) };
+        // `test_walk` is only called for a VMA.
+        let Some(vma) = vma else { return 0 };
+        match this.test_walk(vma, start as usize, end as usize) {
+            Ok(VmaFilter::Walk) => 0,
+            Ok(VmaFilter::Skip) => 1,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `walk_page_range()` for a walk started by [`walk`] for `T`.
+    unsafe extern "C" fn pre_vma(
+        start: c_ulong,
+        end: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirements.
+        let (this, vma) = unsafe { Self::state(walk) };
+        let Some(vma) = vma else { return 0 };
+        Self::flow(this.pre_vma(vma, start as usize, end as usize))
+    }
+
+    /// # Safety
+    ///
+    /// Called by `walk_page_range()` for a walk started by [`walk`] for `T`.
+    unsafe extern "C" fn post_vma(walk: *mut bindings::mm_walk) {
+        // SAFETY: By the function's safety requirements.
+        let (this, vma) = unsafe { Self::state(walk) };
+        if let Some(vma) = vma {
+            this.post_vma(vma);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `walk_page_range()` for a walk started by [`walk`] for `T`, with `pmd` the
+    /// entry covering `addr..next`.
+    unsafe extern "C" fn pmd_entry(
+        pmd: *mut bindings::pmd_t,
+        addr: c_ulong,
+        next: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirements.
+        let (this, vma) = unsafe { Self::state(walk) };
+        // Walks started here always have a VMA at the PMD level.
+        let (Some(vma), Some(pmd)) = (vma, NonNull::new(pmd)) else {
+            return 0;
+        };
+        // INVARIANT: The walker passes the PMD of `addr..next` of `vma` under its locks.
+        let mut entry = PmdEntry {
+            pmd,
+            vma,
+            addr: addr as usize,
+            end: next as usize,
+            _invariant: PhantomData,
+        };
+        let action = match this.pmd_entry(&mut entry, addr as usize, next as usize) {
+            Ok(PmdAction::Descend) => bindings::page_walk_action_ACTION_SUBTREE,
+            Ok(PmdAction::Next) => bindings::page_walk_action_ACTION_CONTINUE,
+            Ok(PmdAction::Again) => bindings::page_walk_action_ACTION_AGAIN,
+            Ok(PmdAction::Stop) => return STOP,
+            Err(e) => return e.to_errno(),
+        };
+        // SAFETY: `walk` is valid (see above); the walker reads `action` after the callback.
+        unsafe { (*walk).action = action };
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by `walk_page_range()` for a walk started by [`walk`] for `T`, with `pte` the
+    /// locked entry of `addr`.
+    unsafe extern "C" fn pte_entry(
+        pte: *mut bindings::pte_t,
+        addr: c_ulong,
+        next: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirements.
+        let (this, vma) = unsafe { Self::state(walk) };
+        let (Some(vma), Some(pte)) = (vma, NonNull::new(pte)) else {
+            return 0;
+        };
+        // INVARIANT: The walker holds the table lock of `pte` during the callback.
+        let mut entry = PteEntry {
+            pte,
+            vma,
+            addr: addr as usize,
+            flush: None,
+            _invariant: PhantomData,
+        };
+        let ret = Self::flow(this.pte_entry(&mut entry, addr as usize, next as usize));
+        flush_tlb(vma, entry.flush);
+        ret
+    }
+
+    /// # Safety
+    ///
+    /// Called by `walk_page_range()` for a walk started by [`walk`] for `T`.
+    unsafe extern "C" fn pte_hole(
+        addr: c_ulong,
+        next: c_ulong,
+        depth: c_int,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirements.
+        let (this, vma) = unsafe { Self::state(walk) };
+        Self::flow(this.pte_hole(vma, addr as usize, next as usize, depth))
+    }
+
+    /// # Safety
+    ///
+    /// Called by `walk_page_range()` for a walk started by [`walk`] for `T`, with `pte` the
+    /// hugetlb entry covering `addr..next`.
+    unsafe extern "C" fn hugetlb_entry(
+        pte: *mut bindings::pte_t,
+        hmask: c_ulong,
+        addr: c_ulong,
+        next: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: By the function's safety requirements.
+        let (this, vma) = unsafe { Self::state(walk) };
+        let (Some(vma), Some(pte)) = (vma, NonNull::new(pte)) else {
+            return 0;
+        };
+        // INVARIANT: The walker holds the hugetlb VMA read lock during the callback.
+        let mut entry = HugetlbEntry {
+            pte,
+            vma,
+            addr: addr as usize,
+            hmask: hmask as usize,
+            _invariant: PhantomData,
+        };
+        Self::flow(this.hugetlb_entry(&mut entry, addr as usize, next as usize))
+    }
+
+    const fn ops(lock: bindings::page_walk_lock) -> bindings::mm_walk_ops {
+        bindings::mm_walk_ops {
+            pgd_entry: None,
+            p4d_entry: None,
+            pud_entry: None,
+            pmd_entry: if T::HAS_PMD_ENTRY {
+                Some(Self::pmd_entry)
+            } else {
+                None
+            },
+            pte_entry: if T::HAS_PTE_ENTRY {
+                Some(Self::pte_entry)
+            } else {
+                None
+            },
+            pte_hole: if T::HAS_PTE_HOLE {
+                Some(Self::pte_hole)
+            } else {
+                None
+            },
+            hugetlb_entry: if T::HAS_HUGETLB_ENTRY {
+                Some(Self::hugetlb_entry)
+            } else {
+                None
+            },
+            test_walk: if T::HAS_TEST_WALK {
+                Some(Self::test_walk)
+            } else {
+                None
+            },
+            pre_vma: if T::HAS_PRE_VMA {
+                Some(Self::pre_vma)
+            } else {
+                None
+            },
+            post_vma: if T::HAS_POST_VMA {
+                Some(Self::post_vma)
+            } else {
+                None
+            },
+            install_pte: None,
+            walk_lock: lock,
+        }
+    }
+
+    const READ_OPS: bindings::mm_walk_ops = Self::ops(bindings::page_walk_lock_PGWALK_RDLOCK);
+    const WRITE_OPS: bindings::mm_walk_ops = Self::ops(bindings::page_walk_lock_PGWALK_WRLOCK);
+}
+
+/// Runs `walk_page_range()` over `start..end` of `mm`.
+///
+/// The caller holds the mmap lock that `ops.walk_lock` requires.
+fn walk<T: PageWalk>(
+    mm: &MmWithUser,
+    start: usize,
+    end: usize,
+    walker: &mut T,
+    ops: &'static bindings::mm_walk_ops,
+) -> Result<WalkOutcome> {
+    let private: *mut T = walker;
+    // SAFETY: `mm` is valid with a non-zero `mm_users`; the caller holds the lock `ops` states;
+    // the callbacks of `ops` are `Adapter<T>`'s, which expect `private` to be the `T`, borrowed
+    // mutably for the duration of the call and not used otherwise meanwhile.
+    let ret = unsafe {
+        bindings::walk_page_range(
+            mm.as_raw(),
+            start as c_ulong,
+            end as c_ulong,
+            ops,
+            private.cast(),
+        )
+    };
+    match ret {
+        0 => Ok(WalkOutcome::Completed),
+        r if r > 0 => Ok(WalkOutcome::Stopped),
+        r => Err(Error::from_errno(r)),
+    }
+}
+
+impl MmapReadGuard<'_> {
+    /// Walks the page tables of `start..end` with `walker` (`PGWALK_RDLOCK`).
+    ///
+    /// Fails with `EINVAL` when `start >= end`, or with the first error a callback returns.
+    #[inline]
+    pub fn walk_page_range<T: PageWalk>(
+        &self,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> Result<WalkOutcome> {
+        walk(self.mm, start, end, walker, &Adapter::<T>::READ_OPS)
+    }
+}
+
+impl MmapWriteGuard<'_> {
+    /// Walks the page tables of `start..end` with `walker` (`PGWALK_WRLOCK`: each VMA is
+    /// write-locked as the walk reaches it, excluding page faults that hold only the VMA lock).
+    ///
+    /// Fails with `EINVAL` when `start >= end`, or with the first error a callback returns.
+    #[inline]
+    pub fn walk_page_range<T: PageWalk>(
+        &self,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> Result<WalkOutcome> {
+        walk(self.mm, start, end, walker, &Adapter::<T>::WRITE_OPS)
+    }
+}
+
+#[cfg(CONFIG_RUST_PAGEWALK_KUNIT_TEST)]
+#[macros::kunit_tests(rust_mm_pagewalk)]
+mod tests {
+    use super::*;
+    use crate::{
+        alloc::{flags::GFP_KERNEL, KVec},
+        error::{code::*, to_result},
+        uaccess::{UserPtr, UserSlice},
+    };
+
+    // Values of include/uapi/asm-generic/mman-common.h, which x86 uses.
+    const PROT_READ_WRITE: c_ulong = 0x1 | 0x2;
+    const MAP_PRIVATE_ANONYMOUS: c_ulong = 0x02 | 0x20;
+
+    /// Maps `pages` pages of anonymous memory in the test thread's own address space (made by
+    /// `kunit_attach_mm()` on first use, torn down when the test's kthread exits).
+    fn map_anon(pages: usize) -> Result<usize> {
+        // SAFETY: Called from a KUnit test case, in its kthread.
+        to_result(unsafe { bindings::kunit_attach_mm() })?;
+        // SAFETY: `current->mm` is set; a NULL file maps anonymous memory.
+        let addr = unsafe {
+            bindings::vm_mmap(
+                core::ptr::null_mut(),
+                0,
+                (pages * PAGE_SIZE) as c_ulong,
+                PROT_READ_WRITE,
+                MAP_PRIVATE_ANONYMOUS,
+                0,
+            )
+        } as usize;
+        // An errno comes back as a value within the last page of the address space.
+        if addr == 0 || addr > usize::MAX - PAGE_SIZE {
+            return Err(ENOMEM);
+        }
+        Ok(addr)
+    }
+
+    fn unmap(addr: usize, pages: usize) -> Result {
+        // SAFETY: `current->mm` is set (by `map_anon`).
+        to_result(unsafe { bindings::vm_munmap(addr as c_ulong, pages * PAGE_SIZE) })
+    }
+
+    /// Writes one byte at `addr`, faulting the page in (and marking it soft-dirty).
+    fn write_byte(addr: usize) -> Result {
+        UserSlice::new(UserPtr::from_addr(addr), 1)
+            .writer()
+            .write_slice(&[0x5a])
+    }
+
+    /// Runs `f` with the test thread's address space.
+    fn with_mm<R>(f: impl FnOnce(&MmWithUser) -> Result<R>) -> Result<R> {
+        let task = crate::current!();
+        let mm = task.mm().ok_or(EINVAL)?;
+        f(mm)
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Ev {
+        TestWalk(usize, usize),
+        Pre(usize, usize),
+        Post(usize),
+        Present(usize),
+        Empty(usize),
+        Hole(usize, usize, bool, i32),
+    }
+
+    /// Records every callback.
+    struct Recorder {
+        ev: KVec<Ev>,
+        stop_at_present: Option<usize>,
+        skip_vma: Option<usize>,
+    }
+
+    impl Recorder {
+        fn new() -> Self {
+            Self {
+                ev: KVec::new(),
+                stop_at_present: None,
+                skip_vma: None,
+            }
+        }
+
+        fn push(&mut self, e: Ev) -> Result {
+            self.ev.push(e, GFP_KERNEL)?;
+            Ok(())
+        }
+
+        fn present(&self) -> usize {
+            self.ev
+                .iter()
+                .filter(|e| matches!(e, Ev::Present(_)))
+                .count()
+        }
+
+        fn is_present(&self, a: usize) -> bool {
+            self.ev.iter().any(|e| *e == Ev::Present(a))
+        }
+
+        /// Whether `a` was reported as an empty PTE or inside a hole.
+        fn is_unpopulated(&self, a: usize) -> bool {
+            self.ev.iter().any(|e| match *e {
+                Ev::Empty(p) => p == a,
+                Ev::Hole(s, n, _, _) => s <= a && a < n,
+                _ => false,
+            })
+        }
+    }
+
+    #[vtable]
+    impl PageWalk for Recorder {
+        fn test_walk(&mut self, vma: &VmaRef, start: usize, end: usize) -> Result<VmaFilter> {
+            self.push(Ev::TestWalk(start, end))?;
+            Ok(if self.skip_vma == Some(vma.start()) {
+                VmaFilter::Skip
+            } else {
+                VmaFilter::Walk
+            })
+        }
+
+        fn pre_vma(&mut self, _vma: &VmaRef, start: usize, end: usize) -> Result<Flow> {
+            self.push(Ev::Pre(start, end))?;
+            Ok(Flow::Continue)
+        }
+
+        fn post_vma(&mut self, vma: &VmaRef) {
+            // Cannot fail the walk from here: a lost event shows as a count mismatch.
+            let _ = self.push(Ev::Post(vma.start()));
+        }
+
+        fn pte_entry(&mut self, pte: &mut PteEntry<'_>, addr: usize, next: usize) -> Result<Flow> {
+            if next != addr + PAGE_SIZE {
+                return Err(EINVAL);
+            }
+            if pte.get().is_present() {
+                self.push(Ev::Present(addr))?;
+                if self.stop_at_present == Some(self.present()) {
+                    return Ok(Flow::Stop);
+                }
+            } else if pte.get().is_none() {
+                self.push(Ev::Empty(addr))?;
+            }
+            Ok(Flow::Continue)
+        }
+
+        fn pte_hole(
+            &mut self,
+            vma: Option<&VmaRef>,
+            addr: usize,
+            next: usize,
+            depth: i32,
+        ) -> Result<Flow> {
+            self.push(Ev::Hole(addr, next, vma.is_some(), depth))?;
+            Ok(Flow::Continue)
+        }
+    }
+
+    #[test]
+    fn ptes_present_and_empty() -> Result {
+        let a = map_anon(8)?;
+        for i in [1, 2, 6] {
+            write_byte(a + i * PAGE_SIZE)?;
+        }
+        let mut r = Recorder::new();
+        let end = a + 8 * PAGE_SIZE;
+        let out = with_mm(|mm| {
+            mm.mmap_read_lock_killable()?
+                .walk_page_range(a, end, &mut r)
+        })?;
+        assert_eq!(out, WalkOutcome::Completed);
+        assert_eq!(r.present(), 3);
+        for i in 0..8 {
+            let p = a + i * PAGE_SIZE;
+            assert_eq!(r.is_present(p), [1, 2, 6].contains(&i));
+            assert_eq!(r.is_unpopulated(p), ![1, 2, 6].contains(&i));
+        }
+        let vma_events: KVec<Ev> = {
+            let mut v = KVec::new();
+            for e in
+                r.ev.iter()
+                    .filter(|e| matches!(e, Ev::TestWalk(..) | Ev::Pre(..) | Ev::Post(..)))
+            {
+                v.push(*e, GFP_KERNEL)?;
+            }
+            v
+        };
+        assert_eq!(
+            &vma_events[..],
+            &[Ev::TestWalk(a, end), Ev::Pre(a, end), Ev::Post(a)]
+        );
+        unmap(a, 8)
+    }
+
+    #[test]
+    fn gap_between_vmas_is_a_hole_without_vma() -> Result {
+        let a = map_anon(3)?;
+        write_byte(a)?;
+        write_byte(a + 2 * PAGE_SIZE)?;
+        unmap(a + PAGE_SIZE, 1)?;
+        let mut r = Recorder::new();
+        let out = with_mm(|mm| {
+            mm.mmap_read_lock_killable()?
+                .walk_page_range(a, a + 3 * PAGE_SIZE, &mut r)
+        })?;
+        assert_eq!(out, WalkOutcome::Completed);
+        assert!(r
+            .ev
+            .iter()
+            .any(|e| *e == Ev::Hole(a + PAGE_SIZE, a + 2 * PAGE_SIZE, false, -1)));
+        assert_eq!(
+            r.ev.iter()
+                .filter(|e| matches!(e, Ev::TestWalk(..)))
+                .count(),
+            2
+        );
+        assert!(r.is_present(a) && r.is_present(a + 2 * PAGE_SIZE));
+        assert_eq!(r.present(), 2);
+        unmap(a, 3)
+    }
+
+    #[test]
+    fn stop_ends_the_walk() -> Result {
+        let a = map_anon(4)?;
+        for i in 0..4 {
+            write_byte(a + i * PAGE_SIZE)?;
+        }
+        let mut r = Recorder::new();
+        r.stop_at_present = Some(2);
+        let out = with_mm(|mm| {
+            mm.mmap_read_lock_killable()?
+                .walk_page_range(a, a + 4 * PAGE_SIZE, &mut r)
+        })?;
+        assert_eq!(out, WalkOutcome::Stopped);
+        assert_eq!(r.present(), 2);
+        assert!(matches!(
+            r.ev.last(),
+            Some(Ev::Present(_)) | Some(Ev::Post(_))
+        ));
+        assert!(!r.ev.iter().any(|e| matches!(e, Ev::Empty(_))));
+        unmap(a, 4)
+    }
+
+    #[test]
+    fn test_walk_skips_a_vma() -> Result {
+        // Two VMAs with a gap between them (adjacent anonymous mappings would merge).
+        let a = map_anon(3)?;
+        for i in 0..3 {
+            write_byte(a + i * PAGE_SIZE)?;
+        }
+        unmap(a + PAGE_SIZE, 1)?;
+        let b = a + 2 * PAGE_SIZE;
+        let mut r = Recorder::new();
+        r.skip_vma = Some(a);
+        with_mm(|mm| {
+            mm.mmap_read_lock_killable()?
+                .walk_page_range(a, b + PAGE_SIZE, &mut r)
+        })?;
+        assert!(r.ev.iter().any(|e| *e == Ev::TestWalk(a, a + PAGE_SIZE)));
+        assert!(!r.is_present(a));
+        assert!(!r.ev.iter().any(|e| *e == Ev::Pre(a, a + PAGE_SIZE)));
+        assert!(r.is_present(b));
+        assert!(r.ev.iter().any(|e| *e == Ev::Pre(b, b + PAGE_SIZE)));
+        unmap(a, 3)
+    }
+
+    #[test]
+    fn empty_range_is_einval() -> Result {
+        let a = map_anon(1)?;
+        let mut r = Recorder::new();
+        let res = with_mm(|mm| mm.mmap_read_lock_killable()?.walk_page_range(a, a, &mut r));
+        assert_eq!(res, Err(EINVAL));
+        assert!(r.ev.is_empty());
+        unmap(a, 1)
+    }
+
+    /// Answers `Again` the first time, then maps the PTE table and counts present entries.
+    struct PmdCounter {
+        calls: usize,
+        present: usize,
+        soft_dirty: usize,
+        clear: Option<usize>,
+    }
+
+    #[vtable]
+    impl PageWalk for PmdCounter {
+        fn pmd_entry(
+            &mut self,
+            pmd: &mut PmdEntry<'_>,
+            _addr: usize,
+            _next: usize,
+        ) -> Result<PmdAction> {
+            self.calls += 1;
+            if self.calls == 1 {
+                return Ok(PmdAction::Again);
+            }
+            let Some(mut ptes) = pmd.map_ptes() else {
+                return Ok(PmdAction::Again);
+            };
+            for (addr, pte) in ptes.iter().collect_present()? {
+                self.present += 1;
+                if pte.is_soft_dirty() {
+                    self.soft_dirty += 1;
+                }
+                if self.clear.is_some_and(|c| addr == c) {
+                    ptes.clear_soft_dirty(addr);
+                }
+            }
+            Ok(PmdAction::Next)
+        }
+    }
+
+    /// Collects the present entries first, so the table can be changed while going through them.
+    trait CollectPresent {
+        fn collect_present(self) -> Result<KVec<(usize, Pte)>>;
+    }
+
+    impl<I: Iterator<Item = (usize, Pte)>> CollectPresent for I {
+        fn collect_present(self) -> Result<KVec<(usize, Pte)>> {
+            let mut v = KVec::new();
+            for (a, p) in self.filter(|(_, p)| p.is_present()) {
+                v.push((a, p), GFP_KERNEL)?;
+            }
+            Ok(v)
+        }
+    }
+
+    fn pmd_count(a: usize, clear: Option<usize>, write: bool) -> Result<PmdCounter> {
+        let mut w = PmdCounter {
+            calls: 0,
+            present: 0,
+            soft_dirty: 0,
+            clear,
+        };
+        with_mm(|mm| {
+            if write {
+                mm.mmap_write_lock_killable()?
+                    .walk_page_range(a, a + PAGE_SIZE, &mut w)
+            } else {
+                mm.mmap_read_lock_killable()?
+                    .walk_page_range(a, a + PAGE_SIZE, &mut w)
+            }
+        })?;
+        Ok(w)
+    }
+
+    #[test]
+    fn pmd_again_then_ptes() -> Result {
+        let a = map_anon(1)?;
+        write_byte(a)?;
+        let w = pmd_count(a, None, false)?;
+        assert_eq!(w.calls, 2);
+        assert_eq!(w.present, 1);
+        unmap(a, 1)
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    #[test]
+    fn soft_dirty_clear_then_write_is_seen() -> Result {
+        let a = map_anon(1)?;
+        write_byte(a)?;
+        assert_eq!(pmd_count(a, None, false)?.soft_dirty, 1);
+        // Clear under the write lock; the next read walk sees it clean.
+        assert_eq!(pmd_count(a, Some(a), true)?.present, 1);
+        assert_eq!(pmd_count(a, None, false)?.soft_dirty, 0);
+        // This thread's TLB held a writable entry for the page: unless the clear flushed it, this
+        // write would not fault and would be lost to soft-dirty tracking.
+        write_byte(a)?;
+        assert_eq!(pmd_count(a, None, false)?.soft_dirty, 1);
+        unmap(a, 1)
+    }
+
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    struct HugeProbe {
+        trans_huge: bool,
+        locked: bool,
+        whole: bool,
+    }
+
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[vtable]
+    impl PageWalk for HugeProbe {
+        fn pmd_entry(
+            &mut self,
+            pmd: &mut PmdEntry<'_>,
+            _addr: usize,
+            _next: usize,
+        ) -> Result<PmdAction> {
+            self.trans_huge |= pmd.get().is_trans_huge();
+            if let Some(huge) = pmd.lock_huge() {
+                self.locked = true;
+                self.whole = huge.covers_whole() && huge.get().is_trans_huge();
+            }
+            Ok(PmdAction::Next)
+        }
+    }
+
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn thp_is_seen_and_locked_at_pmd_level() -> Result {
+        const MADV_HUGEPAGE: c_int = 14;
+        let huge = bindings::PMD_SIZE;
+        let pages = 2 * huge / PAGE_SIZE;
+        let a = map_anon(pages)?;
+        let h = (a + huge - 1) & !(huge - 1);
+        with_mm(|mm| {
+            // SAFETY: `mm` is the test thread's live address space; `do_madvise()` takes the
+            // mmap lock itself.
+            to_result(unsafe {
+                bindings::do_madvise(mm.as_raw(), h as c_ulong, huge, MADV_HUGEPAGE)
+            })
+        })?;
+        write_byte(h)?;
+        let mut p = HugeProbe {
+            trans_huge: false,
+            locked: false,
+            whole: false,
+        };
+        with_mm(|mm| {
+            mm.mmap_read_lock_killable()?
+                .walk_page_range(h, h + huge, &mut p)
+        })?;
+        assert!(p.trans_huge);
+        assert!(p.locked);
+        assert!(p.whole);
+        unmap(a, pages)
+    }
+}

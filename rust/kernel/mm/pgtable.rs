@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Page-table entries of userspace address spaces, read by value.
+//!
+//! Hardware and concurrent faults update entries (accessed/dirty bits, new mappings) while a walk
+//! looks at them, so entries are never handed out by reference: [`Pte`] and [`Pmd`] are copies
+//! taken with `ptep_get()` / `pmdp_get_lockless()` / `pmdp_get()`, and every change to an entry
+//! goes through a method of a handle that holds the lock the change needs (see
+//! [`pagewalk`](super::pagewalk)).
+//!
+//! C headers: [`include/linux/pgtable.h`](srctree/include/linux/pgtable.h),
+//! [`include/linux/leafops.h`](srctree/include/linux/leafops.h).
+
+use crate::bindings;
+
+/// A page-table entry at the lowest level (`pte_t`), by value.
+///
+/// A value may be stale as soon as it is read unless the PTE table lock is held; it says what the
+/// entry was, never what it is.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Pte(bindings::pte_t);
+
+impl Pte {
+    /// Wraps a raw entry.
+    #[inline]
+    pub fn from_raw(pte: bindings::pte_t) -> Self {
+        Self(pte)
+    }
+
+    /// The raw entry.
+    #[inline]
+    pub fn as_raw(self) -> bindings::pte_t {
+        self.0
+    }
+
+    /// Whether the entry is empty (`pte_none()`).
+    #[inline]
+    pub fn is_none(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::pte_none(self.0) }
+    }
+
+    /// Whether the entry maps a page (`pte_present()`).
+    #[inline]
+    pub fn is_present(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::pte_present(self.0) }
+    }
+
+    /// Whether the entry is neither empty nor present: a swap, migration, device or marker entry
+    /// (a "softleaf" in mm's vocabulary).
+    #[inline]
+    pub fn is_softleaf(self) -> bool {
+        !self.is_none() && !self.is_present()
+    }
+
+    /// Whether the entry is a PTE marker (uffd-wp marker, guard region, poison).
+    #[inline]
+    pub fn is_marker(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        self.is_softleaf() && unsafe { bindings::pte_is_marker(self.0) }
+    }
+
+    /// Whether the entry is a guard-region marker (`MADV_GUARD_INSTALL`).
+    #[inline]
+    pub fn is_guard_marker(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        self.is_softleaf() && unsafe { bindings::pte_is_guard_marker(self.0) }
+    }
+
+    /// Whether the entry carries the soft-dirty bit, present (`pte_soft_dirty()`) or not
+    /// (`pte_swp_soft_dirty()`). Always false without `CONFIG_MEM_SOFT_DIRTY`.
+    #[inline]
+    pub fn is_soft_dirty(self) -> bool {
+        if self.is_present() {
+            // SAFETY: Pure function of the entry's value.
+            unsafe { bindings::pte_soft_dirty(self.0) }
+        } else if self.is_softleaf() {
+            // SAFETY: Pure function of the entry's value, which is a software entry.
+            unsafe { bindings::pte_swp_soft_dirty(self.0) }
+        } else {
+            false
+        }
+    }
+
+    /// Whether a present entry is userfaultfd write-protected (`pte_uffd()`), or a non-present
+    /// one carries the uffd-wp bit (`pte_swp_uffd()`, which includes uffd-wp markers).
+    #[inline]
+    pub fn is_uffd_wp(self) -> bool {
+        if self.is_present() {
+            // SAFETY: Pure function of the entry's value.
+            unsafe { bindings::pte_uffd(self.0) }
+        } else if self.is_softleaf() {
+            // SAFETY: Pure function of the entry's value, which is a software entry.
+            unsafe { bindings::pte_swp_uffd(self.0) }
+        } else {
+            false
+        }
+    }
+
+    /// The page frame number of a present entry.
+    #[inline]
+    pub fn pfn(self) -> Option<usize> {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present()
+            .then(|| unsafe { bindings::pte_pfn(self.0) })
+    }
+
+    /// Whether a present entry maps the shared zero page.
+    #[inline]
+    pub fn is_zero_pfn(self) -> bool {
+        // SAFETY: Pure function of a pfn.
+        self.pfn()
+            .is_some_and(|pfn| unsafe { bindings::is_zero_pfn(pfn) })
+    }
+
+    /// Whether a present entry is writable.
+    #[inline]
+    pub fn is_writable(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pte_write(self.0) }
+    }
+
+    /// Whether a present entry has the accessed bit.
+    #[inline]
+    pub fn is_young(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pte_young(self.0) }
+    }
+
+    /// Whether a present entry has the hardware dirty bit.
+    #[inline]
+    pub fn is_dirty(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pte_dirty(self.0) }
+    }
+}
+
+/// A page-middle-directory entry (`pmd_t`), by value.
+///
+/// Without the PMD lock a value may be stale, and a huge PMD may be split or collapsed
+/// concurrently; use [`PmdEntry::lock_huge`](super::pagewalk::PmdEntry::lock_huge) to act on a
+/// huge PMD.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Pmd(bindings::pmd_t);
+
+impl Pmd {
+    /// Wraps a raw entry.
+    #[inline]
+    pub fn from_raw(pmd: bindings::pmd_t) -> Self {
+        Self(pmd)
+    }
+
+    /// The raw entry.
+    #[inline]
+    pub fn as_raw(self) -> bindings::pmd_t {
+        self.0
+    }
+
+    /// Whether the entry is empty.
+    #[inline]
+    pub fn is_none(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::pmd_none(self.0) }
+    }
+
+    /// Whether the entry is present (a PTE table or a present huge page).
+    #[inline]
+    pub fn is_present(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::pmd_present(self.0) }
+    }
+
+    /// Whether the entry maps a transparent huge page (`pmd_trans_huge()`).
+    #[inline]
+    pub fn is_trans_huge(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::pmd_trans_huge(self.0) }
+    }
+
+    /// Whether the entry maps the huge zero page.
+    #[inline]
+    pub fn is_huge_zero(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::is_huge_zero_pmd(self.0) }
+    }
+
+    /// Whether a present huge entry has the soft-dirty bit.
+    #[inline]
+    pub fn is_soft_dirty(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pmd_soft_dirty(self.0) }
+    }
+
+    /// Whether a present huge entry is writable.
+    #[inline]
+    pub fn is_writable(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pmd_write(self.0) }
+    }
+
+    /// Whether a present huge entry has the accessed bit.
+    #[inline]
+    pub fn is_young(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pmd_young(self.0) }
+    }
+
+    /// Whether a present huge entry has the hardware dirty bit.
+    #[inline]
+    pub fn is_dirty(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pmd_dirty(self.0) }
+    }
+}
