@@ -245,7 +245,7 @@ impl<'a> PmdEntry<'a> {
             bindings::pte_offset_map_lock(
                 self.vma.mm().as_raw(),
                 self.pmd.as_ptr(),
-                self.addr as c_ulong,
+                self.addr,
                 &mut ptl,
             )
         };
@@ -267,9 +267,7 @@ impl<'a> PmdEntry<'a> {
     pub fn split_huge(&mut self) {
         // SAFETY: By the type invariants the pointers are valid and the mmap lock is held; no
         // page-table lock is held (the guards that hold one borrow `self` mutably).
-        unsafe {
-            bindings::split_huge_pmd(self.vma.as_ptr(), self.pmd.as_ptr(), self.addr as c_ulong)
-        };
+        unsafe { bindings::split_huge_pmd(self.vma.as_ptr(), self.pmd.as_ptr(), self.addr) };
     }
 }
 
@@ -285,9 +283,7 @@ fn note_change(flush: &mut Option<(usize, usize)>, addr: usize, end: usize) {
 fn flush_tlb(vma: &VmaRef, range: Option<(usize, usize)>) {
     if let Some((start, end)) = range {
         // SAFETY: `vma` is valid and the caller holds the lock that covers the changed entries.
-        unsafe {
-            bindings::pagewalk_flush_tlb_range(vma.as_ptr(), start as c_ulong, end as c_ulong)
-        };
+        unsafe { bindings::pagewalk_flush_tlb_range(vma.as_ptr(), start, end) };
     }
 }
 
@@ -304,7 +300,6 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
     if !pte.is_soft_dirty() {
         return false;
     }
-    let addr = addr as c_ulong;
     if pte.is_present() {
         // SAFETY: As above; start/commit bracket the change so that concurrent hardware
         // updates of the accessed/dirty bits are not lost.
@@ -453,7 +448,7 @@ impl HugePmdGuard<'_> {
         if !pmd.is_present() || !pmd.is_soft_dirty() {
             return false;
         }
-        let addr = (self.addr & !(bindings::PMD_SIZE - 1)) as c_ulong;
+        let addr = self.addr & !(bindings::PMD_SIZE - 1);
         // SAFETY: By the type invariants the entry is a present huge PMD of `vma` and locked;
         // `pmdp_invalidate()` makes it non-present and flushes it before it is rewritten.
         unsafe {
@@ -551,11 +546,7 @@ impl<'a> HugetlbEntry<'a> {
     pub fn get(&self) -> Pte {
         // SAFETY: By the type invariants `pte` is a valid hugetlb entry of the VMA's mm.
         Pte::from_raw(unsafe {
-            bindings::huge_ptep_get(
-                self.vma.mm().as_raw(),
-                self.addr as c_ulong,
-                self.pte.as_ptr(),
-            )
+            bindings::huge_ptep_get(self.vma.mm().as_raw(), self.addr, self.pte.as_ptr())
         })
     }
 }
@@ -600,7 +591,7 @@ impl<T: PageWalk> Adapter<T> {
         let (this, vma) = unsafe { Self::state(walk) };
         // `test_walk` is only called for a VMA.
         let Some(vma) = vma else { return 0 };
-        match this.test_walk(vma, start as usize, end as usize) {
+        match this.test_walk(vma, start, end) {
             Ok(VmaFilter::Walk) => 0,
             Ok(VmaFilter::Skip) => 1,
             Err(e) => e.to_errno(),
@@ -618,7 +609,7 @@ impl<T: PageWalk> Adapter<T> {
         // SAFETY: By the function's safety requirements.
         let (this, vma) = unsafe { Self::state(walk) };
         let Some(vma) = vma else { return 0 };
-        Self::flow(this.pre_vma(vma, start as usize, end as usize))
+        Self::flow(this.pre_vma(vma, start, end))
     }
 
     /// # Safety
@@ -652,11 +643,11 @@ impl<T: PageWalk> Adapter<T> {
         let mut entry = PmdEntry {
             pmd,
             vma,
-            addr: addr as usize,
-            end: next as usize,
+            addr,
+            end: next,
             _invariant: PhantomData,
         };
-        let action = match this.pmd_entry(&mut entry, addr as usize, next as usize) {
+        let action = match this.pmd_entry(&mut entry, addr, next) {
             Ok(PmdAction::Descend) => bindings::page_walk_action_ACTION_SUBTREE,
             Ok(PmdAction::Next) => bindings::page_walk_action_ACTION_CONTINUE,
             Ok(PmdAction::Again) => bindings::page_walk_action_ACTION_AGAIN,
@@ -687,11 +678,11 @@ impl<T: PageWalk> Adapter<T> {
         let mut entry = PteEntry {
             pte,
             vma,
-            addr: addr as usize,
+            addr,
             flush: None,
             _invariant: PhantomData,
         };
-        let ret = Self::flow(this.pte_entry(&mut entry, addr as usize, next as usize));
+        let ret = Self::flow(this.pte_entry(&mut entry, addr, next));
         flush_tlb(vma, entry.flush);
         ret
     }
@@ -707,7 +698,7 @@ impl<T: PageWalk> Adapter<T> {
     ) -> c_int {
         // SAFETY: By the function's safety requirements.
         let (this, vma) = unsafe { Self::state(walk) };
-        Self::flow(this.pte_hole(vma, addr as usize, next as usize, depth))
+        Self::flow(this.pte_hole(vma, addr, next, depth))
     }
 
     /// # Safety
@@ -730,11 +721,11 @@ impl<T: PageWalk> Adapter<T> {
         let mut entry = HugetlbEntry {
             pte,
             vma,
-            addr: addr as usize,
-            hmask: hmask as usize,
+            addr,
+            hmask,
             _invariant: PhantomData,
         };
-        Self::flow(this.hugetlb_entry(&mut entry, addr as usize, next as usize))
+        Self::flow(this.hugetlb_entry(&mut entry, addr, next))
     }
 
     const fn ops(lock: bindings::page_walk_lock) -> bindings::mm_walk_ops {
@@ -800,15 +791,7 @@ fn walk<T: PageWalk>(
     // SAFETY: `mm` is valid with a non-zero `mm_users`; the caller holds the lock `ops` states;
     // the callbacks of `ops` are `Adapter<T>`'s, which expect `private` to be the `T`, borrowed
     // mutably for the duration of the call and not used otherwise meanwhile.
-    let ret = unsafe {
-        bindings::walk_page_range(
-            mm.as_raw(),
-            start as c_ulong,
-            end as c_ulong,
-            ops,
-            private.cast(),
-        )
-    };
+    let ret = unsafe { bindings::walk_page_range(mm.as_raw(), start, end, ops, private.cast()) };
     match ret {
         0 => Ok(WalkOutcome::Completed),
         r if r > 0 => Ok(WalkOutcome::Stopped),
@@ -871,12 +854,12 @@ mod tests {
             bindings::vm_mmap(
                 core::ptr::null_mut(),
                 0,
-                (pages * PAGE_SIZE) as c_ulong,
+                pages * PAGE_SIZE,
                 PROT_READ_WRITE,
                 MAP_PRIVATE_ANONYMOUS,
                 0,
             )
-        } as usize;
+        };
         // An errno comes back as a value within the last page of the address space.
         if addr == 0 || addr > usize::MAX - PAGE_SIZE {
             return Err(ENOMEM);
@@ -886,7 +869,7 @@ mod tests {
 
     fn unmap(addr: usize, pages: usize) -> Result {
         // SAFETY: `current->mm` is set (by `map_anon`).
-        to_result(unsafe { bindings::vm_munmap(addr as c_ulong, pages * PAGE_SIZE) })
+        to_result(unsafe { bindings::vm_munmap(addr, pages * PAGE_SIZE) })
     }
 
     /// Writes one byte at `addr`, faulting the page in (and marking it soft-dirty).
@@ -942,7 +925,7 @@ mod tests {
         }
 
         fn is_present(&self, a: usize) -> bool {
-            self.ev.iter().any(|e| *e == Ev::Present(a))
+            self.ev.contains(&Ev::Present(a))
         }
 
         /// Whether `a` was reported as an empty PTE or inside a hole.
@@ -1103,11 +1086,11 @@ mod tests {
             mm.mmap_read_lock_killable()?
                 .walk_page_range(a, b + PAGE_SIZE, &mut r)
         })?;
-        assert!(r.ev.iter().any(|e| *e == Ev::TestWalk(a, a + PAGE_SIZE)));
+        assert!(r.ev.contains(&Ev::TestWalk(a, a + PAGE_SIZE)));
         assert!(!r.is_present(a));
-        assert!(!r.ev.iter().any(|e| *e == Ev::Pre(a, a + PAGE_SIZE)));
+        assert!(!r.ev.contains(&Ev::Pre(a, a + PAGE_SIZE)));
         assert!(r.is_present(b));
-        assert!(r.ev.iter().any(|e| *e == Ev::Pre(b, b + PAGE_SIZE)));
+        assert!(r.ev.contains(&Ev::Pre(b, b + PAGE_SIZE)));
         unmap(a, 3)
     }
 
@@ -1253,9 +1236,7 @@ mod tests {
         with_mm(|mm| {
             // SAFETY: `mm` is the test thread's live address space; `do_madvise()` takes the
             // mmap lock itself.
-            to_result(unsafe {
-                bindings::do_madvise(mm.as_raw(), h as c_ulong, huge, MADV_HUGEPAGE)
-            })
+            to_result(unsafe { bindings::do_madvise(mm.as_raw(), h, huge, MADV_HUGEPAGE) })
         })?;
         write_byte(h)?;
         let mut p = HugeProbe {

@@ -80,6 +80,10 @@ impl Ctx {
             "RUSTDOC=/usr/bin/rustdoc".into(),
             format!("RUST_LIB_SRC={RUST_LIB_SRC}"),
             format!("BINDGEN={}", self.bindgen().display()),
+            // Every build is a clippy build, with Debian's clippy and rustfmt of the same version.
+            "CLIPPY=1".into(),
+            "CLIPPY_DRIVER=/usr/bin/clippy-driver".into(),
+            "RUSTFMT=/usr/bin/rustfmt".into(),
         ]
     }
 }

@@ -11,6 +11,7 @@ mod ctx;
 mod guest;
 mod kbuild;
 mod ktap;
+mod lint;
 mod manifest;
 mod materialize;
 mod qemu;
@@ -41,6 +42,7 @@ commands:
 common options:
   --variant NAME   kernel variant from tooling/configs/variants.toml (default: vm)
   --no-setup       skip the setup stage (packages, bindgen, base)
+  --no-materialize build the cache tree as it is (to try a change made there by hand)
 
 environment: PMRS_CACHE (default ~/.cache/pmrs) holds the base tree, builds and logs.";
 
@@ -57,6 +59,7 @@ struct Opts {
     variant: String,
     shell: bool,
     no_setup: bool,
+    no_materialize: bool,
     imp: Option<String>,
 }
 
@@ -65,6 +68,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         variant: "vm".into(),
         shell: false,
         no_setup: false,
+        no_materialize: false,
         imp: None,
     };
     let mut it = args.iter();
@@ -78,6 +82,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             }
             "--shell" => o.shell = true,
             "--no-setup" => o.no_setup = true,
+            "--no-materialize" => o.no_materialize = true,
             "--impl" => {
                 let v = it
                     .next()
@@ -94,14 +99,25 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
 }
 
 fn prepare(ctx: &Ctx, o: &Opts) -> Result<(Manifest, std::path::PathBuf)> {
+    prepare_with(ctx, o, false)
+}
+
+/// Setup, materialize and build; with `relint`, the series' objects are rebuilt so that the
+/// build log holds every warning about them.
+fn prepare_with(ctx: &Ctx, o: &Opts, relint: bool) -> Result<(Manifest, std::path::PathBuf)> {
     let m = Manifest::load(&ctx.repo)?;
     if !o.no_setup {
         let _s = Stage::new("setup");
         setup::setup(ctx, &m)?;
     }
-    {
+    if !o.no_materialize {
         let _s = Stage::new("materialize");
         materialize::materialize(ctx, &m)?;
+    }
+    if relint {
+        for obj in lint::objects_for(&lint::series_paths(&ctx.repo, &m)) {
+            let _ = std::fs::remove_file(ctx.build_dir(&o.variant).join(obj));
+        }
     }
     let kernel = {
         let _s = Stage::new(&format!("build-{}", o.variant));
@@ -187,6 +203,54 @@ fn host_unit_tests(ctx: &Ctx) -> Result<report::Suite> {
     })
 }
 
+/// Lint checks on the series' files: build (compiler and clippy) warnings, rustfmtcheck,
+/// rustdoc warnings. One case each.
+fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
+    let paths = lint::series_paths(&ctx.repo, m);
+    let mut s = report::Suite {
+        name: "lint".into(),
+        imp: "series".into(),
+        counts: ktap::Counts::default(),
+        problems: Vec::new(),
+    };
+    let build_log = std::fs::read_to_string(ctx.logs().join(format!("build-{variant}.log")))
+        .unwrap_or_default();
+    let mut cases: Vec<(&str, Vec<String>)> = vec![(
+        "build warnings (CLIPPY=1)",
+        lint::findings(&build_log, &paths),
+    )];
+    let (ok, out) = lint::make_target(ctx, variant, "rustfmtcheck")?;
+    let mut fmt = Vec::new();
+    if !ok {
+        fmt.extend(
+            out.lines()
+                .filter(|l| l.starts_with("Diff in"))
+                .map(str::to_string),
+        );
+        if fmt.is_empty() {
+            fmt.push("make rustfmtcheck failed".to_string());
+        }
+    }
+    cases.push(("rustfmtcheck", fmt));
+    let (ok, out) = lint::make_target(ctx, variant, "rustdoc")?;
+    let mut doc = lint::findings(&out, &paths);
+    if !ok {
+        doc.push("make rustdoc failed".to_string());
+    }
+    cases.push(("rustdoc", doc));
+    for (name, found) in cases {
+        if found.is_empty() {
+            s.counts.passed += 1;
+        } else {
+            s.counts.failed += 1;
+            for f in found {
+                s.problems.push(format!("{name}: {f}"));
+            }
+        }
+    }
+    Ok(s)
+}
+
 fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     let t0 = Instant::now();
     let mut suites = Vec::new();
@@ -194,7 +258,11 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         let _s = Stage::new("host-unit-tests");
         suites.push(host_unit_tests(ctx)?);
     }
-    let (_, kernel) = prepare(ctx, o)?;
+    let (m, kernel) = prepare_with(ctx, o, true)?;
+    {
+        let _s = Stage::new("lint");
+        suites.push(lint_suite(ctx, &o.variant, &m)?);
+    }
     let built = built_impls(ctx, &o.variant);
     let impls: Vec<String> = match o.imp.as_deref() {
         None | Some("all") => built.clone(),
