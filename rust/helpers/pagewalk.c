@@ -4,6 +4,8 @@
 #include <linux/hugetlb.h>
 #include <linux/leafops.h>
 #include <linux/mm.h>
+#include <linux/mm_inline.h>
+#include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
 #include <linux/sched/mm.h>
 
@@ -243,4 +245,36 @@ __rust_helper pte_t rust_helper_huge_ptep_get(struct mm_struct *mm, unsigned lon
 	/* No hugetlb VMA exists, so no walk ever reaches a hugetlb entry. */
 	return ptep_get(ptep);
 #endif
+}
+
+__rust_helper void rust_helper_mmu_notifier_range_init(struct mmu_notifier_range *range,
+						       enum mmu_notifier_event event,
+						       unsigned int flags,
+						       struct mm_struct *mm,
+						       unsigned long start,
+						       unsigned long end)
+{
+	mmu_notifier_range_init(range, event, flags, mm, start, end);
+}
+
+__rust_helper void
+rust_helper_mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range)
+{
+	mmu_notifier_invalidate_range_start(range);
+}
+
+__rust_helper void
+rust_helper_mmu_notifier_invalidate_range_end(struct mmu_notifier_range *range)
+{
+	mmu_notifier_invalidate_range_end(range);
+}
+
+__rust_helper void rust_helper_inc_tlb_flush_pending(struct mm_struct *mm)
+{
+	inc_tlb_flush_pending(mm);
+}
+
+__rust_helper void rust_helper_dec_tlb_flush_pending(struct mm_struct *mm)
+{
+	dec_tlb_flush_pending(mm);
 }

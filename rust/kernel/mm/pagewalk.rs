@@ -837,6 +837,7 @@ mod tests {
     use crate::{
         alloc::{flags::GFP_KERNEL, KVec},
         error::{code::*, to_result},
+        mm::mmu_notifier::Event,
         uaccess::{UserPtr, UserSlice},
     };
 
@@ -1164,8 +1165,12 @@ mod tests {
         };
         with_mm(|mm| {
             if write {
-                mm.mmap_write_lock_killable()?
-                    .walk_page_range(a, a + PAGE_SIZE, &mut w)
+                let guard = mm.mmap_write_lock_killable()?;
+                guard.with_tlb_flush_pending(|| {
+                    guard.invalidate_range(Event::SoftDirty, a, a + PAGE_SIZE, || {
+                        guard.walk_page_range(a, a + PAGE_SIZE, &mut w)
+                    })
+                })
             } else {
                 mm.mmap_read_lock_killable()?
                     .walk_page_range(a, a + PAGE_SIZE, &mut w)

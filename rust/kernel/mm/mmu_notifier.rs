@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Telling secondary MMUs (and the TLB-flush machinery) about changes to page tables.
+//!
+//! Code that changes entries of an address space brackets the change with an invalidation of
+//! the range ([`MmapReadGuard::invalidate_range`], [`MmapWriteGuard::invalidate_range`]) so that
+//! secondary MMUs (KVM, IOMMU SVA, HMM mirrors) drop what they cached, and may declare a TLB flush
+//! pending for the duration ([`MmapReadGuard::with_tlb_flush_pending`],
+//! [`MmapWriteGuard::with_tlb_flush_pending`]) so that concurrent page-table code that looks at
+//! `mm_tlb_flush_pending()` knows entries may still be cached. Both are only reachable through a
+//! guard of the mmap lock, and both are scoped to a closure, so the end of a range cannot be
+//! forgotten or reordered.
+//!
+//! C header: [`include/linux/mmu_notifier.h`](srctree/include/linux/mmu_notifier.h)
+
+use crate::{
+    bindings,
+    mm::{MmWithUser, MmapReadGuard, MmapWriteGuard},
+};
+
+/// Why a range is invalidated (`enum mmu_notifier_event`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Protection of a whole VMA range changes (`MMU_NOTIFY_PROTECTION_VMA`), e.g.
+    /// userfaultfd write-protection.
+    ProtectionVma,
+    /// Soft-dirty accounting: the same pages stay mapped, write-protected so the next write is
+    /// seen (`MMU_NOTIFY_SOFT_DIRTY`).
+    SoftDirty,
+}
+
+impl Event {
+    fn as_raw(self) -> bindings::mmu_notifier_event {
+        match self {
+            Event::ProtectionVma => bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA,
+            Event::SoftDirty => bindings::mmu_notifier_event_MMU_NOTIFY_SOFT_DIRTY,
+        }
+    }
+}
+
+/// Runs `f` between `mmu_notifier_invalidate_range_start()` and `..._end()` for `start..end`.
+fn invalidate_range<R>(
+    mm: &MmWithUser,
+    event: Event,
+    start: usize,
+    end: usize,
+    f: impl FnOnce() -> R,
+) -> R {
+    let mut range = core::mem::MaybeUninit::<bindings::mmu_notifier_range>::uninit();
+    // SAFETY: `range` is writable storage for a range; `mm` is valid and the caller holds its
+    // mmap lock. The range stays in place (on this stack frame) until the end call below.
+    unsafe {
+        bindings::mmu_notifier_range_init(
+            range.as_mut_ptr(),
+            event.as_raw(),
+            0,
+            mm.as_raw(),
+            start,
+            end,
+        );
+        bindings::mmu_notifier_invalidate_range_start(range.as_mut_ptr());
+    }
+    let r = f();
+    // SAFETY: `range` was initialised and started above.
+    unsafe { bindings::mmu_notifier_invalidate_range_end(range.as_mut_ptr()) };
+    r
+}
+
+/// Runs `f` with the mm's TLB-flush-pending count raised.
+fn with_tlb_flush_pending<R>(mm: &MmWithUser, f: impl FnOnce() -> R) -> R {
+    // SAFETY: `mm` is valid and the caller holds its mmap lock.
+    unsafe { bindings::inc_tlb_flush_pending(mm.as_raw()) };
+    let r = f();
+    // SAFETY: Balances the increment above.
+    unsafe { bindings::dec_tlb_flush_pending(mm.as_raw()) };
+    r
+}
+
+impl MmapReadGuard<'_> {
+    /// Runs `f` inside an invalidation of `start..end` of this address space (secondary MMUs are
+    /// told before `f` changes entries, and again when it is done).
+    #[inline]
+    pub fn invalidate_range<R>(
+        &self,
+        event: Event,
+        start: usize,
+        end: usize,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        invalidate_range(self.mm, event, start, end, f)
+    }
+
+    /// Runs `f` with a TLB flush declared pending for this address space.
+    ///
+    /// Entries changed through the [`pagewalk`](super::pagewalk) handles are flushed before their
+    /// page-table lock is dropped, so they are all flushed when `f` returns.
+    #[inline]
+    pub fn with_tlb_flush_pending<R>(&self, f: impl FnOnce() -> R) -> R {
+        with_tlb_flush_pending(self.mm, f)
+    }
+}
+
+impl MmapWriteGuard<'_> {
+    /// Runs `f` inside an invalidation of `start..end` of this address space (secondary MMUs are
+    /// told before `f` changes entries, and again when it is done).
+    #[inline]
+    pub fn invalidate_range<R>(
+        &self,
+        event: Event,
+        start: usize,
+        end: usize,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        invalidate_range(self.mm, event, start, end, f)
+    }
+
+    /// Runs `f` with a TLB flush declared pending for this address space.
+    ///
+    /// Entries changed through the [`pagewalk`](super::pagewalk) handles are flushed before their
+    /// page-table lock is dropped, so they are all flushed when `f` returns.
+    #[inline]
+    pub fn with_tlb_flush_pending<R>(&self, f: impl FnOnce() -> R) -> R {
+        with_tlb_flush_pending(self.mm, f)
+    }
+}
