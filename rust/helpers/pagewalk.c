@@ -164,8 +164,8 @@ __rust_helper bool rust_helper_is_huge_zero_pmd(pmd_t pmd)
 	return is_huge_zero_pmd(pmd);
 }
 
-__rust_helper spinlock_t *rust_helper_pmd_trans_huge_lock(pmd_t *pmd,
-							   struct vm_area_struct *vma)
+__rust_helper spinlock_t *
+rust_helper_pmd_trans_huge_lock(pmd_t *pmd, struct vm_area_struct *vma)
 {
 	return pmd_trans_huge_lock(pmd, vma);
 }

@@ -116,7 +116,7 @@ const STOP: c_int = 1;
 ///
 /// #[vtable]
 /// impl PageWalk for CountPresent {
-///     fn pte_entry(&mut self, pte: &mut PteEntry<'_>, _addr: usize, _next: usize) -> Result<Flow> {
+///     fn pte_entry(&mut self, pte: &mut PteEntry<'_>, _a: usize, _n: usize) -> Result<Flow> {
 ///         if pte.get().is_present() {
 ///             self.0 += 1;
 ///         }

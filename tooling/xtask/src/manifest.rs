@@ -69,8 +69,8 @@ pub const KERNEL_DIRS: &[&str] = &[
     "tools",
 ];
 
-/// Root-level kernel files that may be touched through a diff (`MAINTAINERS.diff`, ...).
-pub const KERNEL_ROOT_DIFFS: &[&str] = &["MAINTAINERS.diff", "Makefile.diff"];
+/// Root-level kernel files that may be touched through a diff (`MAINTAINERS.<topic>.diff`).
+pub const KERNEL_ROOT_FILES: &[&str] = &["MAINTAINERS", "Makefile"];
 
 impl Manifest {
     pub fn parse(text: &str) -> Result<Self> {
@@ -163,7 +163,10 @@ impl Manifest {
 /// Whether a repository path is part of what the series sends (as opposed to tooling).
 pub fn is_kernel_path(p: &str) -> bool {
     let first = p.split('/').next().unwrap_or("");
-    (p.contains('/') && KERNEL_DIRS.contains(&first)) || KERNEL_ROOT_DIFFS.contains(&p)
+    (p.contains('/') && KERNEL_DIRS.contains(&first))
+        || (!p.contains('/')
+            && p.ends_with(".diff")
+            && KERNEL_ROOT_FILES.iter().any(|f| p.starts_with(&format!("{f}."))))
 }
 
 #[cfg(test)]
@@ -244,6 +247,9 @@ body = "Why."
         assert!(is_kernel_path("rust/kernel/mm/pagewalk.rs"));
         assert!(is_kernel_path("fs/proc/task_mmu.c.diff"));
         assert!(is_kernel_path("MAINTAINERS.diff"));
+        assert!(is_kernel_path("MAINTAINERS.pagewalk.diff"));
+        assert!(!is_kernel_path("MAINTAINERS"));
+        assert!(!is_kernel_path("Cargo.toml"));
         assert!(!is_kernel_path("tooling/xtask/src/main.rs"));
         assert!(!is_kernel_path("README.md"));
         assert!(!is_kernel_path("series/manifest.toml"));
