@@ -92,7 +92,7 @@ impl MmapReadGuard<'_> {
 
     /// Runs `f` with a TLB flush declared pending for this address space.
     ///
-    /// Entries changed through the [`pagewalk`](super::pagewalk) handles are flushed before their
+    /// Entries changed through the `kernel::mm::pagewalk` handles are flushed before their
     /// page-table lock is dropped, so they are all flushed when `f` returns.
     #[inline]
     pub fn with_tlb_flush_pending<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -116,7 +116,7 @@ impl MmapWriteGuard<'_> {
 
     /// Runs `f` with a TLB flush declared pending for this address space.
     ///
-    /// Entries changed through the [`pagewalk`](super::pagewalk) handles are flushed before their
+    /// Entries changed through the `kernel::mm::pagewalk` handles are flushed before their
     /// page-table lock is dropped, so they are all flushed when `f` returns.
     #[inline]
     pub fn with_tlb_flush_pending<R>(&self, f: impl FnOnce() -> R) -> R {

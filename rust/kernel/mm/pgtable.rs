@@ -5,8 +5,8 @@
 //! Hardware and concurrent faults update entries (accessed/dirty bits, new mappings) while a walk
 //! looks at them, so entries are never handed out by reference: [`Pte`] and [`Pmd`] are copies
 //! taken with `ptep_get()` / `pmdp_get_lockless()` / `pmdp_get()`, and every change to an entry
-//! goes through a method of a handle that holds the lock the change needs (see
-//! [`pagewalk`](super::pagewalk)).
+//! goes through a method of a handle that holds the lock the change needs (the page-walk
+//! handles of `kernel::mm::pagewalk`).
 //!
 //! C headers: [`include/linux/pgtable.h`](srctree/include/linux/pgtable.h),
 //! [`include/linux/leafops.h`](srctree/include/linux/leafops.h).
@@ -140,8 +140,7 @@ impl Pte {
 /// A page-middle-directory entry (`pmd_t`), by value.
 ///
 /// Without the PMD lock a value may be stale, and a huge PMD may be split or collapsed
-/// concurrently; use [`PmdEntry::lock_huge`](super::pagewalk::PmdEntry::lock_huge) to act on a
-/// huge PMD.
+/// concurrently: act on a huge PMD only with its lock held.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct Pmd(bindings::pmd_t);

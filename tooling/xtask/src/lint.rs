@@ -43,7 +43,11 @@ pub fn objects_for(paths: &[String]) -> Vec<String> {
                 Some("rust/helpers/helpers.o".to_string())
             } else if p == "rust/bindings/bindings_helper.h" {
                 Some("rust/bindings.o".to_string())
-            } else { p.strip_suffix(".c").or_else(|| p.strip_suffix(".rs")).map(|stem| format!("{stem}.o")) }
+            } else {
+                p.strip_suffix(".c")
+                    .or_else(|| p.strip_suffix(".rs"))
+                    .map(|stem| format!("{stem}.o"))
+            }
         })
         .collect();
     v.sort();

@@ -38,6 +38,7 @@ commands:
   materialize  base + series as commits on branch `series` in the cache tree
   configure  write and check the variant's .config only (after setup and materialize)
   build      configure and build the kernel
+  check-series  build every patch of the series in turn (base + patches 1..i)
 
 common options:
   --variant NAME   kernel variant from tooling/configs/variants.toml (default: vm)
@@ -377,6 +378,41 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     Ok(total.failed == 0 && extra == 0)
 }
 
+/// Builds every patch of the series in turn (base + patches 1..=i), then returns the tree to the
+/// series head. Prints `PATCH i/n: ok|FAILED <subject>` and `builds <ok>/<n>`.
+fn cmd_check_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let m = Manifest::load(&ctx.repo)?;
+    if !o.no_setup {
+        let _s = Stage::new("setup");
+        setup::setup(ctx, &m)?;
+    }
+    let head = materialize::materialize(ctx, &m)?;
+    let range = format!("{}..{head}", setup::BASE_TAG);
+    let commits: Vec<String> =
+        util::output(setup::git(&ctx.tree()).args(["rev-list", "--reverse", &range]))?
+            .lines()
+            .map(str::to_string)
+            .collect();
+    let n = commits.len();
+    let mut ok = 0;
+    let _s = Stage::new("per-patch-builds");
+    for (i, c) in commits.iter().enumerate() {
+        util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", c]))?;
+        let log = ctx.logs().join(format!("build-patch-{}.log", i + 1));
+        let built = kbuild::build_as_is(ctx, &o.variant, &log)?;
+        ok += usize::from(built);
+        println!(
+            "PATCH {}/{n}: {} {}",
+            i + 1,
+            if built { "ok" } else { "FAILED" },
+            m.patches.get(i).map_or("", |p| p.subject.as_str())
+        );
+    }
+    util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", materialize::BRANCH]))?;
+    println!("builds {ok}/{n}");
+    Ok(ok == n)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
@@ -396,6 +432,7 @@ fn main() -> ExitCode {
             materialize::materialize(&ctx, &m).map(|_| true)
         }
         "configure" => kbuild::configure(&ctx, &o.variant).map(|_| true),
+        "check-series" => cmd_check_series(&ctx, &o),
         "build" => prepare(&ctx, &o).map(|(_, k)| {
             println!("kernel: {}", k.display());
             true

@@ -166,7 +166,9 @@ pub fn is_kernel_path(p: &str) -> bool {
     (p.contains('/') && KERNEL_DIRS.contains(&first))
         || (!p.contains('/')
             && p.ends_with(".diff")
-            && KERNEL_ROOT_FILES.iter().any(|f| p.starts_with(&format!("{f}."))))
+            && KERNEL_ROOT_FILES
+                .iter()
+                .any(|f| p.starts_with(&format!("{f}."))))
 }
 
 #[cfg(test)]
