@@ -16,6 +16,7 @@ mod manifest;
 mod materialize;
 mod qemu;
 mod report;
+mod series;
 mod setup;
 mod splat;
 mod util;
@@ -39,6 +40,10 @@ commands:
   configure  write and check the variant's .config only (after setup and materialize)
   build      configure and build the kernel
   check-series  build every patch of the series in turn (base + patches 1..i)
+  series     emit the series (git format-patch + cover letter) into the cache's series-out/,
+             check it (checkpatch --strict, per-patch builds, CONFIG_RUST=n build, git am
+             round trip, get_maintainer, captured git send-email run); prints SERIES: lines
+             --test-identity    use a placeholder From: (not for sending); CI always does
 
 common options:
   --variant NAME   kernel variant from tooling/configs/variants.toml (default: vm)
@@ -61,6 +66,7 @@ struct Opts {
     shell: bool,
     no_setup: bool,
     no_materialize: bool,
+    test_identity: bool,
     imp: Option<String>,
 }
 
@@ -70,6 +76,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         shell: false,
         no_setup: false,
         no_materialize: false,
+        test_identity: false,
         imp: None,
     };
     let mut it = args.iter();
@@ -84,6 +91,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--shell" => o.shell = true,
             "--no-setup" => o.no_setup = true,
             "--no-materialize" => o.no_materialize = true,
+            "--test-identity" => o.test_identity = true,
             "--impl" => {
                 let v = it
                     .next()
@@ -344,6 +352,10 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         .collect();
     suites.extend(report::guest_suites(&out.results, &expected));
     let splats = splat::scan(&out.console);
+    {
+        let _s = Stage::new("series");
+        suites.push(series_suite(ctx, o, &m)?);
+    }
 
     println!();
     let mut total = ktap::Counts::default();
@@ -378,16 +390,10 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     Ok(total.failed == 0 && extra == 0)
 }
 
-/// Builds every patch of the series in turn (base + patches 1..=i), then returns the tree to the
-/// series head. Prints `PATCH i/n: ok|FAILED <subject>` and `builds <ok>/<n>`.
-fn cmd_check_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
-    let m = Manifest::load(&ctx.repo)?;
-    if !o.no_setup {
-        let _s = Stage::new("setup");
-        setup::setup(ctx, &m)?;
-    }
-    let head = materialize::materialize(ctx, &m)?;
-    let range = format!("{}..{head}", setup::BASE_TAG);
+/// Builds base + patches 1..=i for each i in the same build directory, then returns the tree
+/// to the series head. Prints `PATCH i/n: ok|FAILED <subject>`; returns (built, n).
+fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<(usize, usize)> {
+    let range = format!("{}..{}", setup::BASE_TAG, materialize::BRANCH);
     let commits: Vec<String> =
         util::output(setup::git(&ctx.tree()).args(["rev-list", "--reverse", &range]))?
             .lines()
@@ -395,7 +401,6 @@ fn cmd_check_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
             .collect();
     let n = commits.len();
     let mut ok = 0;
-    let _s = Stage::new("per-patch-builds");
     for (i, c) in commits.iter().enumerate() {
         util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", c]))?;
         let log = ctx.logs().join(format!("build-patch-{}.log", i + 1));
@@ -409,8 +414,112 @@ fn cmd_check_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
         );
     }
     util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", materialize::BRANCH]))?;
+    Ok((ok, n))
+}
+
+/// Builds every patch of the series in turn; prints `builds <ok>/<n>`.
+fn cmd_check_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let m = Manifest::load(&ctx.repo)?;
+    if !o.no_setup {
+        let _s = Stage::new("setup");
+        setup::setup(ctx, &m)?;
+    }
+    materialize::materialize(ctx, &m)?;
+    let _s = Stage::new("per-patch-builds");
+    let (ok, n) = per_patch_builds(ctx, o, &m)?;
     println!("builds {ok}/{n}");
     Ok(ok == n)
+}
+
+/// Emits the series and checks it: checkpatch --strict, every patch builds (CONFIG_RUST=y), the
+/// series builds with CONFIG_RUST=n, `git am` round trip, get_maintainer, and a captured
+/// `git send-email` run. Prints the `SERIES:` line; returns the checks as a suite.
+fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::Suite> {
+    let id = series::identity(
+        &ctx.repo,
+        o.test_identity || std::env::var_os("CI").is_some(),
+    )?;
+    let dir = ctx.cache.join("series-out");
+    let e = series::emit(ctx, m, &id, &dir)?;
+    let (ck, ck_lines) = series::checkpatch(ctx, &e.patches)?;
+    let (built, n) = per_patch_builds(ctx, o, m)?;
+    let norust = match kbuild::build(ctx, "norust") {
+        Ok(_) => true,
+        Err(err) => {
+            println!("  CONFIG_RUST=n build: {err}");
+            false
+        }
+    };
+    let am = series::am_roundtrip(ctx, &e, &lint::series_paths(&ctx.repo, m))?;
+    let (to, cc) = series::recipients(ctx, &e.patches)?;
+    let mails = series::send_dry_run(&e, &id, &to, &cc)?;
+    let thread = series::check_thread(&mails, e.patches.len(), &id.email);
+    let warnings = ck.warnings + ck.checks;
+    println!(
+        "SERIES: {} patches, checkpatch {} errors {} warnings, builds {built}/{n}, am-roundtrip {}",
+        e.patches.len(),
+        ck.errors,
+        warnings,
+        if am { "ok" } else { "FAILED" }
+    );
+    println!(
+        "SERIES: CONFIG_RUST=n build {}; send-email dry run: {} mails, threading {}; To: {}; Cc: {} people",
+        if norust { "ok" } else { "FAILED" },
+        mails.len(),
+        if thread.is_empty() { "ok" } else { "FAILED" },
+        to.join(", "),
+        cc.len()
+    );
+    println!(
+        "SERIES: written to {} as {}{}",
+        e.dir.display(),
+        id.mailbox(),
+        if id.fake {
+            " (test identity: not for sending)"
+        } else {
+            ""
+        }
+    );
+    let mut s = report::Suite {
+        name: "series".into(),
+        imp: "emit".into(),
+        counts: ktap::Counts::default(),
+        problems: Vec::new(),
+    };
+    let cases: [(&str, bool, Vec<String>); 5] = [
+        ("checkpatch --strict", ck.errors + warnings == 0, ck_lines),
+        ("every patch builds", built == n, Vec::new()),
+        ("CONFIG_RUST=n build", norust, Vec::new()),
+        ("git am round trip", am, Vec::new()),
+        ("send-email threading", thread.is_empty(), thread),
+    ];
+    for (name, ok, details) in cases {
+        if ok {
+            s.counts.passed += 1;
+        } else {
+            s.counts.failed += 1;
+            s.problems.push(name.to_string());
+            s.problems
+                .extend(details.into_iter().map(|d| format!("{name}: {d}")));
+        }
+    }
+    Ok(s)
+}
+
+fn cmd_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let m = Manifest::load(&ctx.repo)?;
+    if !o.no_setup {
+        let _s = Stage::new("setup");
+        setup::setup(ctx, &m)?;
+    }
+    materialize::materialize(ctx, &m)?;
+    let _s = Stage::new("series");
+    let s = series_suite(ctx, o, &m)?;
+    println!("{}", s.line());
+    for p in &s.problems {
+        println!("  {p}");
+    }
+    Ok(s.counts.failed == 0)
 }
 
 fn main() -> ExitCode {
@@ -433,6 +542,7 @@ fn main() -> ExitCode {
         }
         "configure" => kbuild::configure(&ctx, &o.variant).map(|_| true),
         "check-series" => cmd_check_series(&ctx, &o),
+        "series" => cmd_series(&ctx, &o),
         "build" => prepare(&ctx, &o).map(|(_, k)| {
             println!("kernel: {}", k.display());
             true

@@ -15,6 +15,9 @@ use std::path::Path;
 pub struct Manifest {
     pub base: Base,
     pub cover: Cover,
+    /// Trailers every patch carries (e.g. `Assisted-by:`); never `Signed-off-by:`.
+    #[serde(default)]
+    pub trailers: Vec<String>,
     #[serde(default, rename = "patch")]
     pub patches: Vec<Patch>,
 }
@@ -123,7 +126,16 @@ impl Manifest {
                 }
             }
         }
-        for body in std::iter::once(&self.cover.body).chain(self.patches.iter().map(|p| &p.body)) {
+        for tr in &self.trailers {
+            if !tr.contains(": ") || tr.contains('\n') {
+                bail!("series manifest: trailer `{tr}` is not one `Key: value` line");
+            }
+        }
+        let trailers = self.trailers.join("\n");
+        for body in std::iter::once(&self.cover.body)
+            .chain(self.patches.iter().map(|p| &p.body))
+            .chain(std::iter::once(&trailers))
+        {
             for line in body.lines() {
                 let l = line.trim_start().to_ascii_lowercase();
                 if l.starts_with("signed-off-by:") || l.starts_with("from:") {
@@ -242,6 +254,17 @@ body = "Why."
             "[[patch]]\nsubject = \"a: b\"\nbody = \"x\"\nfiles = [\"fs/a.c\"]\nbogus = 1"
         )
         .contains("unknown field"));
+    }
+
+    #[test]
+    fn trailers() {
+        let with = |tr: &str| BASE.replace("[base]", &format!("trailers = [\"{tr}\"]\n[base]"));
+        let e = Manifest::parse(&with("Signed-off-by: A <a@b>")).unwrap_err();
+        assert!(e.0.contains("names a person"), "{e}");
+        let e = Manifest::parse(&with("Assisted-by LLM")).unwrap_err();
+        assert!(e.0.contains("Key: value"), "{e}");
+        let m = Manifest::parse(&with("Assisted-by: LLM")).unwrap();
+        assert_eq!(m.trailers, ["Assisted-by: LLM"]);
     }
 
     #[test]

@@ -66,7 +66,14 @@ pub fn materialize(ctx: &Ctx, m: &Manifest) -> Result<String> {
             .context(|| format!("patch {n}: adding {f}"))?;
         }
         let t = output(g().arg("write-tree"))?;
-        let msg = format!("{}\n\n{}\n", p.subject, p.body.trim_end());
+        let mut msg = format!("{}\n\n{}\n", p.subject, p.body.trim());
+        if !m.trailers.is_empty() {
+            msg.push('\n');
+            for tr in &m.trailers {
+                msg.push_str(tr);
+                msg.push('\n');
+            }
+        }
         head = output(
             git(&tree)
                 .args(["commit-tree", t.trim(), "-p", &head, "-m"])
