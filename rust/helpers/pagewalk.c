@@ -92,3 +92,18 @@ __rust_helper pte_t rust_helper_huge_ptep_get(struct mm_struct *mm, unsigned lon
 	return ptep_get(ptep);
 #endif
 }
+
+__rust_helper bool rust_helper_vma_is_cow_mapping(const struct vm_area_struct *vma)
+{
+	return vma_is_cow_mapping(vma);
+}
+
+__rust_helper bool rust_helper_mm_has_pinned(const struct mm_struct *mm)
+{
+	return mm_flags_test(MMF_HAS_PINNED, mm);
+}
+
+__rust_helper bool rust_helper_folio_maybe_dma_pinned(struct folio *folio)
+{
+	return folio_maybe_dma_pinned(folio);
+}

@@ -287,9 +287,30 @@ fn flush_tlb(vma: &VmaRef, range: Option<(usize, usize)>) {
     }
 }
 
-/// Clears the soft-dirty bit of the PTE at `ptep` the way `clear_refs` does: a present entry is
-/// also write-protected (so the next write faults and sets the bit again); a software entry
-/// loses its swap soft-dirty bit. Returns whether the entry changed.
+/// Whether a present, writable PTE maps a page that may be DMA-pinned in a COW mapping
+/// (`pte_is_pinned()` of fs/proc/task_mmu.c): write-protecting it would break the pin's COW
+/// semantics, so `clear_refs` leaves it alone (it stays soft-dirty: a false positive, never a
+/// lost write).
+fn pte_is_pinned(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
+    if !pte.is_writable() {
+        return false;
+    }
+    // SAFETY: `vma` is valid under the walk's lock; the helper only reads its flags.
+    let cow = unsafe { bindings::vma_is_cow_mapping(vma.as_ptr()) };
+    // SAFETY: The VMA's mm is valid; the helper only reads its flags.
+    if !cow || !unsafe { bindings::mm_has_pinned(vma.mm().as_raw()) } {
+        return false;
+    }
+    // SAFETY: `pte` is a present entry of `addr` in `vma`, read under its table lock.
+    let folio = unsafe { bindings::vm_normal_folio(vma.as_ptr(), addr, pte.as_raw()) };
+    // SAFETY: A non-NULL folio mapped by a locked PTE is valid while the lock is held.
+    !folio.is_null() && unsafe { bindings::folio_maybe_dma_pinned(folio) }
+}
+
+/// Clears the soft-dirty state of the PTE at `ptep` exactly as `clear_refs` does
+/// (`clear_soft_dirty()`): a present entry is write-protected and loses its soft-dirty bit, so
+/// the next write faults and sets it again, unless it may be DMA-pinned (then it is left as it
+/// is); a software entry loses its swap soft-dirty bit. Returns whether the bit was set.
 ///
 /// # Safety
 ///
@@ -297,10 +318,11 @@ fn flush_tlb(vma: &VmaRef, range: Option<(usize, usize)>) {
 unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t) -> bool {
     // SAFETY: By the function's safety requirements `ptep` is valid and locked.
     let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
-    if !pte.is_soft_dirty() {
-        return false;
-    }
+    let was = pte.is_soft_dirty();
     if pte.is_present() {
+        if pte_is_pinned(vma, addr, pte) {
+            return false;
+        }
         // SAFETY: As above; start/commit bracket the change so that concurrent hardware
         // updates of the accessed/dirty bits are not lost.
         unsafe {
@@ -308,7 +330,7 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
             let new = bindings::pte_clear_soft_dirty(bindings::pte_wrprotect(old));
             bindings::ptep_modify_prot_commit(vma.as_ptr(), addr, ptep, old, new);
         }
-    } else {
+    } else if pte.is_softleaf() {
         // SAFETY: As above; a non-present entry is not cached by the TLB and not changed by
         // hardware, so it may be rewritten under the lock.
         unsafe {
@@ -316,7 +338,7 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
             bindings::set_pte_at(vma.mm().as_raw(), addr, ptep, new);
         }
     }
-    true
+    was
 }
 
 /// A mapped and locked PTE table, for the range of one [`PageWalk::pmd_entry`] call.
@@ -383,20 +405,18 @@ impl<'a> PteTable<'a> {
             .filter_map(move |a| Some((a, self.get(a)?)))
     }
 
-    /// Clears the soft-dirty bit of the entry of `addr` (write-protecting a present entry, as
-    /// `clear_refs` does); returns whether it was set. The entry is flushed from the TLB before
-    /// the table is unlocked.
+    /// Clears the soft-dirty state of the entry of `addr` as `clear_refs` does (a present entry
+    /// is write-protected, unless it may be DMA-pinned); returns whether the bit was set. The
+    /// entry is flushed from the TLB before the table is unlocked.
     #[inline]
     pub fn clear_soft_dirty(&mut self, addr: usize) -> bool {
         let Some(ptep) = self.ptep(addr) else {
             return false;
         };
         // SAFETY: `ptep` is the entry of `addr` in the locked table.
-        let changed = unsafe { pte_clear_soft_dirty(self.vma, addr, ptep) };
-        if changed {
-            note_change(&mut self.flush, addr, addr + PAGE_SIZE);
-        }
-        changed
+        let was = unsafe { pte_clear_soft_dirty(self.vma, addr, ptep) };
+        note_change(&mut self.flush, addr, addr + PAGE_SIZE);
+        was
     }
 }
 
@@ -440,29 +460,32 @@ impl HugePmdGuard<'_> {
     }
 
     /// Clears the soft-dirty bit of a present huge PMD and write-protects it, keeping the
-    /// accessed and dirty bits (`pmdp_invalidate()`, which also flushes the TLB); returns whether
-    /// it was set.
+    /// accessed and dirty bits, as `clear_soft_dirty_pmd()` does (`pmdp_invalidate()` also
+    /// flushes the TLB); returns whether the bit was set.
     #[inline]
     pub fn clear_soft_dirty(&mut self) -> bool {
         let pmd = self.get();
-        if !pmd.is_present() || !pmd.is_soft_dirty() {
+        if !pmd.is_present() {
             return false;
         }
+        let was = pmd.is_soft_dirty();
         let addr = self.addr & !(bindings::PMD_SIZE - 1);
         // SAFETY: By the type invariants the entry is a present huge PMD of `vma` and locked;
         // `pmdp_invalidate()` makes it non-present and flushes it before it is rewritten.
         unsafe {
-            let mut old = bindings::pmdp_invalidate(self.vma.as_ptr(), addr, self.pmd.as_ptr());
+            // The hardware may have set accessed/dirty between the read and the invalidation.
+            let old = bindings::pmdp_invalidate(self.vma.as_ptr(), addr, self.pmd.as_ptr());
+            let mut new = pmd.as_raw();
             if bindings::pmd_dirty(old) {
-                old = bindings::pmd_mkdirty(old);
+                new = bindings::pmd_mkdirty(new);
             }
             if bindings::pmd_young(old) {
-                old = bindings::pmd_mkyoung(old);
+                new = bindings::pmd_mkyoung(new);
             }
-            let new = bindings::pmd_clear_soft_dirty(bindings::pmd_wrprotect(old));
+            let new = bindings::pmd_clear_soft_dirty(bindings::pmd_wrprotect(new));
             bindings::set_pmd_at(self.vma.mm().as_raw(), addr, self.pmd.as_ptr(), new);
         }
-        true
+        was
     }
 }
 
@@ -501,16 +524,15 @@ impl<'a> PteEntry<'a> {
         Pte::from_raw(unsafe { bindings::ptep_get(self.pte.as_ptr()) })
     }
 
-    /// Clears the soft-dirty bit (write-protecting a present entry, as `clear_refs` does);
-    /// returns whether it was set. The entry is flushed from the TLB before the callback returns.
+    /// Clears the soft-dirty state as `clear_refs` does (a present entry is write-protected,
+    /// unless it may be DMA-pinned); returns whether the bit was set. The entry is flushed from
+    /// the TLB before the callback returns.
     #[inline]
     pub fn clear_soft_dirty(&mut self) -> bool {
         // SAFETY: By the type invariants `pte` is the locked entry of `addr`.
-        let changed = unsafe { pte_clear_soft_dirty(self.vma, self.addr, self.pte.as_ptr()) };
-        if changed {
-            note_change(&mut self.flush, self.addr, self.addr + PAGE_SIZE);
-        }
-        changed
+        let was = unsafe { pte_clear_soft_dirty(self.vma, self.addr, self.pte.as_ptr()) };
+        note_change(&mut self.flush, self.addr, self.addr + PAGE_SIZE);
+        was
     }
 }
 

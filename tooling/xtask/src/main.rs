@@ -111,9 +111,9 @@ fn prepare(ctx: &Ctx, o: &Opts) -> Result<(Manifest, std::path::PathBuf)> {
     prepare_with(ctx, o, false)
 }
 
-/// Setup, materialize and build; with `relint`, the series' objects are rebuilt so that the
-/// build log holds every warning about them.
-fn prepare_with(ctx: &Ctx, o: &Opts, relint: bool) -> Result<(Manifest, std::path::PathBuf)> {
+/// Loads the manifest, runs setup (unless `--no-setup`) and materializes the series (unless
+/// `--no-materialize`).
+fn setup_and_materialize(ctx: &Ctx, o: &Opts) -> Result<Manifest> {
     let m = Manifest::load(&ctx.repo)?;
     if !o.no_setup {
         let _s = Stage::new("setup");
@@ -123,6 +123,13 @@ fn prepare_with(ctx: &Ctx, o: &Opts, relint: bool) -> Result<(Manifest, std::pat
         let _s = Stage::new("materialize");
         materialize::materialize(ctx, &m)?;
     }
+    Ok(m)
+}
+
+/// Setup, materialize and build; with `relint`, the series' objects are rebuilt so that the
+/// build log holds every warning about them.
+fn prepare_with(ctx: &Ctx, o: &Opts, relint: bool) -> Result<(Manifest, std::path::PathBuf)> {
+    let m = setup_and_materialize(ctx, o)?;
     if relint {
         for obj in lint::objects_for(&lint::series_paths(&ctx.repo, &m)) {
             let _ = std::fs::remove_file(ctx.build_dir(&o.variant).join(obj));
@@ -419,12 +426,7 @@ fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<(usize, usize)>
 
 /// Builds every patch of the series in turn; prints `builds <ok>/<n>`.
 fn cmd_check_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
-    let m = Manifest::load(&ctx.repo)?;
-    if !o.no_setup {
-        let _s = Stage::new("setup");
-        setup::setup(ctx, &m)?;
-    }
-    materialize::materialize(ctx, &m)?;
+    let m = setup_and_materialize(ctx, o)?;
     let _s = Stage::new("per-patch-builds");
     let (ok, n) = per_patch_builds(ctx, o, &m)?;
     println!("builds {ok}/{n}");
@@ -507,12 +509,7 @@ fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::Suite> {
 }
 
 fn cmd_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
-    let m = Manifest::load(&ctx.repo)?;
-    if !o.no_setup {
-        let _s = Stage::new("setup");
-        setup::setup(ctx, &m)?;
-    }
-    materialize::materialize(ctx, &m)?;
+    let m = setup_and_materialize(ctx, o)?;
     let _s = Stage::new("series");
     let s = series_suite(ctx, o, &m)?;
     println!("{}", s.line());
