@@ -102,17 +102,21 @@ impl Pte {
     /// The page frame number of a present entry.
     #[inline]
     pub fn pfn(self) -> Option<usize> {
+        if !self.is_present() {
+            return None;
+        }
         // SAFETY: Pure function of the entry's value, which is present.
-        self.is_present()
-            .then(|| unsafe { bindings::pte_pfn(self.0) })
+        Some(unsafe { bindings::pte_pfn(self.0) })
     }
 
     /// Whether a present entry maps the shared zero page.
     #[inline]
     pub fn is_zero_pfn(self) -> bool {
+        let Some(pfn) = self.pfn() else {
+            return false;
+        };
         // SAFETY: Pure function of a pfn.
-        self.pfn()
-            .is_some_and(|pfn| unsafe { bindings::is_zero_pfn(pfn) })
+        unsafe { bindings::is_zero_pfn(pfn) }
     }
 
     /// Whether a present entry is writable.
