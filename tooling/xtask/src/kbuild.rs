@@ -31,7 +31,8 @@ pub fn missing_options<'a>(config: &str, required: &'a [String]) -> Vec<&'a str>
         .collect()
 }
 
-fn make(ctx: &Ctx, variant: &str) -> Command {
+/// `make` in the cache tree for a variant's build directory, with the toolchain variables.
+pub fn make(ctx: &Ctx, variant: &str) -> Command {
     let mut c = Command::new("make");
     c.current_dir(ctx.tree())
         .arg(format!("O={}", ctx.build_dir(variant).display()))

@@ -6,7 +6,6 @@ use crate::ctx::Ctx;
 use crate::manifest::Manifest;
 use crate::util::Result;
 use std::path::Path;
-use std::process::Command;
 
 /// Kernel paths the series creates or changes: new files, and the targets of its diffs.
 pub fn series_paths(repo: &Path, m: &Manifest) -> Vec<String> {
@@ -89,14 +88,7 @@ pub fn findings(log: &str, paths: &[String]) -> Vec<String> {
 
 /// Runs a make target for `variant`, returning (success, combined output).
 pub fn make_target(ctx: &Ctx, variant: &str, target: &str) -> Result<(bool, String)> {
-    let out = Command::new("make")
-        .current_dir(ctx.tree())
-        .arg(format!("O={}", ctx.build_dir(variant).display()))
-        .args(ctx.make_vars())
-        .arg(target)
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTFLAGS")
-        .output()?;
+    let out = crate::kbuild::make(ctx, variant).arg(target).output()?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -223,12 +223,7 @@ fn host_unit_tests(ctx: &Ctx) -> Result<report::Suite> {
 /// rustdoc warnings. One case each.
 fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
     let paths = lint::series_paths(&ctx.repo, m);
-    let mut s = report::Suite {
-        name: "lint".into(),
-        imp: "series".into(),
-        counts: ktap::Counts::default(),
-        problems: Vec::new(),
-    };
+    let mut s = report::Suite::new("lint", "series");
     let build_log = std::fs::read_to_string(ctx.logs().join(format!("build-{variant}.log")))
         .unwrap_or_default();
     let mut cases: Vec<(&str, Vec<String>)> = vec![(
@@ -255,14 +250,7 @@ fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
     }
     cases.push(("rustdoc", doc));
     for (name, found) in cases {
-        if found.is_empty() {
-            s.counts.passed += 1;
-        } else {
-            s.counts.failed += 1;
-            for f in found {
-                s.problems.push(format!("{name}: {f}"));
-            }
-        }
+        s.add_case(name, found.is_empty(), found);
     }
     Ok(s)
 }
@@ -482,12 +470,7 @@ fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::Suite> {
             ""
         }
     );
-    let mut s = report::Suite {
-        name: "series".into(),
-        imp: "emit".into(),
-        counts: ktap::Counts::default(),
-        problems: Vec::new(),
-    };
+    let mut s = report::Suite::new("series", "emit");
     let cases: [(&str, bool, Vec<String>); 5] = [
         ("checkpatch --strict", ck.errors + warnings == 0, ck_lines),
         ("every patch builds", built == n, Vec::new()),
@@ -496,14 +479,7 @@ fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::Suite> {
         ("send-email threading", thread.is_empty(), thread),
     ];
     for (name, ok, details) in cases {
-        if ok {
-            s.counts.passed += 1;
-        } else {
-            s.counts.failed += 1;
-            s.problems.push(name.to_string());
-            s.problems
-                .extend(details.into_iter().map(|d| format!("{name}: {d}")));
-        }
+        s.add_case(name, ok, details);
     }
     Ok(s)
 }

@@ -14,6 +14,30 @@ pub struct Suite {
 }
 
 impl Suite {
+    /// A suite with no results yet.
+    pub fn new(name: &str, imp: &str) -> Self {
+        Suite {
+            name: name.into(),
+            imp: imp.into(),
+            counts: Counts::default(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Counts one check: passed when `ok`, else failed with `details` as its problems.
+    pub fn add_case(&mut self, name: &str, ok: bool, details: Vec<String>) {
+        if ok {
+            self.counts.passed += 1;
+        } else {
+            self.counts.failed += 1;
+            if details.is_empty() {
+                self.problems.push(name.to_string());
+            }
+            self.problems
+                .extend(details.into_iter().map(|d| format!("{name}: {d}")));
+        }
+    }
+
     pub fn line(&self) -> String {
         format!(
             "SUITE {} {}: {} passed, {} failed, {} skipped",
@@ -201,6 +225,23 @@ mod tests {
             s[0].line(),
             "SUITE kunit/rust_doctests_kernel builtin: 2 passed, 0 failed, 0 skipped"
         );
+    }
+
+    #[test]
+    fn cases() {
+        let mut s = Suite::new("lint", "series");
+        s.add_case("a", true, Vec::new());
+        s.add_case("b", false, Vec::new());
+        s.add_case("c", false, vec!["x.rs:1: warning".into()]);
+        assert_eq!(
+            s.counts,
+            Counts {
+                passed: 1,
+                failed: 2,
+                skipped: 0
+            }
+        );
+        assert_eq!(s.problems, ["b", "c: x.rs:1: warning"]);
     }
 
     #[test]
