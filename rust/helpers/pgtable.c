@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/huge_mm.h>
+#include <linux/hugetlb.h>
 #include <linux/leafops.h>
 #include <linux/mm.h>
 #include <linux/pgtable.h>
+#include <linux/userfaultfd_k.h>
 
 __rust_helper pte_t rust_helper_ptep_get(pte_t *ptep)
 {
@@ -70,9 +72,9 @@ __rust_helper bool rust_helper_pte_uffd(pte_t pte)
 	return pte_uffd(pte);
 }
 
-__rust_helper bool rust_helper_pte_swp_uffd(pte_t pte)
+__rust_helper bool rust_helper_pte_swp_uffd_any(pte_t pte)
 {
-	return pte_swp_uffd(pte);
+	return pte_swp_uffd_any(pte);
 }
 
 __rust_helper bool rust_helper_pte_is_marker(pte_t pte)
@@ -124,3 +126,41 @@ __rust_helper bool rust_helper_is_huge_zero_pmd(pmd_t pmd)
 {
 	return is_huge_zero_pmd(pmd);
 }
+
+__rust_helper bool rust_helper_pmd_swp_soft_dirty(pmd_t pmd)
+{
+	return pmd_swp_soft_dirty(pmd);
+}
+
+__rust_helper bool rust_helper_pmd_uffd(pmd_t pmd)
+{
+	return pmd_uffd(pmd);
+}
+
+__rust_helper bool rust_helper_pmd_swp_uffd(pmd_t pmd)
+{
+	return pmd_swp_uffd(pmd);
+}
+
+#ifdef CONFIG_HUGETLB_PAGE
+__rust_helper bool rust_helper_huge_pte_none(pte_t pte)
+{
+	return huge_pte_none(pte);
+}
+
+__rust_helper bool rust_helper_huge_pte_uffd(pte_t pte)
+{
+	return huge_pte_uffd(pte);
+}
+#else
+/* No hugetlb entry exists to ask about. */
+__rust_helper bool rust_helper_huge_pte_none(pte_t pte)
+{
+	return pte_none(pte);
+}
+
+__rust_helper bool rust_helper_huge_pte_uffd(pte_t pte)
+{
+	return false;
+}
+#endif

@@ -22,7 +22,7 @@
 
 use crate::{
     bindings,
-    error::{Error, Result, VTABLE_DEFAULT_ERROR},
+    error::{code::*, Error, Result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_ulong},
     mm::{
         pgtable::{Pmd, Pte},
@@ -30,7 +30,9 @@ use crate::{
         MmWithUser, MmapReadGuard, MmapWriteGuard,
     },
     page::PAGE_SIZE,
+    str::CStr,
     types::NotThreadSafe,
+    ModuleMetadata, ThisModule,
 };
 use core::{marker::PhantomData, ptr::NonNull};
 use macros::vtable;
@@ -78,6 +80,22 @@ pub enum WalkOutcome {
     Completed,
     /// A callback returned [`Flow::Stop`] or [`PmdAction::Stop`].
     Stopped,
+}
+
+/// The owner of [`PageWalk`] implementations outside modules.
+///
+/// `#[vtable]` names the module that owns an implementation (`type OwnerModule`), by default
+/// `crate::LocalModule`, which only crates built with `module!` have. A walk has no owner: `struct
+/// mm_walk_ops` has no `owner` field and `mm/pagewalk.c` exports nothing, so every walker is
+/// built-in code. Built-in implementations outside the kernel crate write
+/// `type OwnerModule = kernel::mm::pagewalk::BuiltIn;` in their `#[vtable] impl`.
+pub struct BuiltIn;
+
+impl ModuleMetadata for BuiltIn {
+    const NAME: &'static CStr = c"built-in";
+
+    // SAFETY: Built-in code has no module: its `THIS_MODULE` is NULL.
+    const THIS_MODULE: ThisModule = unsafe { ThisModule::from_ptr(core::ptr::null_mut()) };
 }
 
 /// The value `walk_page_range()` passes back when a callback stops the walk.
@@ -163,10 +181,11 @@ pub trait PageWalk: Sized {
     }
 
     /// Called for `addr..next` when it has no page table at some level, or lies outside any VMA
-    /// (then `vma` is `None`). `depth` is 0 (PGD) to 3 (PMD), or -1 when unknown (outside VMAs).
+    /// (then [`Hole::vma`] is `None`). `depth` is 0 (PGD) to 3 (PMD), or -1 when unknown
+    /// (outside VMAs). In a hugetlb VMA it is called for each huge page without an entry.
     fn pte_hole(
         &mut self,
-        _vma: Option<&VmaRef>,
+        _hole: &mut Hole<'_>,
         _addr: usize,
         _next: usize,
         _depth: i32,
@@ -341,6 +360,76 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
     was
 }
 
+/// Whether a software entry refers to a folio that is not anonymous (a migration or device entry
+/// of a page-cache folio).
+///
+/// # Safety
+///
+/// `entry` was read from a page-table entry whose lock is held.
+unsafe fn softleaf_maps_file_page(entry: bindings::softleaf_t) -> bool {
+    // SAFETY: By the function's safety requirements the entry is stable, so the folio it refers
+    // to (if it has a pfn) is valid while the lock is held.
+    unsafe {
+        bindings::softleaf_has_pfn(entry)
+            && !bindings::folio_test_anon(bindings::softleaf_to_folio(entry))
+    }
+}
+
+/// Whether `pte`, the entry of `addr` in `vma`, maps a page that is not anonymous: a present
+/// entry with a normal page (`vm_normal_page()`: not the zero page, not a PFN map) outside anon
+/// memory, or a migration or device entry of such a folio.
+///
+/// # Safety
+///
+/// `pte` was read from the entry of `addr` in `vma` with its PTE table lock, which is still held.
+unsafe fn pte_maps_file_page(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
+    if pte.is_present() {
+        // SAFETY: By the function's safety requirements `pte` is a locked present entry of `addr`.
+        let page = unsafe { bindings::vm_normal_page(vma.as_ptr(), addr, pte.as_raw()) };
+        // SAFETY: A non-NULL page mapped by a locked entry is valid while the lock is held.
+        !page.is_null() && !unsafe { bindings::PageAnon(page) }
+    } else if pte.is_softleaf() {
+        // SAFETY: By the function's safety requirements the entry is locked.
+        unsafe { softleaf_maps_file_page(bindings::softleaf_from_pte(pte.as_raw())) }
+    } else {
+        false
+    }
+}
+
+/// Marks the PTE at `ptep` write-protected for userfaultfd, as `make_uffd_wp_pte()` of
+/// `PAGEMAP_SCAN` does: a present entry gets the uffd-wp bit (keeping the accessed and dirty
+/// bits hardware may set meanwhile), an empty one a uffd-wp marker, a swap or migration entry its
+/// uffd-wp bit.
+///
+/// # Safety
+///
+/// `ptep` is the PTE of `addr` in `vma`'s page tables and its PTE table lock is held.
+unsafe fn pte_make_uffd_wp(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t) {
+    // SAFETY: By the function's safety requirements `ptep` is valid and locked.
+    let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
+    let mm = vma.mm().as_raw();
+    if pte.is_present() {
+        // SAFETY: As above; start/commit bracket the change so that concurrent hardware
+        // updates of the accessed/dirty bits are not lost.
+        unsafe {
+            let old = bindings::ptep_modify_prot_start(vma.as_ptr(), addr, ptep);
+            bindings::ptep_modify_prot_commit(
+                vma.as_ptr(),
+                addr,
+                ptep,
+                old,
+                bindings::pte_mkuffd(old),
+            );
+        }
+    } else if pte.is_none() {
+        // SAFETY: As above; an empty entry is not cached by the TLB.
+        unsafe { bindings::set_pte_at(mm, addr, ptep, bindings::make_pte_marker_uffd_wp()) };
+    } else {
+        // SAFETY: As above; a non-present entry is not cached by the TLB.
+        unsafe { bindings::set_pte_at(mm, addr, ptep, bindings::pte_swp_mkuffd(pte.as_raw())) };
+    }
+}
+
 /// A mapped and locked PTE table, for the range of one [`PageWalk::pmd_entry`] call.
 ///
 /// Entries changed through it are flushed from the TLB when it is dropped, before the lock is
@@ -418,6 +507,32 @@ impl<'a> PteTable<'a> {
         note_change(&mut self.flush, addr, addr + PAGE_SIZE);
         was
     }
+
+    /// Whether the entry of `addr` maps a page that is not anonymous: a normal page
+    /// (`vm_normal_page()`, so not the zero page) of a file or shmem, or a migration or device
+    /// entry of one.
+    #[inline]
+    pub fn maps_file_page(&self, addr: usize) -> bool {
+        let Some(pte) = self.get(addr) else {
+            return false;
+        };
+        // SAFETY: `pte` was just read from the entry of `addr` in the locked table.
+        unsafe { pte_maps_file_page(self.vma, addr, pte) }
+    }
+
+    /// Write-protects the entry of `addr` for userfaultfd, as `PAGEMAP_SCAN` does in a VMA
+    /// registered for asynchronous uffd-wp with markers: a present entry gets the uffd-wp bit,
+    /// an empty one a uffd-wp marker, a swap or migration entry its uffd-wp bit. The entry is
+    /// flushed from the TLB before the table is unlocked.
+    #[inline]
+    pub fn make_uffd_wp(&mut self, addr: usize) {
+        let Some(ptep) = self.ptep(addr) else {
+            return;
+        };
+        // SAFETY: `ptep` is the entry of `addr` in the locked table.
+        unsafe { pte_make_uffd_wp(self.vma, addr, ptep) };
+        note_change(&mut self.flush, addr, addr + PAGE_SIZE);
+    }
 }
 
 impl Drop for PteTable<'_> {
@@ -486,6 +601,57 @@ impl HugePmdGuard<'_> {
             bindings::set_pmd_at(self.vma.mm().as_raw(), addr, self.pmd.as_ptr(), new);
         }
         was
+    }
+
+    /// Whether the huge entry maps a page that is not anonymous (`vm_normal_page_pmd()`, so not
+    /// the huge zero page), or is a migration entry of such a folio.
+    #[inline]
+    pub fn maps_file_page(&self) -> bool {
+        let pmd = self.get();
+        if pmd.is_present() {
+            // SAFETY: By the type invariants `pmd` is the locked huge entry of `addr`.
+            let page =
+                unsafe { bindings::vm_normal_page_pmd(self.vma.as_ptr(), self.addr, pmd.as_raw()) };
+            // SAFETY: A non-NULL page mapped by a locked entry is valid while the lock is held.
+            !page.is_null() && !unsafe { bindings::PageAnon(page) }
+        } else if !pmd.is_none() {
+            // SAFETY: The entry is locked; `softleaf_from_pmd()` is a pure function of it.
+            unsafe { softleaf_maps_file_page(bindings::softleaf_from_pmd(pmd.as_raw())) }
+        } else {
+            false
+        }
+    }
+
+    /// Write-protects the whole huge page for userfaultfd, as `PAGEMAP_SCAN` does: a present
+    /// entry gets the uffd-wp bit (`pmdp_invalidate_ad()` keeps the accessed and dirty bits), a
+    /// migration entry its uffd-wp bit. The entry is flushed from the TLB before the lock is
+    /// dropped.
+    #[inline]
+    pub fn make_uffd_wp(&mut self) {
+        let pmd = self.get();
+        let addr = self.addr & !(bindings::PMD_SIZE - 1);
+        let mm = self.vma.mm().as_raw();
+        // SAFETY: Pure function of the entry's value.
+        let migration = unsafe { bindings::pmd_is_migration_entry(pmd.as_raw()) };
+        if pmd.is_present() {
+            // SAFETY: By the type invariants the entry is a present huge PMD of `vma` and locked;
+            // `pmdp_invalidate_ad()` makes it non-present and returns it with the hardware's
+            // accessed and dirty bits before it is rewritten.
+            unsafe {
+                let old = bindings::pmdp_invalidate_ad(self.vma.as_ptr(), addr, self.pmd.as_ptr());
+                bindings::set_pmd_at(mm, addr, self.pmd.as_ptr(), bindings::pmd_mkuffd(old));
+            }
+        } else if migration {
+            // SAFETY: By the type invariants the entry is locked; a non-present entry is not
+            // cached by the TLB.
+            unsafe {
+                let new = bindings::pmd_swp_mkuffd(pmd.as_raw());
+                bindings::set_pmd_at(mm, addr, self.pmd.as_ptr(), new);
+            }
+        } else {
+            return;
+        }
+        flush_tlb(self.vma, Some((addr, addr + bindings::PMD_SIZE)));
     }
 }
 
@@ -570,6 +736,227 @@ impl<'a> HugetlbEntry<'a> {
         Pte::from_raw(unsafe {
             bindings::huge_ptep_get(self.vma.mm().as_raw(), self.addr, self.pte.as_ptr())
         })
+    }
+
+    /// The size of the VMA's huge pages (`huge_page_size(hstate_vma())`).
+    #[inline]
+    pub fn size(&self) -> usize {
+        hugetlb_page_size(self.vma)
+    }
+
+    /// Whether a present entry maps a huge page that is not anonymous (hugetlbfs files, shared
+    /// memory and `MAP_HUGETLB | MAP_SHARED` mappings).
+    #[inline]
+    pub fn maps_file_page(&self) -> bool {
+        // SAFETY: By the type invariants the walker holds the hugetlb VMA read lock, which keeps
+        // the page of a present entry mapped.
+        unsafe { hugetlb_maps_file_page(self.get()) }
+    }
+
+    /// Locks the entry for a change, as `PAGEMAP_SCAN` does: the file's `i_mmap` lock for
+    /// writing, then the entry's lock (`huge_pte_lock()`).
+    #[inline]
+    pub fn lock(&mut self) -> Option<HugetlbGuard<'_>> {
+        // SAFETY: By the type invariants `pte` is the hugetlb entry of `addr` in `vma` and the
+        // walker holds the hugetlb VMA read lock.
+        unsafe { HugetlbGuard::lock(self.vma, self.pte, self.addr) }
+    }
+}
+
+/// The size of the huge pages of the hugetlb VMA `vma`.
+fn hugetlb_page_size(vma: &VmaRef) -> usize {
+    // SAFETY: `vma` is valid; the helper reads its hstate.
+    unsafe { bindings::hugetlb_vma_page_size(vma.as_ptr()) }
+}
+
+/// Whether the hugetlb entry `pte` maps a page that is not anonymous.
+///
+/// # Safety
+///
+/// `pte` was read from a hugetlb entry that cannot be unmapped meanwhile (its lock or the hugetlb
+/// VMA lock is held).
+unsafe fn hugetlb_maps_file_page(pte: Pte) -> bool {
+    // SAFETY: By the function's safety requirements the page of a present entry is valid.
+    pte.is_present() && !unsafe { bindings::PageAnon(bindings::hugetlb_pte_page(pte.as_raw())) }
+}
+
+/// A hugetlb entry locked for a change (from [`HugetlbEntry::lock`] or a hole's
+/// [`Hole::make_uffd_wp`]), with the file's `i_mmap` lock held for writing.
+///
+/// # Invariants
+///
+/// `pte` is the hugetlb entry of `addr` in `vma`, `mapping` is the `f_mapping` of the VMA's file
+/// and is write-locked, and `ptl`, the entry's lock, is held, until drop.
+pub struct HugetlbGuard<'a> {
+    pte: NonNull<bindings::pte_t>,
+    ptl: NonNull<bindings::spinlock_t>,
+    mapping: NonNull<bindings::address_space>,
+    vma: &'a VmaRef,
+    addr: usize,
+    _nts: NotThreadSafe,
+}
+
+impl<'a> HugetlbGuard<'a> {
+    /// # Safety
+    ///
+    /// `pte` is the hugetlb entry of `addr` in `vma`, which is a hugetlb VMA, and the caller
+    /// holds the mmap lock and the hugetlb VMA read lock.
+    unsafe fn lock(vma: &'a VmaRef, pte: NonNull<bindings::pte_t>, addr: usize) -> Option<Self> {
+        // SAFETY: `vma` is valid; a hugetlb VMA's file does not change while it is mapped.
+        let file = unsafe { (*vma.as_ptr()).vm_file };
+        if file.is_null() {
+            return None;
+        }
+        // SAFETY: `file` is the VMA's file, valid while the VMA is.
+        let mapping = NonNull::new(unsafe { (*file).f_mapping })?;
+        // SAFETY: `mapping` is valid; this is the lock order of `PAGEMAP_SCAN` (hugetlb VMA
+        // lock, then `i_mmap_rwsem`, then the entry lock).
+        unsafe { bindings::i_mmap_lock_write(mapping.as_ptr()) };
+        // SAFETY: By the function's safety requirements `pte` is an entry of `vma`.
+        let ptl = unsafe { bindings::hugetlb_vma_pte_lock(vma.as_ptr(), pte.as_ptr()) };
+        let Some(ptl) = NonNull::new(ptl) else {
+            // SAFETY: Locked just above.
+            unsafe { bindings::i_mmap_unlock_write(mapping.as_ptr()) };
+            return None;
+        };
+        // INVARIANT: Both locks are held.
+        Some(Self {
+            pte,
+            ptl,
+            mapping,
+            vma,
+            addr,
+            _nts: NotThreadSafe,
+        })
+    }
+
+    /// Reads the entry (`huge_ptep_get()`).
+    #[inline]
+    pub fn get(&self) -> Pte {
+        // SAFETY: By the type invariants `pte` is valid and locked.
+        Pte::from_raw(unsafe {
+            bindings::huge_ptep_get(self.vma.mm().as_raw(), self.addr, self.pte.as_ptr())
+        })
+    }
+
+    /// Whether a present entry maps a huge page that is not anonymous.
+    #[inline]
+    pub fn maps_file_page(&self) -> bool {
+        // SAFETY: By the type invariants the entry is locked.
+        unsafe { hugetlb_maps_file_page(self.get()) }
+    }
+
+    /// Write-protects the entry for userfaultfd as `PAGEMAP_SCAN` does (`make_uffd_wp_huge_pte()`):
+    /// an empty entry gets a uffd-wp marker, a migration entry its uffd-wp bit, a present entry
+    /// the uffd-wp bit; poisoned entries and markers are left alone. A changed present entry is
+    /// flushed from the TLB before the lock is dropped.
+    pub fn make_uffd_wp(&mut self) {
+        let pte = self.get();
+        let size = hugetlb_page_size(self.vma);
+        let (vma, mm, ptep) = (self.vma.as_ptr(), self.vma.mm().as_raw(), self.pte.as_ptr());
+        if pte.is_huge_none() {
+            // SAFETY: By the type invariants the entry is locked; an empty entry is not cached by
+            // the TLB.
+            unsafe {
+                let marker = bindings::make_pte_marker_uffd_wp();
+                bindings::set_huge_pte_at(mm, self.addr, ptep, marker, size);
+            }
+            return;
+        }
+        // SAFETY: Pure function of the entry's value, which is locked.
+        let entry = unsafe { bindings::softleaf_from_pte(pte.as_raw()) };
+        // SAFETY: Pure functions of the entry's value.
+        if unsafe { bindings::softleaf_is_hwpoison(entry) || bindings::softleaf_is_marker(entry) } {
+            return;
+        }
+        // SAFETY: Pure function of the entry's value.
+        if unsafe { bindings::softleaf_is_migration(entry) } {
+            // SAFETY: By the type invariants the entry is locked; it is not present.
+            unsafe {
+                let new = bindings::pte_swp_mkuffd(pte.as_raw());
+                bindings::set_huge_pte_at(mm, self.addr, ptep, new, size);
+            }
+            return;
+        }
+        // SAFETY: By the type invariants the entry is locked; start/commit keep the accessed and
+        // dirty bits the hardware sets meanwhile; the flush follows before the unlock.
+        unsafe {
+            let old = bindings::huge_ptep_modify_prot_start(vma, self.addr, ptep);
+            let new = bindings::huge_pte_mkuffd(old);
+            bindings::huge_ptep_modify_prot_commit(vma, self.addr, ptep, old, new);
+            bindings::pagewalk_flush_hugetlb_tlb_range(vma, self.addr, self.addr + size);
+        }
+    }
+}
+
+impl Drop for HugetlbGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants both locks are held, taken in this order.
+        unsafe {
+            bindings::spin_unlock(self.ptl.as_ptr());
+            bindings::i_mmap_unlock_write(self.mapping.as_ptr());
+        }
+    }
+}
+
+/// A range without page tables seen by [`PageWalk::pte_hole`].
+///
+/// # Invariants
+///
+/// The walker holds the mmap lock for `'a`, and if `vma` is a hugetlb VMA its hugetlb VMA read
+/// lock.
+pub struct Hole<'a> {
+    vma: Option<&'a VmaRef>,
+    _invariant: PhantomData<*mut &'a ()>,
+}
+
+impl<'a> Hole<'a> {
+    /// The VMA of the hole; `None` for a gap between VMAs.
+    #[inline]
+    pub fn vma(&self) -> Option<&'a VmaRef> {
+        self.vma
+    }
+
+    /// Write-protects `addr..end` of the hole's VMA for userfaultfd, as `PAGEMAP_SCAN` does for
+    /// unpopulated ranges: uffd-wp markers are installed (`uffd_wp_range()`; in a hugetlb VMA one
+    /// marker per huge page from the huge page containing `addr`, without the hugetlb VMA write
+    /// lock that `uffd_wp_range()` would take while the walk holds it for reading).
+    ///
+    /// Fails with `EINVAL` outside a VMA registered for uffd-wp or outside the VMA's range, with
+    /// `ENOMEM` if a page table cannot be allocated.
+    pub fn make_uffd_wp(&mut self, addr: usize, end: usize) -> Result {
+        let vma = self.vma.ok_or(EINVAL)?;
+        if addr >= end || addr < vma.start() || end > vma.end() || !vma.userfaultfd_wp() {
+            return Err(EINVAL);
+        }
+        if !vma.is_hugetlb() {
+            // SAFETY: By the type invariants the mmap lock is held; the range lies in `vma`,
+            // which is registered for uffd-wp.
+            let ret = unsafe { bindings::uffd_wp_range(vma.as_ptr(), addr, end - addr, true) };
+            // `PAGEMAP_SCAN` keeps the result in an int, as done here.
+            let ret = ret as c_int;
+            return if ret < 0 {
+                Err(Error::from_errno(ret))
+            } else {
+                Ok(())
+            };
+        }
+        let size = hugetlb_page_size(vma);
+        let mm = vma.mm().as_raw();
+        let mut a = addr & !(size - 1);
+        while a < end {
+            // SAFETY: By the type invariants the mmap lock and the hugetlb VMA read lock are
+            // held; `a` is a huge page address of `vma`.
+            let pte = unsafe { bindings::huge_pte_alloc(mm, vma.as_ptr(), a, size) };
+            let pte = NonNull::new(pte).ok_or(ENOMEM)?;
+            // SAFETY: `pte` is the hugetlb entry of `a` in `vma`; the locks are held (above).
+            let mut guard = unsafe { HugetlbGuard::lock(vma, pte, a) }.ok_or(EINVAL)?;
+            guard.make_uffd_wp();
+            drop(guard);
+            a += size;
+        }
+        Ok(())
     }
 }
 
@@ -720,7 +1107,13 @@ impl<T: PageWalk> Adapter<T> {
     ) -> c_int {
         // SAFETY: By the function's safety requirements.
         let (this, vma) = unsafe { Self::state(walk) };
-        Self::flow(this.pte_hole(vma, addr, next, depth))
+        // INVARIANT: The walker calls `pte_hole` with the mmap lock held, and for a hugetlb VMA
+        // with its hugetlb VMA read lock held.
+        let mut hole = Hole {
+            vma,
+            _invariant: PhantomData,
+        };
+        Self::flow(this.pte_hole(&mut hole, addr, next, depth))
     }
 
     /// # Safety
@@ -858,7 +1251,7 @@ mod tests {
     use super::*;
     use crate::{
         alloc::{flags::GFP_KERNEL, KVec},
-        error::{code::*, to_result},
+        error::to_result,
         mm::mmu_notifier::Event,
         uaccess::{UserPtr, UserSlice},
     };
@@ -999,12 +1392,12 @@ mod tests {
 
         fn pte_hole(
             &mut self,
-            vma: Option<&VmaRef>,
+            hole: &mut Hole<'_>,
             addr: usize,
             next: usize,
             depth: i32,
         ) -> Result<Flow> {
-            self.push(Ev::Hole(addr, next, vma.is_some(), depth))?;
+            self.push(Ev::Hole(addr, next, hole.vma().is_some(), depth))?;
             Ok(Flow::Continue)
         }
     }

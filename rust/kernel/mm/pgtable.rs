@@ -84,19 +84,33 @@ impl Pte {
         }
     }
 
-    /// Whether a present entry is userfaultfd write-protected (`pte_uffd()`), or a non-present
-    /// one carries the uffd-wp bit (`pte_swp_uffd()`, which includes uffd-wp markers).
+    /// Whether a present entry is userfaultfd write-protected (`pte_uffd()`).
     #[inline]
-    pub fn is_uffd_wp(self) -> bool {
-        if self.is_present() {
-            // SAFETY: Pure function of the entry's value.
-            unsafe { bindings::pte_uffd(self.0) }
-        } else if self.is_softleaf() {
-            // SAFETY: Pure function of the entry's value, which is a software entry.
-            unsafe { bindings::pte_swp_uffd(self.0) }
-        } else {
-            false
-        }
+    pub fn is_uffd(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pte_uffd(self.0) }
+    }
+
+    /// Whether a non-present entry carries userfaultfd state, as a uffd-wp bit on a swap or
+    /// migration entry or as a uffd-wp marker (`pte_swp_uffd_any()`).
+    #[inline]
+    pub fn is_swp_uffd_any(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::pte_swp_uffd_any(self.0) }
+    }
+
+    /// Whether a hugetlb entry is empty (`huge_pte_none()`).
+    #[inline]
+    pub fn is_huge_none(self) -> bool {
+        // SAFETY: Pure function of the entry's value.
+        unsafe { bindings::huge_pte_none(self.0) }
+    }
+
+    /// Whether a present hugetlb entry is userfaultfd write-protected (`huge_pte_uffd()`).
+    #[inline]
+    pub fn is_huge_uffd(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::huge_pte_uffd(self.0) }
     }
 
     /// The page frame number of a present entry.
@@ -195,6 +209,28 @@ impl Pmd {
     pub fn is_soft_dirty(self) -> bool {
         // SAFETY: Pure function of the entry's value, which is present.
         self.is_present() && unsafe { bindings::pmd_soft_dirty(self.0) }
+    }
+
+    /// Whether a non-present huge entry (a migration entry) has the swap soft-dirty bit
+    /// (`pmd_swp_soft_dirty()`).
+    #[inline]
+    pub fn is_swp_soft_dirty(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is not present.
+        !self.is_none() && !self.is_present() && unsafe { bindings::pmd_swp_soft_dirty(self.0) }
+    }
+
+    /// Whether a present huge entry is userfaultfd write-protected (`pmd_uffd()`).
+    #[inline]
+    pub fn is_uffd(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is present.
+        self.is_present() && unsafe { bindings::pmd_uffd(self.0) }
+    }
+
+    /// Whether a non-present huge entry has the uffd-wp bit (`pmd_swp_uffd()`).
+    #[inline]
+    pub fn is_swp_uffd(self) -> bool {
+        // SAFETY: Pure function of the entry's value, which is not present.
+        !self.is_none() && !self.is_present() && unsafe { bindings::pmd_swp_uffd(self.0) }
     }
 
     /// Whether a present huge entry is writable.
