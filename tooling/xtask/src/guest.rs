@@ -48,12 +48,28 @@ pub const SELFTESTS: &[Selftest] = &[
     },
 ];
 
+/// The differential tester: one suite comparing both implementations call by call.
+pub const DIFF_SUITE: &str = "differential";
+pub const DIFF_IMPL: &str = "c-vs-rust";
+/// Seconds before the guest kills the differential tester.
+pub const DIFF_TIMEOUT: u32 = 1500;
+
+/// A differential run: how many calls, from which seed.
+#[derive(Clone, Copy, Debug)]
+pub struct Differential {
+    pub calls: u64,
+    pub seed: u64,
+}
+
 /// What the guest does after boot.
 pub enum Mode {
     /// Run the PAGEMAP_SCAN demonstration, then (optionally) a shell on the console.
     Demo { shell: bool },
-    /// Run the selftests for each implementation.
-    Tests { impls: Vec<String> },
+    /// Run the selftests for each implementation, then the differential tester if both exist.
+    Tests {
+        impls: Vec<String>,
+        differential: Option<Differential>,
+    },
 }
 
 fn selftest_dir(ctx: &Ctx) -> PathBuf {
@@ -99,7 +115,7 @@ fn build_rust_guest(ctx: &Ctx) -> Result<PathBuf> {
 }
 
 /// The Rust guest programs copied into the initramfs.
-pub const RUST_GUEST_BINS: &[&str] = &["pagemap-demo"];
+pub const RUST_GUEST_BINS: &[&str] = &["pagemap-demo", "pmscan-diff"];
 
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -142,6 +158,8 @@ fi
     let _ = writeln!(
         s,
         r#"select_impl() {{
+	# Suites that compare the implementations switch between them themselves.
+	case "$1" in {c}|{r}) ;; *) return 0 ;; esac
 	if [ -e {sw} ]; then
 		echo "$1" > {sw} && [ "$(cat {sw})" = "$1" ]
 		return
@@ -161,7 +179,8 @@ run_suite() {{
 	echo "@@SUITE-END $name $impl rc=$?" >&3
 }}"#,
         sw = IMPL_SWITCH,
-        c = IMPL_C
+        c = IMPL_C,
+        r = IMPL_RUST
     );
     match mode {
         Mode::Demo { shell } => {
@@ -173,7 +192,10 @@ run_suite() {{
                 );
             }
         }
-        Mode::Tests { impls } => {
+        Mode::Tests {
+            impls,
+            differential,
+        } => {
             for imp in impls {
                 for t in SELFTESTS.iter().filter(|t| t.per_impl) {
                     let _ = writeln!(
@@ -193,6 +215,13 @@ run_suite() {{
                     sh_quote(t.name),
                     t.timeout,
                     t.name
+                );
+            }
+            if let Some(d) = differential {
+                let _ = writeln!(
+                    s,
+                    "run_suite {DIFF_SUITE} {DIFF_IMPL} {DIFF_TIMEOUT} /bin/pmscan-diff --calls {} --seed {}",
+                    d.calls, d.seed
                 );
             }
         }
@@ -243,7 +272,11 @@ mod tests {
     fn init_runs_each_suite_per_impl_then_finishes() {
         let s = init_script(&Mode::Tests {
             impls: vec!["c".into(), "rust".into()],
+            differential: Some(Differential { calls: 7, seed: 3 }),
         });
+        assert!(
+            s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
+        );
         for imp in ["c", "rust"] {
             for t in SELFTESTS {
                 assert!(

@@ -22,7 +22,10 @@ mod splat;
 mod util;
 
 use ctx::Ctx;
-use guest::{Mode, IMPL_C, IMPL_RUST, RUST_IMPL_OPTION, SELFTESTS};
+use guest::{
+    Differential, Mode, DIFF_IMPL, DIFF_SUITE, DIFF_TIMEOUT, IMPL_C, IMPL_RUST, RUST_IMPL_OPTION,
+    SELFTESTS,
+};
 use manifest::Manifest;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -35,6 +38,9 @@ commands:
              --shell            then give an interactive shell on the guest console
   test       every test: host unit tests, build, boot, all guest suites (what .ci/run runs)
              --impl c|rust|all  implementations to run the suites against (default: all built)
+             --diff-calls N     calls the differential tester compares (default 100000)
+             --diff-seed S      its seed (default 1); a difference prints the seed to replay
+             --skip-series      development shortcut: no series stage (the run then fails)
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree
   configure  write and check the variant's .config only (after setup and materialize)
@@ -68,6 +74,8 @@ struct Opts {
     no_materialize: bool,
     test_identity: bool,
     imp: Option<String>,
+    diff: Differential,
+    skip_series: bool,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts> {
@@ -78,6 +86,11 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         no_materialize: false,
         test_identity: false,
         imp: None,
+        diff: Differential {
+            calls: 100_000,
+            seed: 1,
+        },
+        skip_series: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -92,6 +105,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--no-setup" => o.no_setup = true,
             "--no-materialize" => o.no_materialize = true,
             "--test-identity" => o.test_identity = true,
+            "--skip-series" => o.skip_series = true,
             "--impl" => {
                 let v = it
                     .next()
@@ -100,6 +114,17 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
                     bail!("--impl takes c, rust or all, not `{v}`");
                 }
                 o.imp = Some(v.clone());
+            }
+            "--diff-calls" | "--diff-seed" => {
+                let v: u64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| err!("{a} needs a number"))?;
+                if a == "--diff-calls" {
+                    o.diff.calls = v;
+                } else {
+                    o.diff.seed = v;
+                }
             }
             _ => bail!("unknown option `{a}`\n\n{USAGE}"),
         }
@@ -281,6 +306,8 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         }
     }
     println!("implementations: {}", impls.join(" "));
+    // The differential tester needs both implementations in the kernel.
+    let both = built.len() == 2 && impls.len() == 2;
     let initrd = {
         let _s = Stage::new("guest-userspace");
         guest::initramfs(
@@ -288,6 +315,7 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             &o.variant,
             &Mode::Tests {
                 impls: impls.clone(),
+                differential: both.then_some(o.diff),
             },
         )?
     };
@@ -299,7 +327,10 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             initrd: &initrd,
             mem: "2G",
             smp: GUEST_CPUS,
-            timeout: Duration::from_secs(120 + per_impl * impls.len() as u64),
+            timeout: Duration::from_secs(
+                120 + per_impl * impls.len() as u64
+                    + if both { u64::from(DIFF_TIMEOUT) } else { 0 },
+            ),
             interactive: false,
             logdir: &ctx.logs().join(format!("test-{}", o.variant)),
             echo_results: false,
@@ -336,7 +367,7 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         }
     }
     suites.extend(kunit);
-    let expected: Vec<(String, String)> = impls
+    let mut expected: Vec<(String, String)> = impls
         .iter()
         .flat_map(|i| {
             SELFTESTS
@@ -345,9 +376,15 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 .map(move |t| (t.name.to_string(), i.clone()))
         })
         .collect();
+    if both {
+        expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
+    }
     suites.extend(report::guest_suites(&out.results, &expected));
     let splats = splat::scan(&out.console);
-    {
+    if o.skip_series {
+        // A development shortcut: such a run never passes.
+        problems.push("the series stage was skipped (--skip-series)".to_string());
+    } else {
         let _s = Stage::new("series");
         suites.push(series_suite(ctx, o, &m)?);
     }
