@@ -345,9 +345,6 @@ impl Scan {
             if !pmd.is_uffd() {
                 c |= Self::unprotected(vma);
             }
-            if self.masks_of_interest & FILE != 0 && h.maps_file_page() {
-                c |= FILE;
-            }
             if pmd.is_huge_zero() {
                 c |= PFNZERO;
             }
@@ -362,9 +359,10 @@ impl Scan {
             if pmd.is_swp_soft_dirty() {
                 c |= SOFT_DIRTY;
             }
-            if self.masks_of_interest & FILE != 0 && h.maps_file_page() {
-                c |= FILE;
-            }
+        }
+        // A present page or a migration entry's folio.
+        if self.masks_of_interest & FILE != 0 && h.maps_file_page() {
+            c |= FILE;
         }
         c
     }
@@ -597,10 +595,11 @@ impl PageWalk for Scan {
             return ret.map(|()| Flow::Continue);
         }
         if end != start + size {
-            // A hugetlb page cannot be write-protected in part: take back its report.
+            // A hugetlb page cannot be write-protected in part: take back its report and stop
+            // the walk before it.
             self.backout_range(start, end);
             self.arg.walk_end = start;
-            return Ok(Flow::Continue);
+            return Err(ENOSPC);
         }
         g.make_uffd_wp();
         ret.map(|()| Flow::Continue)
@@ -644,8 +643,13 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
             Ok(n) => n_ranges_out += n,
             Err(e) => ret = Err(e),
         }
-        // ENOSPC is the walk stopping at a full buffer or at max_pages.
-        if ret != Err(ENOSPC) || p.arg.vec_len == 0 || p.found_pages == p.arg.max_pages {
+        // ENOSPC is the walk stopping at a full buffer or at max_pages, or before a page that
+        // does not fit whole (then it stopped where it began).
+        if ret != Err(ENOSPC)
+            || p.arg.vec_len == 0
+            || p.found_pages == p.arg.max_pages
+            || p.arg.walk_end == walk_start
+        {
             break;
         }
         walk_start = p.arg.walk_end;

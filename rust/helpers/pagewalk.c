@@ -215,8 +215,8 @@ __rust_helper unsigned long rust_helper_hugetlb_vma_page_size(struct vm_area_str
 	return huge_page_size(hstate_vma(vma));
 }
 
-__rust_helper spinlock_t *rust_helper_hugetlb_vma_pte_lock(struct vm_area_struct *vma,
-							  pte_t *ptep)
+__rust_helper spinlock_t *
+rust_helper_hugetlb_vma_pte_lock(struct vm_area_struct *vma, pte_t *ptep)
 {
 	return huge_pte_lock(hstate_vma(vma), vma->vm_mm, ptep);
 }
@@ -262,8 +262,8 @@ __rust_helper unsigned long rust_helper_hugetlb_vma_page_size(struct vm_area_str
 	return PAGE_SIZE;
 }
 
-__rust_helper spinlock_t *rust_helper_hugetlb_vma_pte_lock(struct vm_area_struct *vma,
-							  pte_t *ptep)
+__rust_helper spinlock_t *
+rust_helper_hugetlb_vma_pte_lock(struct vm_area_struct *vma, pte_t *ptep)
 {
 	return NULL;
 }

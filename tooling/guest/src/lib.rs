@@ -131,6 +131,59 @@ pub fn scan_all(
     Ok(out)
 }
 
+// userfaultfd (include/uapi/linux/userfaultfd.h)
+const UFFD_API: u64 = 0xAA;
+const UFFDIO_API: u64 = 0xC018_AA3F;
+const UFFDIO_REGISTER: u64 = 0xC020_AA00;
+const UFFDIO_WRITEPROTECT: u64 = 0xC018_AA06;
+const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
+pub const UFFD_FEATURE_PAGEFAULT_FLAG_WP: u64 = 1 << 0;
+pub const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
+pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
+pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+/// What PAGEMAP_SCAN's write-protection needs: asynchronous uffd-wp with markers, for
+/// anonymous, shmem and hugetlb memory.
+pub const UFFD_FEATURES_WP_ASYNC: u64 =
+    UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+
+fn check(r: i32) -> io::Result<()> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Opens a userfaultfd and negotiates `features`; returns its fd.
+pub fn uffd_open(features: u64) -> io::Result<i32> {
+    // SAFETY: userfaultfd(2) with flags only.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = fd as i32;
+    let mut api = [UFFD_API, features, 0u64];
+    // SAFETY: UFFDIO_API reads and writes a struct uffdio_api (3 x u64).
+    check(unsafe { libc::ioctl(fd, UFFDIO_API as _, api.as_mut_ptr()) })?;
+    Ok(fd)
+}
+
+/// Registers `[addr, addr + len)` for write-protection with the userfaultfd `fd`.
+pub fn uffd_register_wp(fd: i32, addr: usize, len: usize) -> io::Result<()> {
+    let mut r = [addr as u64, len as u64, UFFDIO_REGISTER_MODE_WP, 0];
+    // SAFETY: UFFDIO_REGISTER reads and writes a struct uffdio_register (4 x u64).
+    check(unsafe { libc::ioctl(fd, UFFDIO_REGISTER as _, r.as_mut_ptr()) })
+}
+
+/// Write-protects (`on`) or unprotects `[addr, addr + len)` through the userfaultfd `fd`.
+pub fn uffd_wp(fd: i32, addr: usize, len: usize, on: bool) -> io::Result<()> {
+    let mode = if on { UFFDIO_WRITEPROTECT_MODE_WP } else { 0 };
+    let mut r = [addr as u64, len as u64, mode];
+    // SAFETY: UFFDIO_WRITEPROTECT reads a struct uffdio_writeprotect (3 x u64).
+    check(unsafe { libc::ioctl(fd, UFFDIO_WRITEPROTECT as _, r.as_mut_ptr()) })
+}
+
 /// The system page size.
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.

@@ -115,7 +115,19 @@ fn build_rust_guest(ctx: &Ctx) -> Result<PathBuf> {
 }
 
 /// The Rust guest programs copied into the initramfs.
-pub const RUST_GUEST_BINS: &[&str] = &["pagemap-demo", "pmscan-diff"];
+pub const RUST_GUEST_BINS: &[&str] = &["pagemap-demo", "pmscan-diff", "pmscan-regress"];
+
+/// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds).
+pub const RUST_SUITES: &[(&str, u32)] = &[("pmscan-regress", 300)];
+
+/// Every per-implementation suite: (name, timeout in seconds).
+pub fn per_impl_suites() -> impl Iterator<Item = (&'static str, u32)> {
+    SELFTESTS
+        .iter()
+        .filter(|t| t.per_impl)
+        .map(|t| (t.name, t.timeout))
+        .chain(RUST_SUITES.iter().copied())
+}
 
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -197,14 +209,12 @@ run_suite() {{
             differential,
         } => {
             for imp in impls {
-                for t in SELFTESTS.iter().filter(|t| t.per_impl) {
+                for (name, timeout) in per_impl_suites() {
                     let _ = writeln!(
                         s,
-                        "run_suite {} {} {} /bin/{}",
-                        sh_quote(t.name),
+                        "run_suite {} {} {timeout} /bin/{name}",
+                        sh_quote(name),
                         sh_quote(imp),
-                        t.timeout,
-                        t.name
                     );
                 }
             }

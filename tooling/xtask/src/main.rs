@@ -24,7 +24,6 @@ mod util;
 use ctx::Ctx;
 use guest::{
     Differential, Mode, DIFF_IMPL, DIFF_SUITE, DIFF_TIMEOUT, IMPL_C, IMPL_RUST, RUST_IMPL_OPTION,
-    SELFTESTS,
 };
 use manifest::Manifest;
 use std::process::{Command, ExitCode};
@@ -321,7 +320,7 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     };
     let out = {
         let _s = Stage::new("boot-and-suites");
-        let per_impl: u64 = SELFTESTS.iter().map(|t| u64::from(t.timeout)).sum();
+        let per_impl: u64 = guest::per_impl_suites().map(|(_, t)| u64::from(t)).sum();
         qemu::boot(&qemu::Boot {
             kernel: &kernel,
             initrd: &initrd,
@@ -369,12 +368,7 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     suites.extend(kunit);
     let mut expected: Vec<(String, String)> = impls
         .iter()
-        .flat_map(|i| {
-            SELFTESTS
-                .iter()
-                .filter(|t| t.per_impl)
-                .map(move |t| (t.name.to_string(), i.clone()))
-        })
+        .flat_map(|i| guest::per_impl_suites().map(move |(n, _)| (n.to_string(), i.clone())))
         .collect();
     if both {
         expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));

@@ -327,7 +327,9 @@ pub fn check_thread(mails: &[Mail], n: usize, from: &str) -> Vec<String> {
     }
     for (k, mail) in mails.iter().enumerate() {
         let subj = mail.get("subject").unwrap_or("");
-        let tag = format!("[PATCH {k}/{n}]");
+        // format-patch pads the number to the width of the total (01/10).
+        let width = n.to_string().len();
+        let tag = format!("[PATCH {k:0width$}/{n}]");
         if !subj.starts_with(&tag) {
             p.push(format!(
                 "mail {k}: subject `{subj}` does not start with {tag}"
@@ -493,5 +495,17 @@ mod tests {
         ];
         assert_eq!(check_thread(&order, 2, from).len(), 2);
         assert_eq!(check_thread(&good[..2], 2, from).len(), 1);
+        // Ten or more patches: numbers are padded.
+        let mut ten = vec![mail("[PATCH 00/10] cover", "<c@x>", None)];
+        for k in 1..=10 {
+            ten.push(mail(
+                &format!("[PATCH {k:02}/10] p"),
+                &format!("<{k}@x>"),
+                Some("<c@x>"),
+            ));
+        }
+        assert!(check_thread(&ten, 10, from).is_empty());
+        ten[3] = mail("[PATCH 3/10] p", "<3@x>", Some("<c@x>"));
+        assert_eq!(check_thread(&ten, 10, from).len(), 1);
     }
 }

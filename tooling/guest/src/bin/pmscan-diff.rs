@@ -39,17 +39,6 @@ const MADV_COLLAPSE: i32 = 25;
 const MADV_GUARD_INSTALL: i32 = 102;
 const MADV_GUARD_REMOVE: i32 = 103;
 
-// userfaultfd (include/uapi/linux/userfaultfd.h)
-const UFFD_API: u64 = 0xAA;
-const UFFDIO_API: u64 = 0xC018_AA3F;
-const UFFDIO_REGISTER: u64 = 0xC020_AA00;
-const UFFDIO_WRITEPROTECT: u64 = 0xC018_AA06;
-const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
-const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
-const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
-const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
-const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
-
 /// xorshift64*: small, seedable, good enough to pick test cases.
 struct Rng(u64);
 
@@ -123,18 +112,7 @@ fn errno() -> i64 {
 
 /// The twin's side: serve operations on its own address space until the pipe closes.
 fn twin(name: &str, mut cmds: File, mut acks: File) -> ! {
-    // SAFETY: userfaultfd(2) with flags only.
-    let uffd =
-        unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) } as i32;
-    if uffd >= 0 {
-        let mut api = [
-            UFFD_API,
-            UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
-            0u64,
-        ];
-        // SAFETY: UFFDIO_API reads and writes a struct uffdio_api (3 x u64).
-        unsafe { libc::ioctl(uffd, UFFDIO_API as _, api.as_mut_ptr()) };
-    }
+    let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC).unwrap_or(-1);
     // Slots registered with the userfaultfd at mapping time.
     let mut registered = [false; NSLOTS];
     let mut buf = [0u8; 48];
@@ -246,12 +224,10 @@ fn twin_register(uffd: i32, addr: usize, len: usize, reg: u64) -> i64 {
     if reg == 0 || uffd < 0 {
         return 0;
     }
-    let mut r = [addr as u64, len as u64, UFFDIO_REGISTER_MODE_WP, 0];
-    // SAFETY: UFFDIO_REGISTER reads/writes a struct uffdio_register (4 x u64).
-    if unsafe { libc::ioctl(uffd, UFFDIO_REGISTER as _, r.as_mut_ptr()) } != 0 {
-        return errno();
+    match uffd_register_wp(uffd, addr, len) {
+        Ok(()) => 0,
+        Err(e) => -i64::from(e.raw_os_error().unwrap_or(0)),
     }
-    0
 }
 
 fn twin_op(name: &str, uffd: i32, w: &[u64]) -> i64 {
@@ -290,18 +266,10 @@ fn twin_op(name: &str, uffd: i32, w: &[u64]) -> i64 {
         // SAFETY (the arms below): the ranges lie in the twin's own arena.
         OP_MADVISE => ok(unsafe { libc::madvise(a as *mut _, b, c as i32) }),
         OP_MPROTECT => ok(unsafe { libc::mprotect(a as *mut _, b, c as i32) }),
-        OP_UFFD_WP => {
-            let mut r = [
-                a as u64,
-                b as u64,
-                if c != 0 {
-                    UFFDIO_WRITEPROTECT_MODE_WP
-                } else {
-                    0
-                },
-            ];
-            ok(unsafe { libc::ioctl(uffd, UFFDIO_WRITEPROTECT as _, r.as_mut_ptr()) })
-        }
+        OP_UFFD_WP => match uffd_wp(uffd, a, b, c != 0) {
+            Ok(()) => 0,
+            Err(e) => -i64::from(e.raw_os_error().unwrap_or(0)),
+        },
         OP_MREMAP => {
             let p = unsafe {
                 libc::mremap(
