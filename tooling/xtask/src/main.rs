@@ -279,6 +279,99 @@ fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
     Ok(s)
 }
 
+/// The variant built with CONFIG_RUST=n, and the label its (C only) suites run under.
+const NORUST: &str = "norust";
+const NORUST_IMPL: &str = "c-norust";
+
+/// What one boot of the test guest found.
+struct GuestRun {
+    suites: Vec<report::Suite>,
+    problems: Vec<String>,
+    splats: Vec<String>,
+}
+
+/// Boots `kernel` with the test initramfs of `variant` and collects its suites: KUnit from the
+/// console, each per-implementation suite once per entry of `impls`, and the differential
+/// tester if asked for.
+fn guest_suites(
+    ctx: &Ctx,
+    variant: &str,
+    kernel: &std::path::Path,
+    impls: &[String],
+    differential: Option<Differential>,
+    stage: &str,
+) -> Result<GuestRun> {
+    let initrd = {
+        let _s = Stage::new(&format!("guest-userspace-{variant}"));
+        guest::initramfs(
+            ctx,
+            variant,
+            &Mode::Tests {
+                impls: impls.to_vec(),
+                differential,
+            },
+        )?
+    };
+    let out = {
+        let _s = Stage::new(stage);
+        let per_impl: u64 = guest::per_impl_suites().map(|(_, t)| u64::from(t)).sum();
+        let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT));
+        qemu::boot(&qemu::Boot {
+            kernel,
+            initrd: &initrd,
+            mem: "2G",
+            smp: GUEST_CPUS,
+            timeout: Duration::from_secs(120 + per_impl * impls.len() as u64 + diff),
+            interactive: false,
+            logdir: &ctx.logs().join(format!("test-{variant}")),
+            echo_results: false,
+        })?
+    };
+    println!(
+        "guest ran {:.1}s (qemu {}); console {} results {}",
+        out.seconds,
+        out.status.map_or("killed".to_string(), |s| s.to_string()),
+        out.console_path.display(),
+        out.results_path.display()
+    );
+    let mut problems = Vec::new();
+    if out.timed_out {
+        problems.push("the guest timed out".to_string());
+    }
+    match out.results.lines().find(|l| l.starts_with("@@GUEST-READY")) {
+        None => problems.push("the guest never reached /init".to_string()),
+        Some(l) if !l.trim_end().ends_with(&format!("cpus={GUEST_CPUS}")) => {
+            problems.push(format!(
+                "the guest did not bring up {GUEST_CPUS} CPUs: {}",
+                l.trim_end()
+            ))
+        }
+        Some(_) => {}
+    }
+    if !out.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
+        problems.push("the guest did not finish its suites".to_string());
+    }
+    let mut suites = report::kunit_suites(&out.console);
+    for (opt, suite) in KUNIT_SUITES {
+        if kbuild::config_has(ctx, variant, opt) && !suites.iter().any(|s| s.name == *suite) {
+            problems.push(format!("{opt} is set but KUnit printed no {suite} suite"));
+        }
+    }
+    let mut expected: Vec<(String, String)> = impls
+        .iter()
+        .flat_map(|i| guest::per_impl_suites().map(move |(n, _)| (n.to_string(), i.clone())))
+        .collect();
+    if differential.is_some() {
+        expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
+    }
+    suites.extend(report::guest_suites(&out.results, &expected));
+    Ok(GuestRun {
+        suites,
+        problems,
+        splats: splat::scan(&out.console),
+    })
+}
+
 fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     let t0 = Instant::now();
     let mut suites = Vec::new();
@@ -307,80 +400,42 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     println!("implementations: {}", impls.join(" "));
     // The differential tester needs both implementations in the kernel.
     let both = built.len() == 2 && impls.len() == 2;
-    let initrd = {
-        let _s = Stage::new("guest-userspace");
-        guest::initramfs(
-            ctx,
-            &o.variant,
-            &Mode::Tests {
-                impls: impls.clone(),
-                differential: both.then_some(o.diff),
-            },
-        )?
-    };
-    let out = {
-        let _s = Stage::new("boot-and-suites");
-        let per_impl: u64 = guest::per_impl_suites().map(|(_, t)| u64::from(t)).sum();
-        qemu::boot(&qemu::Boot {
-            kernel: &kernel,
-            initrd: &initrd,
-            mem: "2G",
-            smp: GUEST_CPUS,
-            timeout: Duration::from_secs(
-                120 + per_impl * impls.len() as u64
-                    + if both { u64::from(DIFF_TIMEOUT) } else { 0 },
-            ),
-            interactive: false,
-            logdir: &ctx.logs().join(format!("test-{}", o.variant)),
-            echo_results: false,
-        })?
-    };
-    println!(
-        "guest ran {:.1}s (qemu {}); console {} results {}",
-        out.seconds,
-        out.status.map_or("killed".to_string(), |s| s.to_string()),
-        out.console_path.display(),
-        out.results_path.display()
-    );
-    let mut problems = Vec::new();
-    if out.timed_out {
-        problems.push("the guest timed out".to_string());
-    }
-    match out.results.lines().find(|l| l.starts_with("@@GUEST-READY")) {
-        None => problems.push("the guest never reached /init".to_string()),
-        Some(l) if !l.trim_end().ends_with(&format!("cpus={GUEST_CPUS}")) => {
-            problems.push(format!(
-                "the guest did not bring up {GUEST_CPUS} CPUs: {}",
-                l.trim_end()
-            ))
-        }
-        Some(_) => {}
-    }
-    if !out.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
-        problems.push("the guest did not finish its suites".to_string());
-    }
-    let kunit = report::kunit_suites(&out.console);
-    for (opt, suite) in KUNIT_SUITES {
-        if kbuild::config_has(ctx, &o.variant, opt) && !kunit.iter().any(|s| s.name == *suite) {
-            problems.push(format!("{opt} is set but KUnit printed no {suite} suite"));
-        }
-    }
-    suites.extend(kunit);
-    let mut expected: Vec<(String, String)> = impls
-        .iter()
-        .flat_map(|i| guest::per_impl_suites().map(move |(n, _)| (n.to_string(), i.clone())))
-        .collect();
-    if both {
-        expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
-    }
-    suites.extend(report::guest_suites(&out.results, &expected));
-    let splats = splat::scan(&out.console);
+    let guest = guest_suites(
+        ctx,
+        &o.variant,
+        &kernel,
+        &impls,
+        both.then_some(o.diff),
+        "boot-and-suites",
+    )?;
+    suites.extend(guest.suites);
+    let mut problems = guest.problems;
+    let mut splats = guest.splats;
     if o.skip_series {
         // A development shortcut: such a run never passes.
         problems.push("the series stage was skipped (--skip-series)".to_string());
     } else {
-        let _s = Stage::new("series");
-        suites.push(series_suite(ctx, o, &m)?);
+        {
+            let _s = Stage::new("series");
+            suites.push(series_suite(ctx, o, &m)?);
+        }
+        // The series stage built the CONFIG_RUST=n kernel: the C suites must pass on it too.
+        let norust = ctx.build_dir(NORUST).join("arch/x86/boot/bzImage");
+        if norust.exists() {
+            let g = guest_suites(
+                ctx,
+                NORUST,
+                &norust,
+                &[NORUST_IMPL.to_string()],
+                None,
+                "boot-norust",
+            )?;
+            suites.extend(g.suites);
+            problems.extend(g.problems.into_iter().map(|p| format!("{NORUST}: {p}")));
+            splats.extend(g.splats);
+        } else {
+            problems.push("no CONFIG_RUST=n kernel to boot".to_string());
+        }
     }
 
     println!();
