@@ -136,12 +136,17 @@ const UFFD_API: u64 = 0xAA;
 const UFFDIO_API: u64 = 0xC018_AA3F;
 const UFFDIO_REGISTER: u64 = 0xC020_AA00;
 const UFFDIO_WRITEPROTECT: u64 = 0xC018_AA06;
-const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+const UFFDIO_RWPROTECT: u64 = 0xC018_AA09;
+pub const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+pub const UFFDIO_REGISTER_MODE_RWP: u64 = 1 << 3;
+const UFFDIO_RWPROTECT_MODE_RWP: u64 = 1 << 0;
 const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
 pub const UFFD_FEATURE_PAGEFAULT_FLAG_WP: u64 = 1 << 0;
 pub const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
 pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+pub const UFFD_FEATURE_RWP: u64 = 1 << 17;
+pub const UFFD_FEATURE_RWP_ASYNC: u64 = 1 << 18;
 /// What PAGEMAP_SCAN's write-protection needs: asynchronous uffd-wp with markers, for
 /// anonymous, shmem and hugetlb memory.
 pub const UFFD_FEATURES_WP_ASYNC: u64 =
@@ -169,11 +174,25 @@ pub fn uffd_open(features: u64) -> io::Result<i32> {
     Ok(fd)
 }
 
-/// Registers `[addr, addr + len)` for write-protection with the userfaultfd `fd`.
-pub fn uffd_register_wp(fd: i32, addr: usize, len: usize) -> io::Result<()> {
-    let mut r = [addr as u64, len as u64, UFFDIO_REGISTER_MODE_WP, 0];
+/// Registers `[addr, addr + len)` with the userfaultfd `fd` in `mode` (UFFDIO_REGISTER_MODE_*).
+pub fn uffd_register(fd: i32, addr: usize, len: usize, mode: u64) -> io::Result<()> {
+    let mut r = [addr as u64, len as u64, mode, 0];
     // SAFETY: UFFDIO_REGISTER reads and writes a struct uffdio_register (4 x u64).
     check(unsafe { libc::ioctl(fd, UFFDIO_REGISTER as _, r.as_mut_ptr()) })
+}
+
+/// Registers `[addr, addr + len)` for write-protection with the userfaultfd `fd`.
+pub fn uffd_register_wp(fd: i32, addr: usize, len: usize) -> io::Result<()> {
+    uffd_register(fd, addr, len, UFFDIO_REGISTER_MODE_WP)
+}
+
+/// Read-write protects (`on`) or unprotects `[addr, addr + len)` through the userfaultfd `fd`
+/// (a range registered with UFFDIO_REGISTER_MODE_RWP).
+pub fn uffd_rwp(fd: i32, addr: usize, len: usize, on: bool) -> io::Result<()> {
+    let mode = if on { UFFDIO_RWPROTECT_MODE_RWP } else { 0 };
+    let mut r = [addr as u64, len as u64, mode];
+    // SAFETY: UFFDIO_RWPROTECT reads a struct uffdio_rwprotect (3 x u64).
+    check(unsafe { libc::ioctl(fd, UFFDIO_RWPROTECT as _, r.as_mut_ptr()) })
 }
 
 /// Write-protects (`on`) or unprotects `[addr, addr + len)` through the userfaultfd `fd`.

@@ -103,6 +103,7 @@ const OP_READ: u64 = 3; // addr, pages
 const OP_MADVISE: u64 = 4; // addr, len, advice
 const OP_MPROTECT: u64 = 5; // addr, len, prot
 const OP_UFFD_WP: u64 = 6; // addr, len, on
+const OP_UFFD_RWP: u64 = 9; // addr, len, on
 const OP_MREMAP: u64 = 7; // src, len, dst
 const OP_CLEAR_REFS: u64 = 8;
 
@@ -112,7 +113,10 @@ fn errno() -> i64 {
 
 /// The twin's side: serve operations on its own address space until the pipe closes.
 fn twin(name: &str, mut cmds: File, mut acks: File) -> ! {
-    let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC).unwrap_or(-1);
+    // Async read-write protection too (PAGE_IS_ACCESSED) where the kernel has it.
+    let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC | UFFD_FEATURE_RWP | UFFD_FEATURE_RWP_ASYNC)
+        .or_else(|_| uffd_open(UFFD_FEATURES_WP_ASYNC))
+        .unwrap_or(-1);
     // Slots registered with the userfaultfd at mapping time.
     let mut registered = [false; NSLOTS];
     let mut buf = [0u8; 48];
@@ -224,7 +228,15 @@ fn twin_register(uffd: i32, addr: usize, len: usize, reg: u64) -> i64 {
     if reg == 0 || uffd < 0 {
         return 0;
     }
-    match uffd_register_wp(uffd, addr, len) {
+    // reg: bit 0 write-protection, bit 1 read-write protection.
+    let mut mode = 0;
+    if reg & 1 != 0 {
+        mode |= UFFDIO_REGISTER_MODE_WP;
+    }
+    if reg & 2 != 0 {
+        mode |= UFFDIO_REGISTER_MODE_RWP;
+    }
+    match uffd_register(uffd, addr, len, mode) {
         Ok(()) => 0,
         Err(e) => -i64::from(e.raw_os_error().unwrap_or(0)),
     }
@@ -267,6 +279,10 @@ fn twin_op(name: &str, uffd: i32, w: &[u64]) -> i64 {
         OP_MADVISE => ok(unsafe { libc::madvise(a as *mut _, b, c as i32) }),
         OP_MPROTECT => ok(unsafe { libc::mprotect(a as *mut _, b, c as i32) }),
         OP_UFFD_WP => match uffd_wp(uffd, a, b, c != 0) {
+            Ok(()) => 0,
+            Err(e) => -i64::from(e.raw_os_error().unwrap_or(0)),
+        },
+        OP_UFFD_RWP => match uffd_rwp(uffd, a, b, c != 0) {
             Ok(()) => 0,
             Err(e) => -i64::from(e.raw_os_error().unwrap_or(0)),
         },
@@ -688,7 +704,7 @@ fn gen_op(r: &mut Rng) -> [u64; 6] {
             OP_MAP,
             slot,
             r.below(KINDS.len() as u64),
-            u64::from(r.chance(50)),
+            r.pick(&[0, 0, 1, 1, 1, 2, 3]),
             0,
             0,
         ],
@@ -714,7 +730,8 @@ fn gen_op(r: &mut Rng) -> [u64; 6] {
             ]);
             [OP_MPROTECT, addr, len, prot as u64, 0, 0]
         }
-        14 | 15 => [OP_UFFD_WP, addr, len, u64::from(r.chance(70)), 0, 0],
+        14 => [OP_UFFD_WP, addr, len, u64::from(r.chance(70)), 0, 0],
+        15 => [OP_UFFD_RWP, addr, len, u64::from(r.chance(70)), 0, 0],
         16 => {
             let dst =
                 (slot_addr(r.below(NSLOTS as u64)) + r.below(pages - n + 1) as usize * PAGE) as u64;
@@ -733,7 +750,7 @@ fn build(r: &mut Rng) -> (Twin, Twin) {
             OP_MAP,
             slot,
             r.below(KINDS.len() as u64),
-            u64::from(r.chance(50)),
+            r.pick(&[0, 0, 1, 1, 1, 2, 3]),
             0,
             0,
         ];
