@@ -1312,7 +1312,8 @@ mod tests {
         Hole(usize, usize, bool, i32),
     }
 
-    /// Records every callback.
+    /// Records every callback. `pte_entry` runs under the PTE table spinlock, where nothing may
+    /// sleep: the room for the events is allocated before the walk.
     struct Recorder {
         ev: KVec<Ev>,
         stop_at_present: Option<usize>,
@@ -1320,17 +1321,16 @@ mod tests {
     }
 
     impl Recorder {
-        fn new() -> Self {
-            Self {
-                ev: KVec::new(),
+        fn new() -> Result<Self> {
+            Ok(Self {
+                ev: KVec::with_capacity(1024, GFP_KERNEL)?,
                 stop_at_present: None,
                 skip_vma: None,
-            }
+            })
         }
 
         fn push(&mut self, e: Ev) -> Result {
-            self.ev.push(e, GFP_KERNEL)?;
-            Ok(())
+            self.ev.push_within_capacity(e).map_err(|_| ENOMEM)
         }
 
         fn present(&self) -> usize {
@@ -1408,7 +1408,7 @@ mod tests {
         for i in [1, 2, 6] {
             write_byte(a + i * PAGE_SIZE)?;
         }
-        let mut r = Recorder::new();
+        let mut r = Recorder::new()?;
         let end = a + 8 * PAGE_SIZE;
         let out = with_mm(|mm| {
             mm.mmap_read_lock_killable()?
@@ -1444,7 +1444,7 @@ mod tests {
         write_byte(a)?;
         write_byte(a + 2 * PAGE_SIZE)?;
         unmap(a + PAGE_SIZE, 1)?;
-        let mut r = Recorder::new();
+        let mut r = Recorder::new()?;
         let out = with_mm(|mm| {
             mm.mmap_read_lock_killable()?
                 .walk_page_range(a, a + 3 * PAGE_SIZE, &mut r)
@@ -1471,7 +1471,7 @@ mod tests {
         for i in 0..4 {
             write_byte(a + i * PAGE_SIZE)?;
         }
-        let mut r = Recorder::new();
+        let mut r = Recorder::new()?;
         r.stop_at_present = Some(2);
         let out = with_mm(|mm| {
             mm.mmap_read_lock_killable()?
@@ -1496,7 +1496,7 @@ mod tests {
         }
         unmap(a + PAGE_SIZE, 1)?;
         let b = a + 2 * PAGE_SIZE;
-        let mut r = Recorder::new();
+        let mut r = Recorder::new()?;
         r.skip_vma = Some(a);
         with_mm(|mm| {
             mm.mmap_read_lock_killable()?
@@ -1513,7 +1513,7 @@ mod tests {
     #[test]
     fn empty_range_is_einval() -> Result {
         let a = map_anon(1)?;
-        let mut r = Recorder::new();
+        let mut r = Recorder::new()?;
         let res = with_mm(|mm| mm.mmap_read_lock_killable()?.walk_page_range(a, a, &mut r));
         assert_eq!(res, Err(EINVAL));
         assert!(r.ev.is_empty());
@@ -1540,10 +1540,19 @@ mod tests {
             if self.calls == 1 {
                 return Ok(PmdAction::Again);
             }
+            // Room for a table's entries, allocated before the table lock is taken.
+            let mut present =
+                KVec::with_capacity(PAGE_SIZE / size_of::<bindings::pte_t>(), GFP_KERNEL)?;
             let Some(mut ptes) = pmd.map_ptes() else {
                 return Ok(PmdAction::Again);
             };
-            for (addr, pte) in ptes.iter().collect_present()? {
+            // Collected first, so the table can be changed while going through them.
+            for (addr, pte) in ptes.iter().filter(|(_, p)| p.is_present()) {
+                present
+                    .push_within_capacity((addr, pte))
+                    .map_err(|_| ENOMEM)?;
+            }
+            for (addr, pte) in present {
                 self.present += 1;
                 if pte.is_soft_dirty() {
                     self.soft_dirty += 1;
@@ -1553,21 +1562,6 @@ mod tests {
                 }
             }
             Ok(PmdAction::Next)
-        }
-    }
-
-    /// Collects the present entries first, so the table can be changed while going through them.
-    trait CollectPresent {
-        fn collect_present(self) -> Result<KVec<(usize, Pte)>>;
-    }
-
-    impl<I: Iterator<Item = (usize, Pte)>> CollectPresent for I {
-        fn collect_present(self) -> Result<KVec<(usize, Pte)>> {
-            let mut v = KVec::new();
-            for (a, p) in self.filter(|(_, p)| p.is_present()) {
-                v.push((a, p), GFP_KERNEL)?;
-            }
-            Ok(v)
         }
     }
 

@@ -40,6 +40,7 @@ commands:
              --diff-calls N     calls the differential tester compares (default 100000)
              --diff-seed S      its seed (default 1); a difference prints the seed to replay
              --skip-series      development shortcut: no series stage (the run then fails)
+             --no-debug         development shortcut: no debug-kernel boot (the run then fails)
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree
   configure  write and check the variant's .config only (after setup and materialize)
@@ -75,6 +76,7 @@ struct Opts {
     imp: Option<String>,
     diff: Differential,
     skip_series: bool,
+    no_debug: bool,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts> {
@@ -90,6 +92,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             seed: 1,
         },
         skip_series: false,
+        no_debug: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -105,6 +108,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--no-materialize" => o.no_materialize = true,
             "--test-identity" => o.test_identity = true,
             "--skip-series" => o.skip_series = true,
+            "--no-debug" => o.no_debug = true,
             "--impl" => {
                 let v = it
                     .next()
@@ -279,6 +283,11 @@ fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
     Ok(s)
 }
 
+/// The debug variant, booted after the vm one, and the differential calls run on it (KASAN
+/// makes each about seven times slower under TCG).
+const DEBUG: &str = "debug";
+const DEBUG_DIFF_CALLS: u64 = 20_000;
+
 /// The variant built with CONFIG_RUST=n, and the label its (C only) suites run under.
 const NORUST: &str = "norust";
 const NORUST_IMPL: &str = "c-norust";
@@ -411,6 +420,36 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     suites.extend(guest.suites);
     let mut problems = guest.problems;
     let mut splats = guest.splats;
+    if o.no_debug {
+        problems.push("the debug-kernel boot was skipped (--no-debug)".to_string());
+    }
+    if o.variant == "vm" && !o.no_debug {
+        // The same suites on the debug kernel (KASAN, lockdep, DEBUG_VM, page-table check,
+        // Rust debug assertions and overflow checks): any splat fails the run.
+        let dkernel = {
+            let _s = Stage::new(&format!("build-{DEBUG}"));
+            kbuild::build(ctx, DEBUG)?
+        };
+        let dimpls = built_impls(ctx, DEBUG);
+        let diff = Differential {
+            calls: DEBUG_DIFF_CALLS.min(o.diff.calls),
+            seed: o.diff.seed,
+        };
+        let g = guest_suites(
+            ctx,
+            DEBUG,
+            &dkernel,
+            &dimpls,
+            (dimpls.len() == 2).then_some(diff),
+            "boot-debug",
+        )?;
+        suites.extend(g.suites.into_iter().map(|mut s| {
+            s.imp = format!("{}-{DEBUG}", s.imp);
+            s
+        }));
+        problems.extend(g.problems.into_iter().map(|p| format!("{DEBUG}: {p}")));
+        splats.extend(g.splats);
+    }
     if o.skip_series {
         // A development shortcut: such a run never passes.
         problems.push("the series stage was skipped (--skip-series)".to_string());
