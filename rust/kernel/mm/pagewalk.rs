@@ -607,11 +607,10 @@ impl HugePmdGuard<'_> {
     /// the huge zero page), or is a migration entry of such a folio.
     #[inline]
     pub fn maps_file_page(&self) -> bool {
-        let pmd = self.get();
+        let (pmd, vma) = (self.get(), self.vma.as_ptr());
         if pmd.is_present() {
             // SAFETY: By the type invariants `pmd` is the locked huge entry of `addr`.
-            let page =
-                unsafe { bindings::vm_normal_page_pmd(self.vma.as_ptr(), self.addr, pmd.as_raw()) };
+            let page = unsafe { bindings::vm_normal_page_pmd(vma, self.addr, pmd.as_raw()) };
             // SAFETY: A non-NULL page mapped by a locked entry is valid while the lock is held.
             !page.is_null() && !unsafe { bindings::PageAnon(page) }
         } else if !pmd.is_none() {

@@ -692,6 +692,14 @@ fn state(t: &Twin, sw: &mut Switch) -> std::io::Result<Vec<PageRegion>> {
     )
 }
 
+/// The index of the first `struct page_region` that differs between two output vectors.
+fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    a.chunks_exact(24)
+        .zip(b.chunks_exact(24))
+        .position(|(x, y)| x != y)
+        .unwrap_or(0)
+}
+
 /// The page state of the parts of a call's range outside the arena (by the C implementation):
 /// there the twins' own mappings are, which the tester does not control.
 fn outside_state(t: &Twin, sw: &mut Switch, c: &Case) -> Vec<PageRegion> {
@@ -984,12 +992,7 @@ fn main() -> ExitCode {
             }
             if oa.vec != ob.vec {
                 // From a little before the first region that differs.
-                let first = oa
-                    .vec
-                    .chunks_exact(24)
-                    .zip(ob.vec.chunks_exact(24))
-                    .position(|(x, y)| x != y)
-                    .unwrap_or(0);
+                let first = first_difference(&oa.vec, &ob.vec);
                 let regions = |v: &[u8]| -> Vec<(u64, u64, String)> {
                     v.chunks_exact(24)
                         .skip(first.saturating_sub(2))
@@ -1033,12 +1036,7 @@ fn main() -> ExitCode {
                     }
                 );
                 if oc.vec != ob.vec {
-                    let first = oc
-                        .vec
-                        .chunks_exact(24)
-                        .zip(ob.vec.chunks_exact(24))
-                        .position(|(x, y)| x != y)
-                        .unwrap_or(0);
+                    let first = first_difference(&oc.vec, &ob.vec);
                     println!("  control differs from rust from region {first}");
                 }
             }
