@@ -56,6 +56,11 @@ __rust_helper pte_t rust_helper_pte_swp_clear_soft_dirty(pte_t pte)
 	return pte_swp_clear_soft_dirty(pte);
 }
 
+__rust_helper pte_t rust_helper_pte_mksoft_dirty(pte_t pte)
+{
+	return pte_mksoft_dirty(pte);
+}
+
 __rust_helper pte_t rust_helper_pte_wrprotect(pte_t pte)
 {
 	return pte_wrprotect(pte);
@@ -79,6 +84,11 @@ __rust_helper pmd_t rust_helper_pmd_wrprotect(pmd_t pmd)
 __rust_helper pmd_t rust_helper_pmd_clear_soft_dirty(pmd_t pmd)
 {
 	return pmd_clear_soft_dirty(pmd);
+}
+
+__rust_helper pmd_t rust_helper_pmd_swp_clear_soft_dirty(pmd_t pmd)
+{
+	return pmd_swp_clear_soft_dirty(pmd);
 }
 
 __rust_helper void rust_helper_set_pmd_at(struct mm_struct *mm, unsigned long addr,

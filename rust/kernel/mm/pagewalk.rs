@@ -326,10 +326,13 @@ fn pte_is_pinned(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
     !folio.is_null() && unsafe { bindings::folio_maybe_dma_pinned(folio) }
 }
 
-/// Clears the soft-dirty state of the PTE at `ptep` exactly as `clear_refs` does
-/// (`clear_soft_dirty()`): a present entry is write-protected and loses its soft-dirty bit, so
-/// the next write faults and sets it again, unless it may be DMA-pinned (then it is left as it
-/// is); a software entry loses its swap soft-dirty bit. Returns whether the bit was set.
+/// Clears the soft-dirty state of the PTE at `ptep` as `clear_refs` does (`clear_soft_dirty()`):
+/// a present entry is write-protected and loses its soft-dirty bit, so the next write faults and
+/// sets it again; a software entry loses its swap soft-dirty bit. A present entry that may be
+/// DMA-pinned is not write-protected (that would break the pin's COW semantics) and keeps, or
+/// gets, its soft-dirty bit: a device may write the page without the page tables seeing it, so it
+/// must keep reading soft-dirty even once `VM_SOFTDIRTY` is cleared. Returns whether the bit was
+/// set.
 ///
 /// # Safety
 ///
@@ -340,7 +343,17 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
     let was = pte.is_soft_dirty();
     if pte.is_present() {
         if pte_is_pinned(vma, addr, pte) {
-            return false;
+            if !was {
+                // SAFETY: By the function's safety requirements `ptep` is valid and locked;
+                // start/commit keep concurrent hardware accessed/dirty updates. Only the
+                // soft-dirty bit changes, so no flush is needed.
+                unsafe {
+                    let old = bindings::ptep_modify_prot_start(vma.as_ptr(), addr, ptep);
+                    let new = bindings::pte_mksoft_dirty(old);
+                    bindings::ptep_modify_prot_commit(vma.as_ptr(), addr, ptep, old, new);
+                }
+            }
+            return was;
         }
         // SAFETY: As above; start/commit bracket the change so that concurrent hardware
         // updates of the accessed/dirty bits are not lost.
@@ -575,16 +588,28 @@ impl HugePmdGuard<'_> {
     }
 
     /// Clears the soft-dirty bit of a present huge PMD and write-protects it, keeping the
-    /// accessed and dirty bits, as `clear_soft_dirty_pmd()` does (`pmdp_invalidate()` also
-    /// flushes the TLB); returns whether the bit was set.
+    /// accessed and dirty bits, or the soft-dirty bit of a migration entry, as
+    /// `clear_soft_dirty_pmd()` does (`pmdp_invalidate()` also flushes the TLB); returns whether
+    /// the bit was set.
     #[inline]
     pub fn clear_soft_dirty(&mut self) -> bool {
         let pmd = self.get();
+        let addr = self.addr & !(bindings::PMD_SIZE - 1);
+        // SAFETY: Pure function of the entry's value.
+        if unsafe { bindings::pmd_is_migration_entry(pmd.as_raw()) } {
+            let was = pmd.is_swp_soft_dirty();
+            // SAFETY: By the type invariants the entry is locked; a non-present entry is not
+            // cached by the TLB and not changed by hardware.
+            unsafe {
+                let new = bindings::pmd_swp_clear_soft_dirty(pmd.as_raw());
+                bindings::set_pmd_at(self.vma.mm().as_raw(), addr, self.pmd.as_ptr(), new);
+            }
+            return was;
+        }
         if !pmd.is_present() {
             return false;
         }
         let was = pmd.is_soft_dirty();
-        let addr = self.addr & !(bindings::PMD_SIZE - 1);
         // SAFETY: By the type invariants the entry is a present huge PMD of `vma` and locked;
         // `pmdp_invalidate()` makes it non-present and flushes it before it is rewritten.
         unsafe {

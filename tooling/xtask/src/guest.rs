@@ -27,6 +27,9 @@ pub struct Selftest {
     pub cflags: &'static [&'static str],
     /// Run once per PAGEMAP_SCAN implementation.
     pub per_impl: bool,
+    /// Tests what only the Rust implementation offers (PM_SCAN_CLEAR_SOFT_DIRTY): run for it
+    /// alone.
+    pub rust_only: bool,
     /// Seconds before the guest kills it.
     pub timeout: u32,
 }
@@ -37,6 +40,7 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["pagemap_ioctl.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
+        rust_only: false,
         timeout: 900,
     },
     Selftest {
@@ -44,7 +48,16 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["soft-dirty.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &["-D_GNU_SOURCE"],
         per_impl: true,
+        rust_only: false,
         timeout: 600,
+    },
+    Selftest {
+        name: "soft-dirty-clear",
+        sources: &["soft-dirty-clear.c", "vm_util.c", "hugepage_settings.c"],
+        cflags: &[],
+        per_impl: true,
+        rust_only: true,
+        timeout: 900,
     },
 ];
 
@@ -120,11 +133,11 @@ pub const RUST_GUEST_BINS: &[&str] = &["pagemap-demo", "pmscan-diff", "pmscan-re
 /// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds).
 pub const RUST_SUITES: &[(&str, u32)] = &[("pmscan-regress", 300)];
 
-/// Every per-implementation suite: (name, timeout in seconds).
-pub fn per_impl_suites() -> impl Iterator<Item = (&'static str, u32)> {
+/// Every suite run for the implementation `imp` (`c` or `rust`): (name, timeout in seconds).
+pub fn per_impl_suites(imp: &str) -> impl Iterator<Item = (&'static str, u32)> + '_ {
     SELFTESTS
         .iter()
-        .filter(|t| t.per_impl)
+        .filter(move |t| t.per_impl && (!t.rust_only || imp == IMPL_RUST))
         .map(|t| (t.name, t.timeout))
         .chain(RUST_SUITES.iter().copied())
 }
@@ -209,7 +222,7 @@ run_suite() {{
             differential,
         } => {
             for imp in impls {
-                for (name, timeout) in per_impl_suites() {
+                for (name, timeout) in per_impl_suites(imp) {
                     let _ = writeln!(
                         s,
                         "run_suite {} {} {timeout} /bin/{name}",
@@ -288,7 +301,7 @@ mod tests {
             s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
         );
         for imp in ["c", "rust"] {
-            for t in SELFTESTS {
+            for t in SELFTESTS.iter().filter(|t| !t.rust_only || imp == "rust") {
                 assert!(
                     s.contains(&format!(
                         "run_suite '{}' '{imp}' {} /bin/{}",
@@ -298,6 +311,7 @@ mod tests {
                 );
             }
         }
+        assert!(!s.contains("run_suite 'soft-dirty-clear' 'c'"), "{s}");
         assert!(s.contains("exec 3>/dev/ttyS1"));
         let done = s.find("@@ALL-DONE").unwrap();
         assert!(done > s.rfind("run_suite '").unwrap());

@@ -323,14 +323,18 @@ fn guest_suites(
     };
     let out = {
         let _s = Stage::new(stage);
-        let per_impl: u64 = guest::per_impl_suites().map(|(_, t)| u64::from(t)).sum();
+        let per_impl: u64 = impls
+            .iter()
+            .flat_map(|i| guest::per_impl_suites(i))
+            .map(|(_, t)| u64::from(t))
+            .sum();
         let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT));
         qemu::boot(&qemu::Boot {
             kernel,
             initrd: &initrd,
             mem: "2G",
             smp: GUEST_CPUS,
-            timeout: Duration::from_secs(120 + per_impl * impls.len() as u64 + diff),
+            timeout: Duration::from_secs(120 + per_impl + diff),
             interactive: false,
             logdir: &ctx.logs().join(format!("test-{variant}")),
             echo_results: false,
@@ -368,7 +372,7 @@ fn guest_suites(
     }
     let mut expected: Vec<(String, String)> = impls
         .iter()
-        .flat_map(|i| guest::per_impl_suites().map(move |(n, _)| (n.to_string(), i.clone())))
+        .flat_map(|i| guest::per_impl_suites(i).map(move |(n, _)| (n.to_string(), i.clone())))
         .collect();
     if differential.is_some() {
         expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
