@@ -142,12 +142,12 @@ struct Scan {
     masks_of_interest: u64,
     /// Categories of the VMA being walked.
     cur_vma_category: u64,
-    /// The bounce buffer; empty when the call has no output vector.
+    /// The bounce buffer: the regions found since the last copy-out, the last one being
+    /// extended; empty when the call has no output vector. Room for `buf_len` regions is
+    /// allocated up front; only what is used is written.
     buf: KVec<Region>,
     /// Regions of `buf` usable before the next copy-out.
     buf_len: usize,
-    /// The region being extended.
-    buf_index: usize,
     found_pages: u64,
     /// Where the next copied-out region goes.
     vec_out: usize,
@@ -159,7 +159,9 @@ impl Scan {
         let buf = if buf_len == 0 {
             KVec::new()
         } else {
-            KVec::from_elem([0; 3], buf_len, GFP_KERNEL)?
+            let mut buf = KVec::with_capacity(buf_len, GFP_KERNEL)?;
+            buf.push([0; 3], GFP_KERNEL)?;
+            buf
         };
         Ok(Self {
             masks_of_interest: arg.category_mask | arg.category_anyof_mask | arg.return_mask,
@@ -168,7 +170,6 @@ impl Scan {
             arg,
             buf,
             buf_len,
-            buf_index: 0,
             found_pages: 0,
         })
     }
@@ -177,6 +178,7 @@ impl Scan {
         !self.buf.is_empty()
     }
 
+    #[inline]
     fn is_interesting_page(&self, categories: u64) -> bool {
         let c = categories ^ self.arg.category_inverted;
         let a = &self.arg;
@@ -191,31 +193,31 @@ impl Scan {
 
     /// Extends the current region with `addr..end` or starts a new one; false when the buffer
     /// is full.
+    #[inline(always)]
     fn push_range(&mut self, categories: u64, addr: usize, end: usize) -> bool {
-        let Some(cur) = self.buf.get_mut(self.buf_index) else {
+        let full = self.buf.len() >= self.buf_len;
+        let Some(cur) = self.buf.last_mut() else {
             return false;
         };
         if addr as u64 == cur[END] && categories == cur[CATS] {
             cur[END] = end as u64;
             return true;
         }
-        if cur[END] != 0 {
-            if self.buf_index >= self.buf_len.wrapping_sub(1) {
-                return false;
-            }
-            self.buf_index += 1;
+        if cur[END] == 0 {
+            *cur = [addr as u64, end as u64, categories];
+            return true;
         }
-        match self.buf.get_mut(self.buf_index) {
-            Some(cur) => {
-                *cur = [addr as u64, end as u64, categories];
-                true
-            }
-            None => false,
-        }
+        // Room for `buf_len` regions was allocated.
+        !full
+            && self
+                .buf
+                .push_within_capacity([addr as u64, end as u64, categories])
+                .is_ok()
     }
 
     /// Reports `addr..*end` with `categories`; on `ENOSPC` (buffer full or `max_pages` reached)
     /// `*end` is cut to what was reported and the walk stops there.
+    #[inline(always)]
     fn output(&mut self, categories: u64, addr: usize, end: &mut usize) -> Result {
         if !self.has_output() {
             return Ok(());
@@ -245,7 +247,7 @@ impl Scan {
     /// Takes back the report of `addr..end`, the tail of the current region (a huge page that
     /// is reported page by page instead, or not at all).
     fn backout_range(&mut self, addr: usize, end: usize) {
-        let Some(cur) = self.buf.get_mut(self.buf_index) else {
+        let Some(cur) = self.buf.last_mut() else {
             return;
         };
         if cur[START] != addr as u64 {
@@ -261,10 +263,10 @@ impl Scan {
 
     /// Copies the buffered regions to userspace; returns how many.
     fn flush_buffer(&mut self) -> Result<usize> {
-        let Some(last) = self.buf.get(self.buf_index) else {
+        let Some(last) = self.buf.last() else {
             return Ok(0);
         };
-        let n = self.buf_index + usize::from(last[END] != last[START]);
+        let n = self.buf.len() - 1 + usize::from(last[END] != last[START]);
         if n == 0 {
             return Ok(0);
         }
@@ -275,7 +277,7 @@ impl Scan {
             .write_slice(bytes)?;
         self.arg.vec_len = self.arg.vec_len.wrapping_sub(n as u64);
         self.vec_out = self.vec_out.wrapping_add(bytes.len());
-        self.buf_index = 0;
+        self.buf.truncate(1);
         self.buf_len = self.buf_len.min(self.arg.vec_len as usize);
         if let Some(first) = self.buf.first_mut() {
             first[START] = 0;
@@ -655,6 +657,11 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
         walk_start = p.arg.walk_end;
     }
 
+    // The last walk went to the end: walk_end may still hold where an earlier walk stopped on
+    // a full bounce buffer.
+    if ret.is_ok() {
+        p.arg.walk_end = end;
+    }
     let ret = match ret {
         Ok(()) => Ok(n_ranges_out),
         Err(e) if e == ENOSPC => Ok(n_ranges_out),

@@ -291,6 +291,7 @@ impl<'a> PmdEntry<'a> {
 }
 
 /// Records the range of changed entries so it is flushed from the TLB before the lock is dropped.
+#[inline]
 fn note_change(flush: &mut Option<(usize, usize)>, addr: usize, end: usize) {
     *flush = Some(match *flush {
         Some((s, e)) => (s.min(addr), e.max(end)),
@@ -299,6 +300,7 @@ fn note_change(flush: &mut Option<(usize, usize)>, addr: usize, end: usize) {
 }
 
 /// Flushes `range` of `vma` from the TLB (`flush_tlb_range()`).
+#[inline]
 fn flush_tlb(vma: &VmaRef, range: Option<(usize, usize)>) {
     if let Some((start, end)) = range {
         // SAFETY: `vma` is valid and the caller holds the lock that covers the changed entries.
@@ -310,6 +312,7 @@ fn flush_tlb(vma: &VmaRef, range: Option<(usize, usize)>) {
 /// (`pte_is_pinned()` of fs/proc/task_mmu.c): write-protecting it would break the pin's COW
 /// semantics, so `clear_refs` leaves it alone (it stays soft-dirty: a false positive, never a
 /// lost write).
+#[inline]
 fn pte_is_pinned(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
     if !pte.is_writable() {
         return false;
@@ -337,6 +340,7 @@ fn pte_is_pinned(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
 /// # Safety
 ///
 /// `ptep` is the PTE of `addr` in `vma`'s page tables and its PTE table lock is held.
+#[inline]
 unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t) -> bool {
     // SAFETY: By the function's safety requirements `ptep` is valid and locked.
     let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
@@ -379,6 +383,7 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
 /// # Safety
 ///
 /// `entry` was read from a page-table entry whose lock is held.
+#[inline]
 unsafe fn softleaf_maps_file_page(entry: bindings::softleaf_t) -> bool {
     // SAFETY: By the function's safety requirements the entry is stable, so the folio it refers
     // to (if it has a pfn) is valid while the lock is held.
@@ -395,6 +400,7 @@ unsafe fn softleaf_maps_file_page(entry: bindings::softleaf_t) -> bool {
 /// # Safety
 ///
 /// `pte` was read from the entry of `addr` in `vma` with its PTE table lock, which is still held.
+#[inline]
 unsafe fn pte_maps_file_page(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
     if pte.is_present() {
         // SAFETY: By the function's safety requirements `pte` is a locked present entry of `addr`.
@@ -417,6 +423,7 @@ unsafe fn pte_maps_file_page(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
 /// # Safety
 ///
 /// `ptep` is the PTE of `addr` in `vma`'s page tables and its PTE table lock is held.
+#[inline]
 unsafe fn pte_make_uffd_wp(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t) {
     // SAFETY: By the function's safety requirements `ptep` is valid and locked.
     let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
@@ -481,6 +488,7 @@ impl<'a> PteTable<'a> {
         self.vma
     }
 
+    #[inline]
     fn ptep(&self, addr: usize) -> Option<*mut bindings::pte_t> {
         if addr < self.start || addr >= self.end || addr % PAGE_SIZE != 0 {
             return None;
@@ -788,6 +796,7 @@ impl<'a> HugetlbEntry<'a> {
 }
 
 /// The size of the huge pages of the hugetlb VMA `vma`.
+#[inline]
 fn hugetlb_page_size(vma: &VmaRef) -> usize {
     // SAFETY: `vma` is valid; the helper reads its hstate.
     unsafe { bindings::hugetlb_vma_page_size(vma.as_ptr()) }
@@ -799,6 +808,7 @@ fn hugetlb_page_size(vma: &VmaRef) -> usize {
 ///
 /// `pte` was read from a hugetlb entry that cannot be unmapped meanwhile (its lock or the hugetlb
 /// VMA lock is held).
+#[inline]
 unsafe fn hugetlb_maps_file_page(pte: Pte) -> bool {
     // SAFETY: By the function's safety requirements the page of a present entry is valid.
     pte.is_present() && !unsafe { bindings::PageAnon(bindings::hugetlb_pte_page(pte.as_raw())) }

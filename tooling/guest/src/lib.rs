@@ -19,6 +19,8 @@ pub const PM_SCAN_CATEGORIES: u64 = (1 << 10) - 1;
 
 pub const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
 pub const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
+/// Clears the soft-dirty state of the pages reported (this series; Rust implementation only).
+pub const PM_SCAN_CLEAR_SOFT_DIRTY: u64 = 1 << 2;
 
 /// Category names, bit by bit.
 pub const CATEGORY_NAMES: [&str; 10] = [

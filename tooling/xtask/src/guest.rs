@@ -67,6 +67,32 @@ pub const DIFF_IMPL: &str = "c-vs-rust";
 /// Seconds before the guest kills the differential tester.
 pub const DIFF_TIMEOUT: u32 = 1500;
 
+/// The benchmark (Rust vs C in one boot, and dirty-tracking methods): one suite that switches
+/// between the implementations itself.
+pub const BENCH_SUITE: &str = "pmscan-bench";
+pub const BENCH_IMPL: &str = "c-vs-rust";
+/// Seconds before the guest kills the short benchmark run (`--quick`) of the test run.
+pub const BENCH_QUICK_TIMEOUT: u32 = 900;
+/// Seconds before the guest kills the full benchmark run of `cargo xtask bench`.
+pub const BENCH_FULL_TIMEOUT: u32 = 5400;
+
+/// The fuzzer with chaos threads and the no-lost-write soak (issue 8): suites that switch
+/// between the implementations themselves.
+pub const FUZZ_SUITE: &str = "pmscan-fuzz";
+pub const SOAK_SUITE: &str = "pmscan-soak";
+pub const RELIABILITY_IMPL: &str = "c-vs-rust";
+pub const FUZZ_TIMEOUT: u32 = 900;
+pub const SOAK_TIMEOUT: u32 = 900;
+
+/// A CI-sized reliability run: fuzzed calls, checked writes, fault injection.
+#[derive(Clone, Copy, Debug)]
+pub struct Reliability {
+    pub fuzz_calls: u64,
+    pub soak_writes: u64,
+    pub inject: bool,
+    pub seed: u64,
+}
+
 /// A differential run: how many calls, from which seed.
 #[derive(Clone, Copy, Debug)]
 pub struct Differential {
@@ -78,11 +104,16 @@ pub struct Differential {
 pub enum Mode {
     /// Run the PAGEMAP_SCAN demonstration, then (optionally) a shell on the console.
     Demo { shell: bool },
-    /// Run the selftests for each implementation, then the differential tester if both exist.
+    /// Run the selftests for each implementation, then the differential tester and the short
+    /// benchmark run if both exist.
     Tests {
         impls: Vec<String>,
         differential: Option<Differential>,
+        bench: bool,
+        reliability: Option<Reliability>,
     },
+    /// Run the full benchmark only.
+    Bench,
 }
 
 fn selftest_dir(ctx: &Ctx) -> PathBuf {
@@ -128,7 +159,14 @@ fn build_rust_guest(ctx: &Ctx) -> Result<PathBuf> {
 }
 
 /// The Rust guest programs copied into the initramfs.
-pub const RUST_GUEST_BINS: &[&str] = &["pagemap-demo", "pmscan-diff", "pmscan-regress"];
+pub const RUST_GUEST_BINS: &[&str] = &[
+    "pagemap-demo",
+    "pmscan-diff",
+    "pmscan-regress",
+    "pmscan-bench",
+    "pmscan-fuzz",
+    "pmscan-soak",
+];
 
 /// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds).
 pub const RUST_SUITES: &[(&str, u32)] = &[("pmscan-regress", 300)];
@@ -217,9 +255,17 @@ run_suite() {{
                 );
             }
         }
+        Mode::Bench => {
+            let _ = writeln!(
+                s,
+                "run_suite {BENCH_SUITE} {BENCH_IMPL} {BENCH_FULL_TIMEOUT} /bin/pmscan-bench"
+            );
+        }
         Mode::Tests {
             impls,
             differential,
+            bench,
+            reliability,
         } => {
             for imp in impls {
                 for (name, timeout) in per_impl_suites(imp) {
@@ -245,6 +291,26 @@ run_suite() {{
                     s,
                     "run_suite {DIFF_SUITE} {DIFF_IMPL} {DIFF_TIMEOUT} /bin/pmscan-diff --calls {} --seed {}",
                     d.calls, d.seed
+                );
+            }
+            if let Some(r) = reliability {
+                let _ = writeln!(
+                    s,
+                    "run_suite {FUZZ_SUITE} {RELIABILITY_IMPL} {FUZZ_TIMEOUT} /bin/pmscan-fuzz --calls {} --seed {}{}",
+                    r.fuzz_calls,
+                    r.seed,
+                    if r.inject { " --inject" } else { "" }
+                );
+                let _ = writeln!(
+                    s,
+                    "run_suite {SOAK_SUITE} {RELIABILITY_IMPL} {SOAK_TIMEOUT} /bin/pmscan-soak --writes {} --seed {}",
+                    r.soak_writes, r.seed
+                );
+            }
+            if *bench {
+                let _ = writeln!(
+                    s,
+                    "run_suite {BENCH_SUITE} {BENCH_IMPL} {BENCH_QUICK_TIMEOUT} /bin/pmscan-bench --quick"
                 );
             }
         }
@@ -296,7 +362,21 @@ mod tests {
         let s = init_script(&Mode::Tests {
             impls: vec!["c".into(), "rust".into()],
             differential: Some(Differential { calls: 7, seed: 3 }),
+            bench: true,
+            reliability: Some(Reliability {
+                fuzz_calls: 5,
+                soak_writes: 6,
+                inject: true,
+                seed: 3,
+            }),
         });
+        assert!(s.contains(
+            "run_suite pmscan-fuzz c-vs-rust 900 /bin/pmscan-fuzz --calls 5 --seed 3 --inject"
+        ));
+        assert!(
+            s.contains("run_suite pmscan-soak c-vs-rust 900 /bin/pmscan-soak --writes 6 --seed 3")
+        );
+        assert!(s.contains("run_suite pmscan-bench c-vs-rust 900 /bin/pmscan-bench --quick"));
         assert!(
             s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
         );

@@ -7,6 +7,7 @@
 //!   demonstration (`--shell` for an interactive guest shell);
 //! - `cargo xtask test`: every test (what `.ci/run` runs).
 
+mod bench;
 mod ctx;
 mod guest;
 mod kbuild;
@@ -41,6 +42,8 @@ commands:
              --diff-seed S      its seed (default 1); a difference prints the seed to replay
              --skip-series      development shortcut: no series stage (the run then fails)
              --no-debug         development shortcut: no debug-kernel boot (the run then fails)
+  bench      boot the vm kernel with the full benchmark (Rust vs C in one boot, dirty-tracking
+             methods compared); writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree
   configure  write and check the variant's .config only (after setup and materialize)
@@ -288,6 +291,13 @@ fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
 const DEBUG: &str = "debug";
 const DEBUG_DIFF_CALLS: u64 = 20_000;
 
+/// CI-sized reliability runs (issue 8): fuzzed calls and checked writes, on the vm kernel and
+/// on the debug kernel (there with slab and page-allocation fault injection).
+const FUZZ_CALLS: u64 = 50_000;
+const SOAK_WRITES: u64 = 1_000_000;
+const DEBUG_FUZZ_CALLS: u64 = 20_000;
+const DEBUG_SOAK_WRITES: u64 = 300_000;
+
 /// The variant built with CONFIG_RUST=n, and the label its (C only) suites run under.
 const NORUST: &str = "norust";
 const NORUST_IMPL: &str = "c-norust";
@@ -297,17 +307,25 @@ struct GuestRun {
     suites: Vec<report::Suite>,
     problems: Vec<String>,
     splats: Vec<String>,
+    /// `BENCH` lines of the benchmark run, if any.
+    bench_lines: Vec<String>,
+    /// `FUZZ:` and `SOAK:` lines of the reliability runs, if any.
+    figure_lines: Vec<String>,
 }
 
 /// Boots `kernel` with the test initramfs of `variant` and collects its suites: KUnit from the
 /// console, each per-implementation suite once per entry of `impls`, and the differential
-/// tester if asked for.
+/// tester, the short benchmark and the reliability runs if asked for.
+// One boot's plan is these arguments; a struct for it would only be unpacked here.
+#[allow(clippy::too_many_arguments)]
 fn guest_suites(
     ctx: &Ctx,
     variant: &str,
     kernel: &std::path::Path,
     impls: &[String],
     differential: Option<Differential>,
+    bench: bool,
+    reliability: Option<guest::Reliability>,
     stage: &str,
 ) -> Result<GuestRun> {
     let initrd = {
@@ -318,6 +336,8 @@ fn guest_suites(
             &Mode::Tests {
                 impls: impls.to_vec(),
                 differential,
+                bench,
+                reliability,
             },
         )?
     };
@@ -328,7 +348,13 @@ fn guest_suites(
             .flat_map(|i| guest::per_impl_suites(i))
             .map(|(_, t)| u64::from(t))
             .sum();
-        let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT));
+        let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT))
+            + if bench {
+                u64::from(guest::BENCH_QUICK_TIMEOUT)
+            } else {
+                0
+            }
+            + reliability.map_or(0, |_| u64::from(guest::FUZZ_TIMEOUT + guest::SOAK_TIMEOUT));
         qemu::boot(&qemu::Boot {
             kernel,
             initrd: &initrd,
@@ -377,11 +403,30 @@ fn guest_suites(
     if differential.is_some() {
         expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
     }
+    if bench {
+        expected.push((
+            guest::BENCH_SUITE.to_string(),
+            guest::BENCH_IMPL.to_string(),
+        ));
+    }
+    if reliability.is_some() {
+        for n in [guest::FUZZ_SUITE, guest::SOAK_SUITE] {
+            expected.push((n.to_string(), guest::RELIABILITY_IMPL.to_string()));
+        }
+    }
     suites.extend(report::guest_suites(&out.results, &expected));
     Ok(GuestRun {
         suites,
         problems,
         splats: splat::scan(&out.console),
+        bench_lines: bench::parse(&out.results).bench_lines,
+        figure_lines: out
+            .results
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| l.starts_with("FUZZ: ") || l.starts_with("SOAK: "))
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -419,9 +464,18 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         &kernel,
         &impls,
         both.then_some(o.diff),
+        both,
+        both.then_some(guest::Reliability {
+            fuzz_calls: FUZZ_CALLS,
+            soak_writes: SOAK_WRITES,
+            inject: false,
+            seed: o.diff.seed,
+        }),
         "boot-and-suites",
     )?;
     suites.extend(guest.suites);
+    let bench_lines = guest.bench_lines;
+    let mut figure_lines = guest.figure_lines;
     let mut problems = guest.problems;
     let mut splats = guest.splats;
     if o.no_debug {
@@ -445,6 +499,13 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             &dkernel,
             &dimpls,
             (dimpls.len() == 2).then_some(diff),
+            false,
+            (dimpls.len() == 2).then_some(guest::Reliability {
+                fuzz_calls: DEBUG_FUZZ_CALLS,
+                soak_writes: DEBUG_SOAK_WRITES,
+                inject: true,
+                seed: o.diff.seed,
+            }),
             "boot-debug",
         )?;
         suites.extend(g.suites.into_iter().map(|mut s| {
@@ -453,6 +514,11 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         }));
         problems.extend(g.problems.into_iter().map(|p| format!("{DEBUG}: {p}")));
         splats.extend(g.splats);
+        figure_lines.extend(
+            g.figure_lines
+                .into_iter()
+                .map(|l| format!("{l} ({DEBUG} kernel)")),
+        );
     }
     if o.skip_series {
         // A development shortcut: such a run never passes.
@@ -471,6 +537,8 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 &norust,
                 &[NORUST_IMPL.to_string()],
                 None,
+                false,
+                None,
                 "boot-norust",
             )?;
             suites.extend(g.suites);
@@ -482,6 +550,12 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     }
 
     println!();
+    for l in &figure_lines {
+        println!("{l}");
+    }
+    for l in &bench_lines {
+        println!("{l} (short run under TCG; `cargo xtask bench` for the full one)");
+    }
     let mut total = ktap::Counts::default();
     for s in &suites {
         println!("{}", s.line());
@@ -512,6 +586,90 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         total.skipped
     );
     Ok(total.failed == 0 && extra == 0)
+}
+
+/// The full benchmark: boots the vm kernel with only `pmscan-bench`, prints its `BENCH` lines
+/// and writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg.
+fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let (_, kernel) = prepare(ctx, o)?;
+    if built_impls(ctx, &o.variant).len() != 2 {
+        bail!("the `{}` kernel has only the C implementation", o.variant);
+    }
+    let initrd = {
+        let _s = Stage::new("guest-userspace");
+        guest::initramfs(ctx, &o.variant, &Mode::Bench)?
+    };
+    let out = {
+        let _s = Stage::new("boot-bench");
+        qemu::boot(&qemu::Boot {
+            kernel: &kernel,
+            initrd: &initrd,
+            mem: "2G",
+            smp: GUEST_CPUS,
+            timeout: Duration::from_secs(120 + u64::from(guest::BENCH_FULL_TIMEOUT)),
+            interactive: false,
+            logdir: &ctx.logs().join(format!("bench-{}", o.variant)),
+            echo_results: false,
+        })?
+    };
+    let expected = [(
+        guest::BENCH_SUITE.to_string(),
+        guest::BENCH_IMPL.to_string(),
+    )];
+    let suites = report::guest_suites(&out.results, &expected);
+    let splats = splat::scan(&out.console);
+    let r = bench::parse(&out.results);
+    let commit = util::output(Command::new("git").current_dir(&ctx.repo).args([
+        "describe",
+        "--always",
+        "--dirty",
+        "--abbrev=12",
+    ]))
+    .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU".to_string(), |(_, v)| v.trim().to_string());
+    let machine = format!(
+        "host {cpu}, {} cores; QEMU {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        util::output(Command::new("qemu-system-x86_64").arg("--version"))
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+    );
+    let config = "Linux 7.3.4 + this series, clang/rustc LLVM 22, -O2 \
+        (CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE), CONFIG_RUST_INLINE_HELPERS=y, no debug options";
+    let docs = ctx.repo.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    std::fs::write(
+        docs.join("benchmarks.md"),
+        bench::markdown(&r, commit.trim(), &machine, config),
+    )?;
+    std::fs::write(docs.join("benchmarks-dirty-tracking.svg"), bench::svg(&r))?;
+    println!();
+    for l in &r.bench_lines {
+        println!("{l}");
+    }
+    for s in &suites {
+        println!("{}", s.line());
+        for p in &s.problems {
+            println!("  {p}");
+        }
+    }
+    println!("SPLATS: {}", splats.len());
+    println!(
+        "wrote docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg (commit {})",
+        commit.trim()
+    );
+    Ok(splats.is_empty()
+        && suites
+            .iter()
+            .all(|s| s.counts.failed == 0 && s.problems.is_empty()))
 }
 
 /// Builds base + patches 1..=i for each i in the same build directory, then returns the tree
@@ -634,6 +792,7 @@ fn main() -> ExitCode {
     let res = parse_opts(&args[1..]).and_then(|o| match cmd.as_str() {
         "run" => cmd_run(&ctx, &o),
         "test" => cmd_test(&ctx, &o),
+        "bench" => cmd_bench(&ctx, &o),
         "setup" => {
             let m = Manifest::load(&ctx.repo)?;
             setup::setup(&ctx, &m).map(|()| true)

@@ -15,7 +15,9 @@
 //! - the WRITTEN-only fast path and the generic path disagreeing on pte_none (2026);
 //! - an anonymous THP range zapped to pmd_none neither reported nor re-armed (2026);
 //! - a hugetlb page that cannot be write-protected whole (max_pages ends inside it) must stop
-//!   the walk at its start, not be skipped (found here, fixed in this series).
+//!   the walk at its start, not be skipped (found here, fixed in this series);
+//! - walk_end left where a full bounce buffer stopped an earlier walk when the last walk
+//!   completed (found here, fixed in this series).
 
 use pmrs_guest::*;
 use std::fs::File;
@@ -461,6 +463,36 @@ fn hugetlb_partial_wp_stops_the_walk(c: &Ctx) -> Check {
     Ok(())
 }
 
+/// More regions than the bounce buffer holds (512), room for all in `vec`: the call reports
+/// them all and walk_end must be end, not where the last full buffer stopped a walk (a
+/// caller resuming there would get regions twice). Found here, fixed in this series.
+fn walk_end_after_full_bounce_buffer(c: &Ctx) -> Check {
+    let pages = 2048;
+    let m = Map::new(pages * PAGE, libc::MAP_PRIVATE)?;
+    m.madvise(0, pages, libc::MADV_NOHUGEPAGE)?;
+    for i in 0..pages {
+        m.write(i);
+    }
+    // Every other page present: 1024 separate regions.
+    m.madvise(0, pages, libc::MADV_DONTNEED)?;
+    for i in (0..pages).step_by(2) {
+        m.write(i);
+    }
+    let p = PAGE_IS_PRESENT;
+    let end = m.addr + pages * PAGE;
+    let (v, walk_end) = c.scan(m.addr, end, 0, (0, p, 0, p), 4096, 0)?;
+    if v.len() != pages / 2 {
+        return fail(format!("{} regions, {} expected", v.len(), pages / 2));
+    }
+    if walk_end as usize != end {
+        return fail(format!(
+            "walk_end {walk_end:#x}, end {end:#x}: a caller resuming there gets {} regions again",
+            (end - walk_end as usize) / PAGE / 2
+        ));
+    }
+    Ok(())
+}
+
 fn pin_to_cpu0() {
     // SAFETY: a zeroed cpu_set_t with bit 0 set, for this process.
     unsafe {
@@ -503,6 +535,10 @@ fn main() -> ExitCode {
         (
             "hugetlb_partial_wp_stops_the_walk",
             hugetlb_partial_wp_stops_the_walk,
+        ),
+        (
+            "walk_end_after_full_bounce_buffer",
+            walk_end_after_full_bounce_buffer,
         ),
     ];
     println!("TAP version 13");

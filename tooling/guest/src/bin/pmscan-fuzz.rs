@@ -1,0 +1,797 @@
+// SPDX-License-Identifier: GPL-2.0
+//! PAGEMAP_SCAN fuzzer with chaos threads, run in the guest.
+//!
+//! A supervisor forks workers one after the other, each with its own seed. A worker maps an
+//! arena of 2 MiB slots (anonymous, THP, memfd, hugetlb) and scans it, and another process that
+//! it forks and kills, with random `pm_scan_arg`s biased to edges and hostile values (every row
+//! of the errno table: bad size, flags and masks, unaligned or kernel addresses, end before
+//! start, unreadable arg, vec NULL/unmapped/read-only/overflowing, max_pages edges), through
+//! either implementation. Meanwhile chaos threads munmap and MAP_FIXED slots (the scanned range
+//! and `vec` both live there), mremap, madvise (DONTNEED, PAGEOUT, HUGEPAGE, COLLAPSE, guard
+//! install/remove), mprotect, register/unregister/write-protect with userfaultfd, fork and exit,
+//! kill the other process mid-scan, and (with `--inject`, where the kernel has fault injection)
+//! make slab and page allocations of the worker fail.
+//!
+//! Oracles: every errno is one the C version can return; one call in eight, chaos paused and
+//! no fault injected, runs through C and then Rust with the same input and must get the same
+//! errno; every call returns (the supervisor kills a worker that makes no progress for
+//! `HANG_SECS` and counts a hang, two if the worker does not die); no splat in the kernel log.
+//!
+//! Prints `FUZZ: calls <n>, chaos <n>, splats <n>, errno-mismatch <n>, hangs <n>` and TAP.
+
+use pmrs_guest::*;
+use std::fs::OpenOptions;
+use std::io::{Read, Write as _};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+const PAGE: usize = 4096;
+const HUGE: usize = 2 << 20;
+const ARENA: usize = 0x2000_0000_0000;
+const SLOTS: usize = 12;
+const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
+const HANG_SECS: u64 = 120;
+const CALLS_PER_WORKER: u64 = 4000;
+const MADV_PAGEOUT: i32 = 21;
+const MADV_COLLAPSE: i32 = 25;
+const MADV_GUARD_INSTALL: i32 = 102;
+const MADV_GUARD_REMOVE: i32 = 103;
+const KERNEL_ADDR: u64 = 0xffff_8000_0000_0000;
+
+/// Counters shared by the supervisor and its workers (a MAP_SHARED page).
+#[repr(C)]
+struct Stats {
+    calls: AtomicU64,
+    chaos: AtomicU64,
+    compared: AtomicU64,
+    mismatch: AtomicU64,
+    unexpected: AtomicU64,
+    heartbeat: AtomicU64,
+    errno: [AtomicU64; 64],
+}
+
+fn stats() -> &'static Stats {
+    static PTR: AtomicU64 = AtomicU64::new(0);
+    let p = PTR.load(Ordering::Relaxed);
+    if p != 0 {
+        // SAFETY: set once below to a zeroed shared page that is never unmapped.
+        return unsafe { &*(p as *const Stats) };
+    }
+    // SAFETY: a fresh shared anonymous mapping, zero-filled; Stats is atomics only.
+    let m = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            std::mem::size_of::<Stats>().next_multiple_of(PAGE),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert!(m != libc::MAP_FAILED, "mmap stats");
+    PTR.store(m as u64, Ordering::Relaxed);
+    // SAFETY: as above.
+    unsafe { &*(m as *const Stats) }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
+
+fn slot(i: usize) -> usize {
+    ARENA + i * HUGE
+}
+
+/// Errnos the C PAGEMAP_SCAN can return (shared notes' errno table), plus EACCES for the
+/// soft-dirty clear on another process.
+const ALLOWED: [i32; 7] = [
+    libc::EINVAL,
+    libc::EFAULT,
+    libc::EPERM,
+    libc::ESRCH,
+    libc::EINTR,
+    libc::ENOMEM,
+    libc::EACCES,
+];
+
+struct Worker {
+    uffd: i32,
+    /// Slots ever registered with userfaultfd since last mapped: no guard install there
+    /// (MADV_GUARD_INSTALL on uffd-wp markers livelocks; see the cover letter).
+    registered: Mutex<[bool; SLOTS]>,
+    /// Chaos holds it for reading per operation; a compared call takes it for writing.
+    quiet: RwLock<()>,
+    stop: AtomicBool,
+    other: AtomicI32,
+    inject: bool,
+}
+
+fn map_slot(w: &Worker, r: &mut Rng, i: usize) {
+    let kind = r.below(5);
+    let (flags, fd) = match kind {
+        0 | 1 => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+        2 => {
+            // SAFETY: a NUL-terminated name.
+            let fd = unsafe { libc::memfd_create(c"fz".as_ptr(), 0) };
+            // SAFETY: sizing our memfd.
+            unsafe { libc::ftruncate(fd, HUGE as i64) };
+            (libc::MAP_SHARED, fd)
+        }
+        3 => (
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+            -1,
+        ),
+        _ => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
+    };
+    let prot = if r.chance(85) {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    };
+    let p = {
+        // The new VMA and its flag change together (no registration in between).
+        let mut reg = w.registered.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: MAP_FIXED inside our arena, which only this program uses.
+        let p = unsafe {
+            libc::mmap(
+                slot(i) as *mut _,
+                HUGE,
+                prot,
+                flags | libc::MAP_FIXED,
+                fd,
+                0,
+            )
+        };
+        if p != libc::MAP_FAILED {
+            reg[i] = false;
+        }
+        p
+    };
+    if fd >= 0 {
+        // SAFETY: the mapping keeps the file.
+        unsafe { libc::close(fd) };
+    }
+    if p == libc::MAP_FAILED {
+        return;
+    }
+    if kind == 1 {
+        // SAFETY: advice on our slot.
+        unsafe { libc::madvise(p, HUGE, libc::MADV_HUGEPAGE) };
+    }
+    if prot & libc::PROT_WRITE != 0 {
+        let n = r.below(64) as usize;
+        for _ in 0..n {
+            let off = r.below((HUGE / PAGE) as u64) as usize * PAGE;
+            poke(slot(i) + off);
+        }
+    }
+}
+
+/// /dev/zero, read into arena pages to write them.
+static ZERO: AtomicI32 = AtomicI32::new(-1);
+
+/// Writes a byte at `addr` in the arena through read(2) from /dev/zero: the kernel takes the
+/// write fault as the CPU would, but an unmapped, protected or guard page gives EFAULT instead
+/// of a signal (a racing chaos operation may have changed the slot).
+fn poke(addr: usize) {
+    // SAFETY: the kernel writes one byte at `addr` or fails with EFAULT; nothing of ours lives
+    // in the arena.
+    unsafe { libc::read(ZERO.load(Ordering::Relaxed), addr as *mut _, 1) };
+}
+
+/// One chaos operation.
+fn chaos(w: &Worker, r: &mut Rng) {
+    let _q = w.quiet.read();
+    let i = r.below(SLOTS as u64) as usize;
+    let a = slot(i) + r.below(512) as usize * PAGE;
+    let len = (1 + r.below(512) as usize) * PAGE;
+    let len = len.min(slot(i) + HUGE - a);
+    match r.below(14) {
+        0 => {
+            // SAFETY: our arena.
+            unsafe { libc::munmap(slot(i) as *mut _, HUGE) };
+        }
+        1 | 2 => map_slot(w, r, i),
+        3 => {
+            let j = r.below(SLOTS as u64) as usize;
+            let mut reg = w.registered.lock().unwrap_or_else(|e| e.into_inner());
+            // SAFETY: our arena, MREMAP_FIXED onto another slot of it.
+            let p = unsafe {
+                libc::mremap(
+                    slot(i) as *mut _,
+                    HUGE,
+                    HUGE,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                    slot(j) as *mut libc::c_void,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                reg[j] = reg[i];
+            }
+        }
+        4 => {
+            let adv = [
+                libc::MADV_DONTNEED,
+                MADV_PAGEOUT,
+                libc::MADV_HUGEPAGE,
+                libc::MADV_NOHUGEPAGE,
+                MADV_COLLAPSE,
+                MADV_GUARD_REMOVE,
+            ][r.below(6) as usize];
+            // SAFETY: advice on our arena.
+            unsafe { libc::madvise(a as *mut _, len, adv) };
+        }
+        5 => {
+            if let Ok(reg) = w.registered.lock() {
+                if !reg[i] {
+                    // SAFETY: advice on our arena, never registered with userfaultfd.
+                    unsafe { libc::madvise(a as *mut _, len, MADV_GUARD_INSTALL) };
+                }
+            }
+        }
+        6 => {
+            let prot = [
+                libc::PROT_READ,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::PROT_NONE,
+            ][r.below(3) as usize];
+            // SAFETY: our arena.
+            unsafe { libc::mprotect(a as *mut _, len, prot) };
+        }
+        7 => {
+            if let Ok(mut reg) = w.registered.lock() {
+                reg[i] = true;
+                let _ = uffd_register_wp(w.uffd, slot(i), HUGE);
+            }
+        }
+        8 => {
+            let mut rr = [slot(i) as u64, HUGE as u64];
+            // SAFETY: UFFDIO_UNREGISTER reads a struct uffdio_range.
+            unsafe { libc::ioctl(w.uffd, 0x8010_aa01u64 as _, rr.as_mut_ptr()) };
+        }
+        9 => {
+            let _ = uffd_wp(w.uffd, a, len, r.chance(70));
+        }
+        10 => {
+            for _ in 0..r.below(32) {
+                let off = r.below(len as u64 / PAGE as u64) as usize * PAGE;
+                poke(a + off);
+            }
+        }
+        11 => {
+            // SAFETY: fork; the child only calls _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: async-signal-safe.
+                unsafe { libc::_exit(0) };
+            } else if pid > 0 {
+                // SAFETY: reaping our child.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            }
+        }
+        12 => {
+            let pid = w.other.swap(0, Ordering::SeqCst);
+            if pid > 0 {
+                // SAFETY: killing and reaping our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+        _ => {
+            if w.inject {
+                set_make_it_fail(r.chance(50));
+            }
+        }
+    }
+    stats().chaos.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Makes allocations of the calling thread fail at random (fault injection), or not.
+fn set_make_it_fail(on: bool) {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let _ = std::fs::write(
+        format!("/proc/self/task/{tid}/make-it-fail"),
+        if on { "1" } else { "0" },
+    );
+}
+
+fn inject_available() -> bool {
+    let ok = std::path::Path::new("/sys/kernel/debug/failslab/probability").exists()
+        && std::path::Path::new("/sys/kernel/debug/fail_page_alloc/probability").exists();
+    if ok {
+        // Sleeping slab allocations fail too (PAGEMAP_SCAN's own are GFP_KERNEL); page
+        // allocations only when they cannot sleep (the default).
+        let _ = std::fs::write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N");
+        for d in ["failslab", "fail_page_alloc"] {
+            for (k, v) in [
+                ("probability", "5"),
+                ("interval", "1"),
+                ("times", "-1"),
+                ("verbose", "0"),
+                ("task-filter", "Y"),
+            ] {
+                let _ = std::fs::write(format!("/sys/kernel/debug/{d}/{k}"), v);
+            }
+        }
+    }
+    ok
+}
+
+/// A process with memory of its own, for scans of another mm that may exit under them.
+fn spawn_other() -> i32 {
+    // SAFETY: fork; the child maps and touches memory, then sleeps until killed.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: a child of a multithreaded process; it only uses mmap, a loop and pause.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4 * HUGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p != libc::MAP_FAILED {
+                for o in (0..4 * HUGE).step_by(PAGE * 3) {
+                    std::ptr::write_volatile((p as usize + o) as *mut u8, 1);
+                }
+            }
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    pid
+}
+
+fn set_impl(rust: bool) -> bool {
+    OpenOptions::new()
+        .write(true)
+        .open(IMPL_SWITCH)
+        .and_then(|mut f| f.write_all(if rust { b"rust" } else { b"c" }))
+        .is_ok()
+}
+
+/// A random argument, biased to edges and hostile values.
+fn gen_arg(r: &mut Rng, vec_room: u64) -> PmScanArg {
+    let base = slot(r.below(SLOTS as u64) as usize) as u64;
+    let mut start = base + r.below(512) * PAGE as u64;
+    match r.below(20) {
+        0 => start += 1 + r.below(PAGE as u64 - 1),
+        1 => start = 0,
+        2 => start = KERNEL_ADDR,
+        3 => start |= 0x3f << 57, // tag bits
+        _ => {}
+    }
+    let mut end = start + (1 + r.below(3 * 512)) * PAGE as u64;
+    match r.below(20) {
+        0 => end = start,
+        1 => end = start.wrapping_sub(PAGE as u64),
+        2 => end = start + 1 + r.below(PAGE as u64),
+        3 => end = u64::MAX,
+        4 => end = (ARENA + SLOTS * HUGE) as u64 + r.below(4) * HUGE as u64,
+        _ => {}
+    }
+    let vslot = slot(r.below(SLOTS as u64) as usize) as u64 + r.below(256) * PAGE as u64;
+    let (vec, vec_len) = match r.below(16) {
+        0 => (0, 0),
+        1 => (0, 1 + r.below(8)),
+        2 => (vslot, 0),
+        3 => (KERNEL_ADDR, 4),
+        4 => (vslot, u64::MAX / 8),
+        5 => (vslot + 1 + r.below(23), 1 + r.below(8)),
+        6..=9 => (vslot, 1 + r.below(vec_room.min(64))),
+        _ => (u64::MAX, u64::MAX), // replaced by the caller's own vec
+    };
+    let flags = match r.below(40) {
+        0..=15 => 0,
+        16..=25 => PM_SCAN_WP_MATCHING,
+        26..=29 => PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        30..=32 => PM_SCAN_CHECK_WPASYNC,
+        33..=37 => PM_SCAN_CLEAR_SOFT_DIRTY,
+        _ => 1 << r.below(64),
+    };
+    let mut mask = || match r.below(40) {
+        0 => 1 << (10 + r.below(54)),
+        1..=15 => 0,
+        _ => 1 << r.below(10) | if r.chance(50) { r.below(1 << 10) } else { 0 },
+    };
+    let (inv, req, any, ret) = (mask(), mask(), mask(), mask());
+    PmScanArg {
+        size: if r.chance(97) {
+            96
+        } else {
+            [0, 88, 95, 97, 104, 1 << 40][r.below(6) as usize]
+        },
+        flags,
+        start,
+        end,
+        walk_end: r.next(),
+        vec,
+        vec_len,
+        max_pages: [0, 0, 1, 2, 511, 512, 513, r.below(4096), u64::MAX][r.below(9) as usize],
+        category_inverted: inv,
+        category_mask: req,
+        category_anyof_mask: any,
+        return_mask: if ret == 0 { PM_SCAN_CATEGORIES } else { ret },
+    }
+}
+
+/// Issues the ioctl with `arg` at `argp` (our copy, or a hostile pointer); returns -errno or
+/// the result.
+fn call(fd: i32, argp: u64, arg: &mut PmScanArg) -> i64 {
+    let p = if argp == 0 {
+        arg as *mut PmScanArg as u64
+    } else {
+        argp
+    };
+    // SAFETY: PAGEMAP_SCAN reads and writes a pm_scan_arg at `p` and regions at `arg.vec`, all
+    // in our own address space or invalid (then the kernel returns EFAULT).
+    let r = unsafe { libc::ioctl(fd, PAGEMAP_SCAN as _, p as *mut PmScanArg) };
+    if r < 0 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
+    } else {
+        r as i64
+    }
+}
+
+fn note_result(r: i64) {
+    let s = stats();
+    s.calls.fetch_add(1, Ordering::Relaxed);
+    s.heartbeat.fetch_add(1, Ordering::Relaxed);
+    if r < 0 {
+        let e = (-r) as i32;
+        s.errno[(e as usize).min(63)].fetch_add(1, Ordering::Relaxed);
+        if !ALLOWED.contains(&e) {
+            s.unexpected.fetch_add(1, Ordering::Relaxed);
+            if s.unexpected.load(Ordering::Relaxed) <= 5 {
+                println!("# unexpected errno {e}");
+            }
+        }
+    }
+}
+
+fn worker(seed: u64, calls: u64, inject: bool) -> ! {
+    let mut r = Rng(seed | 1);
+    // SAFETY: opening /dev/zero.
+    ZERO.store(
+        unsafe { libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY) },
+        Ordering::Relaxed,
+    );
+    let w = Arc::new(Worker {
+        uffd: uffd_open(UFFD_FEATURES_WP_ASYNC).unwrap_or(-1),
+        registered: Mutex::new([false; SLOTS]),
+        quiet: RwLock::new(()),
+        stop: AtomicBool::new(false),
+        other: AtomicI32::new(0),
+        inject,
+    });
+    for i in 0..SLOTS {
+        map_slot(&w, &mut r, i);
+    }
+    let chaos_threads: Vec<_> = (0..2)
+        .map(|t| {
+            let w = w.clone();
+            let mut r = Rng(seed.wrapping_mul(31).wrapping_add(t + 7) | 1);
+            std::thread::spawn(move || {
+                while !w.stop.load(Ordering::Relaxed) {
+                    chaos(&w, &mut r);
+                    if r.chance(20) {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+                set_make_it_fail(false);
+            })
+        })
+        .collect();
+    let own = std::fs::File::open("/proc/self/pagemap").expect("pagemap");
+    let mut vec = vec![PageRegion::default(); 64];
+    let mut other_fd: Option<std::fs::File> = None;
+    for n in 0..calls {
+        if w.other.load(Ordering::SeqCst) == 0 || other_fd.is_none() || r.chance(2) {
+            let pid = spawn_other();
+            if pid > 0 {
+                let old = w.other.swap(pid, Ordering::SeqCst);
+                if old > 0 {
+                    // SAFETY: our own child.
+                    unsafe {
+                        libc::kill(old, libc::SIGKILL);
+                        libc::waitpid(old, std::ptr::null_mut(), 0);
+                    }
+                }
+                other_fd = std::fs::File::open(format!("/proc/{pid}/pagemap")).ok();
+            }
+        }
+        let mut arg = gen_arg(&mut r, vec.len() as u64);
+        if arg.vec == u64::MAX {
+            arg.vec = vec.as_mut_ptr() as u64;
+            arg.vec_len = 1 + r.below(vec.len() as u64);
+        }
+        let argp = match r.below(40) {
+            0 => 1, // unreadable: low address
+            1 => KERNEL_ADDR,
+            2 => slot(r.below(SLOTS as u64) as usize) as u64, // maybe unmapped
+            _ => 0,
+        };
+        let compared = n % 8 == 0 && argp == 0;
+        if compared {
+            // The same input through C and then Rust, nothing else moving.
+            let _q = w.quiet.write();
+            arg.flags &= !PM_SCAN_CLEAR_SOFT_DIRTY;
+            if arg.vec == vec.as_mut_ptr() as u64 || arg.vec == 0 {
+                // Keep it deterministic: our own vec is always writable.
+            }
+            let mut a1 = arg;
+            let mut a2 = arg;
+            let c = if set_impl(false) {
+                call(own.as_raw_fd(), 0, &mut a1)
+            } else {
+                0
+            };
+            let rs = if set_impl(true) {
+                call(own.as_raw_fd(), 0, &mut a2)
+            } else {
+                0
+            };
+            note_result(c);
+            note_result(rs);
+            let s = stats();
+            s.compared.fetch_add(1, Ordering::Relaxed);
+            if (c < 0 || rs < 0) && c != rs {
+                let m = s.mismatch.fetch_add(1, Ordering::Relaxed);
+                if m < 5 {
+                    println!("# errno mismatch: C {c}, Rust {rs} for {arg:?}");
+                }
+            }
+            continue;
+        }
+        if inject && r.chance(10) {
+            set_make_it_fail(r.chance(50));
+        }
+        // Mostly the implementation under test.
+        set_impl(r.chance(80));
+        let fd = match (&other_fd, r.chance(15)) {
+            (Some(f), true) => f.as_raw_fd(),
+            _ => own.as_raw_fd(),
+        };
+        let res = call(fd, argp, &mut arg);
+        note_result(res);
+        if inject {
+            set_make_it_fail(false);
+        }
+    }
+    w.stop.store(true, Ordering::Relaxed);
+    for t in chaos_threads {
+        let _ = t.join();
+    }
+    let pid = w.other.swap(0, Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    // SAFETY: leaving the worker process.
+    unsafe { libc::_exit(0) }
+}
+
+/// Prints what each thread of `pid` (and its children) is doing: syscall and wait channel.
+fn describe_tasks(pid: i32) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for t in dir.flatten() {
+        let p = t.path();
+        let rd = |f: &str| {
+            std::fs::read_to_string(p.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        println!(
+            "#   task {}: state {:?} syscall [{}] wchan {}",
+            t.file_name().to_string_lossy(),
+            rd("stat")
+                .split(") ")
+                .nth(1)
+                .and_then(|x| x.split(' ').next())
+                .unwrap_or("?"),
+            rd("syscall"),
+            rd("wchan")
+        );
+        for l in rd("stack").lines().take(12) {
+            println!("#     {l}");
+        }
+    }
+}
+
+fn kmsg_splats() -> u64 {
+    let Ok(mut f) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return 0;
+    };
+    let mut n = 0;
+    let mut buf = vec![0u8; 8192];
+    while let Ok(len) = f.read(&mut buf) {
+        if len == 0 {
+            break;
+        }
+        let l = String::from_utf8_lossy(&buf[..len]);
+        let msg = l.split_once(';').map_or(&*l, |(_, m)| m);
+        if [
+            "WARNING:",
+            "BUG:",
+            "Oops",
+            "KASAN",
+            "possible circular locking",
+            "inconsistent lock",
+            "UBSAN",
+            "Call Trace",
+            "hung_task",
+        ]
+        .iter()
+        .any(|p| msg.contains(p))
+        {
+            n += 1;
+            if n <= 5 {
+                println!("# kernel: {}", msg.trim_end());
+            }
+        }
+    }
+    n
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |k: &str, d: u64| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let total = get("--calls", 20_000);
+    let seed = get("--seed", 1);
+    let inject = args.iter().any(|a| a == "--inject") && inject_available();
+    let s = stats();
+    println!("TAP version 13\n1..3");
+    println!("# pmscan-fuzz: {total} calls, seed {seed}, fault injection {inject}");
+    let t0 = Instant::now();
+    let mut hangs = 0u64;
+    let mut workers = 0u64;
+    let mut bad_exit = 0u64;
+    while s.calls.load(Ordering::Relaxed) < total {
+        let left = total - s.calls.load(Ordering::Relaxed);
+        let wseed = seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(workers);
+        workers += 1;
+        // SAFETY: fork; the child runs the worker and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            worker(wseed, left.min(CALLS_PER_WORKER), inject);
+        }
+        if pid < 0 {
+            println!("Bail out! fork failed");
+            return ExitCode::FAILURE;
+        }
+        let mut last = s.heartbeat.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        loop {
+            let mut status = 0;
+            // SAFETY: polling our child.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+                    bad_exit += 1;
+                    println!("# worker {wseed:#x} ended with status {status:#x}");
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let hb = s.heartbeat.load(Ordering::Relaxed);
+            if hb != last {
+                last = hb;
+                since = Instant::now();
+            } else if since.elapsed() > Duration::from_secs(HANG_SECS) {
+                hangs += 1;
+                println!("# worker {wseed:#x}: no call returned for {HANG_SECS} s, killing it");
+                describe_tasks(pid);
+                // SAFETY: killing our child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let t = Instant::now();
+                let mut dead = false;
+                while t.elapsed() < Duration::from_secs(30) {
+                    // SAFETY: polling our child.
+                    if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                        dead = true;
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if !dead {
+                    println!("Bail out! worker {wseed:#x} does not die after SIGKILL");
+                    println!(
+                        "FUZZ: calls {}, chaos {}, splats {}, errno-mismatch {}, hangs {}",
+                        s.calls.load(Ordering::Relaxed),
+                        s.chaos.load(Ordering::Relaxed),
+                        kmsg_splats(),
+                        s.mismatch.load(Ordering::Relaxed) + s.unexpected.load(Ordering::Relaxed),
+                        hangs + 1
+                    );
+                    return ExitCode::FAILURE;
+                }
+                break;
+            }
+        }
+    }
+    let splats = kmsg_splats();
+    let calls = s.calls.load(Ordering::Relaxed);
+    let mismatch = s.mismatch.load(Ordering::Relaxed) + s.unexpected.load(Ordering::Relaxed);
+    let mut hist = String::new();
+    for (e, c) in s.errno.iter().enumerate() {
+        let c = c.load(Ordering::Relaxed);
+        if c > 0 {
+            hist.push_str(&format!(" {e}:{c}"));
+        }
+    }
+    println!(
+        "# {workers} workers, {:.0} s, {} compared calls, errno counts{hist}",
+        t0.elapsed().as_secs_f64(),
+        s.compared.load(Ordering::Relaxed)
+    );
+    let ok1 = hangs == 0 && bad_exit == 0;
+    println!(
+        "{} 1 every call returned, workers exited cleanly",
+        if ok1 { "ok" } else { "not ok" }
+    );
+    let ok2 = mismatch == 0;
+    println!(
+        "{} 2 errnos allowed and equal between C and Rust",
+        if ok2 { "ok" } else { "not ok" }
+    );
+    let ok3 = splats == 0;
+    println!(
+        "{} 3 no splat in the kernel log",
+        if ok3 { "ok" } else { "not ok" }
+    );
+    println!(
+        "FUZZ: calls {calls}, chaos {}, splats {splats}, errno-mismatch {mismatch}, hangs {hangs}",
+        s.chaos.load(Ordering::Relaxed)
+    );
+    set_impl(true);
+    if ok1 && ok2 && ok3 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0
+//! No-lost-write soak, run in the guest: writer threads write random pages of anonymous, THP
+//! and shared memory and log each write; the tracker loops a dirty-tracking scan (the soft-dirty
+//! get-and-clear, `PM_SCAN_CLEAR_SOFT_DIRTY`, and for comparison the uffd-wp get+WP of
+//! `PM_SCAN_WP_MATCHING`). A write made after scans 0..c-1 completed and before scan s started
+//! must be in the report of one of the scans c..s; each is checked.
+//!
+//! Prints `SOAK: writes <n>, missed <n>, splats <n>` (splats: kernel log lines that look like a
+//! warning or a bug, read from /dev/kmsg) and a TAP line per tracking mode.
+
+use pmrs_guest::*;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+const PAGE: usize = 4096;
+const HUGE: usize = 2 << 20;
+const WRITERS: usize = 2;
+/// Writes a writer logs per epoch before it stops.
+const LOG_PER_EPOCH: usize = 150_000;
+/// Scans per epoch at most.
+const SCANS_PER_EPOCH: u32 = 2000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    SoftDirty,
+    UffdWp,
+    /// The control: report-only scan, then `clear_refs` 4, not atomic; it must miss writes,
+    /// which shows the check can fail.
+    ScanThenClearRefs,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::SoftDirty => "soft-dirty-get-and-clear",
+            Mode::UffdWp => "uffd-wp-get-and-wp",
+            Mode::ScanThenClearRefs => "control-scan-then-clear_refs",
+        }
+    }
+}
+
+/// The tracked memory: anonymous 4 KiB pages, one THP region and a shared memfd, as one page
+/// index space.
+struct Mem {
+    parts: Vec<(usize, usize)>,
+    pages: usize,
+}
+
+impl Mem {
+    fn new(mode: Mode, uffd: i32) -> Result<Mem, String> {
+        let mut parts = Vec::new();
+        for kind in 0..3 {
+            let len = if kind == 1 { 2 * HUGE } else { 1 << 20 };
+            let (flags, fd) = if kind == 2 {
+                let name = b"soak\0";
+                // SAFETY: a NUL-terminated name.
+                let fd = unsafe { libc::memfd_create(name.as_ptr().cast(), 0) };
+                // SAFETY: sizing our own memfd (as large as the over-sized mapping).
+                if fd < 0 || unsafe { libc::ftruncate(fd, (len + HUGE) as i64) } != 0 {
+                    return Err("memfd".into());
+                }
+                (libc::MAP_SHARED, fd)
+            } else {
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+            };
+            // SAFETY: a fresh mapping, over-sized so that it can be 2 MiB aligned.
+            let raw = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len + HUGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    flags,
+                    fd,
+                    0,
+                )
+            };
+            if raw == libc::MAP_FAILED {
+                return Err("mmap".into());
+            }
+            let addr = (raw as usize + HUGE - 1) & !(HUGE - 1);
+            let advice = if kind == 1 {
+                libc::MADV_HUGEPAGE
+            } else {
+                libc::MADV_NOHUGEPAGE
+            };
+            // SAFETY: advice on our own mapping.
+            unsafe { libc::madvise(addr as *mut _, len, advice) };
+            if mode == Mode::UffdWp {
+                uffd_register_wp(uffd, addr, len).map_err(|e| format!("UFFDIO_REGISTER: {e}"))?;
+            }
+            for p in (0..len).step_by(PAGE) {
+                // SAFETY: inside the mapping.
+                unsafe { std::ptr::write_volatile((addr + p) as *mut u8, 1) };
+            }
+            parts.push((addr, len));
+        }
+        let pages = parts.iter().map(|p| p.1 / PAGE).sum();
+        Ok(Mem { parts, pages })
+    }
+
+    fn addr(&self, mut page: usize) -> usize {
+        for &(a, l) in &self.parts {
+            if page < l / PAGE {
+                return a + page * PAGE;
+            }
+            page -= l / PAGE;
+        }
+        0
+    }
+
+    fn page_of(&self, addr: usize) -> Option<usize> {
+        let mut base = 0;
+        for &(a, l) in &self.parts {
+            if addr >= a && addr < a + l {
+                return Some(base + (addr - a) / PAGE);
+            }
+            base += l / PAGE;
+        }
+        None
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Write {
+    page: u32,
+    first: u32,
+    last: u32,
+}
+
+struct Shared {
+    started: AtomicU32,
+    completed: AtomicU32,
+    stop: AtomicBool,
+}
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+/// One tracking pass over every part; marks reported pages in `rep`.
+fn track(
+    fd: i32,
+    mode: Mode,
+    mem: &Mem,
+    vec: &mut [PageRegion],
+    rep: &mut [u8],
+) -> Result<(), String> {
+    let (flags, cat) = match mode {
+        Mode::SoftDirty => (PM_SCAN_CLEAR_SOFT_DIRTY, PAGE_IS_SOFT_DIRTY),
+        Mode::UffdWp => (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN),
+        Mode::ScanThenClearRefs => (0, PAGE_IS_SOFT_DIRTY),
+    };
+    for &(a, l) in &mem.parts {
+        let (mut at, end) = (a as u64, (a + l) as u64);
+        while at < end {
+            let mut arg = PmScanArg {
+                size: std::mem::size_of::<PmScanArg>() as u64,
+                flags,
+                start: at,
+                end,
+                vec: vec.as_mut_ptr() as u64,
+                vec_len: vec.len() as u64,
+                category_mask: cat,
+                return_mask: cat,
+                ..Default::default()
+            };
+            let n = pagemap_scan(fd, &mut arg).map_err(|e| format!("PAGEMAP_SCAN: {e}"))?;
+            for r in &vec[..n] {
+                let mut x = r.start as usize;
+                while x < r.end as usize {
+                    if let Some(p) = mem.page_of(x) {
+                        rep[p] = 1;
+                    }
+                    x += PAGE;
+                }
+            }
+            if arg.walk_end <= at {
+                break;
+            }
+            at = arg.walk_end;
+        }
+    }
+    if mode == Mode::ScanThenClearRefs {
+        std::fs::write("/proc/self/clear_refs", "4").map_err(|e| format!("clear_refs: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs epochs until `target` writes were checked; returns (checked, missed, scans).
+fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
+    let pm = std::fs::File::open("/proc/self/pagemap").map_err(|e| format!("pagemap: {e}"))?;
+    let fd = pm.as_raw_fd();
+    let uffd = if mode == Mode::UffdWp {
+        uffd_open(UFFD_FEATURES_WP_ASYNC).map_err(|e| format!("userfaultfd: {e}"))?
+    } else {
+        -1
+    };
+    let mem = Arc::new(Mem::new(mode, uffd)?);
+    let mut vec = vec![PageRegion::default(); 512];
+    let mut scratch = vec![0u8; mem.pages];
+    // Arm: everything clean / write-protected.
+    track(fd, mode, &mem, &mut vec, &mut scratch)?;
+    let (mut checked, mut missed, mut scans) = (0u64, 0u64, 0u64);
+    let mut epoch = 0u64;
+    while checked < target {
+        let sh = Arc::new(Shared {
+            started: AtomicU32::new(0),
+            completed: AtomicU32::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (sh, mem) = (sh.clone(), mem.clone());
+                let mut rng = seed ^ (epoch << 8) ^ ((w as u64 + 1) * 0x9e37_79b9_7f4a_7c15);
+                std::thread::spawn(move || {
+                    let mut log = Vec::with_capacity(LOG_PER_EPOCH);
+                    while !sh.stop.load(Ordering::SeqCst) && log.len() < LOG_PER_EPOCH {
+                        let page = (xorshift(&mut rng) % mem.pages as u64) as usize;
+                        let c = sh.completed.load(Ordering::SeqCst);
+                        // SAFETY: a page of the tracked memory, alive for the whole run.
+                        unsafe {
+                            std::ptr::write_volatile(mem.addr(page) as *mut u32, c.wrapping_add(1))
+                        };
+                        let s = sh.started.load(Ordering::SeqCst);
+                        log.push(Write {
+                            page: page as u32,
+                            first: c,
+                            last: s,
+                        });
+                        if xorshift(&mut rng).is_multiple_of(128) {
+                            std::thread::yield_now();
+                        }
+                    }
+                    log
+                })
+            })
+            .collect();
+        let mut reported: Vec<u8> = Vec::new();
+        let mut k = 0u32;
+        loop {
+            let last = k == SCANS_PER_EPOCH || writers.iter().all(|w| w.is_finished());
+            let mut logs = Vec::new();
+            if last {
+                sh.stop.store(true, Ordering::SeqCst);
+            }
+            sh.started.store(k + 1, Ordering::SeqCst);
+            let mut rep = vec![0u8; mem.pages];
+            track(fd, mode, &mem, &mut vec, &mut rep)?;
+            sh.completed.store(k + 1, Ordering::SeqCst);
+            reported.extend_from_slice(&rep);
+            k += 1;
+            if last {
+                // A final scan after every writer stopped: join them, then one more scan.
+                for w in writers {
+                    logs.push(w.join().map_err(|_| "writer panicked".to_string())?);
+                }
+                sh.started.store(k + 1, Ordering::SeqCst);
+                let mut rep = vec![0u8; mem.pages];
+                track(fd, mode, &mem, &mut vec, &mut rep)?;
+                reported.extend_from_slice(&rep);
+                k += 1;
+                for log in logs {
+                    for w in log {
+                        checked += 1;
+                        let hit = (w.first..=w.last.min(k - 1))
+                            .any(|s| reported[s as usize * mem.pages + w.page as usize] != 0);
+                        if !hit {
+                            missed += 1;
+                            if missed <= 5 {
+                                println!(
+                                    "# {}: write to page {} between scans {} and {} in no report",
+                                    mode.name(),
+                                    w.page,
+                                    w.first,
+                                    w.last
+                                );
+                            }
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        scans += u64::from(k);
+        epoch += 1;
+    }
+    if uffd >= 0 {
+        // SAFETY: closing our descriptor.
+        unsafe { libc::close(uffd) };
+    }
+    Ok((checked, missed, scans))
+}
+
+/// Kernel log lines that look like a warning, a bug or a lockdep/KASAN report.
+pub fn kmsg_splats() -> u64 {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return 0;
+    };
+    let mut f = f;
+    let mut n = 0;
+    let mut buf = vec![0u8; 8192];
+    while let Ok(len) = f.read(&mut buf) {
+        if len == 0 {
+            break;
+        }
+        let l = String::from_utf8_lossy(&buf[..len]);
+        let msg = l.split_once(';').map_or(&*l, |(_, m)| m);
+        if [
+            "WARNING:",
+            "BUG:",
+            "Oops",
+            "KASAN",
+            "possible circular locking",
+            "inconsistent lock",
+            "UBSAN",
+            "Call Trace",
+        ]
+        .iter()
+        .any(|p| msg.contains(p))
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |k: &str, d: u64| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let writes = get("--writes", 1_000_000);
+    let seed = get("--seed", 1);
+    println!("TAP version 13\n1..3");
+    let (mut all_checked, mut all_missed, mut ok) = (0, 0, true);
+    for (i, mode) in [Mode::SoftDirty, Mode::UffdWp].into_iter().enumerate() {
+        match soak(mode, writes / 2, seed) {
+            Ok((checked, missed, scans)) => {
+                println!(
+                    "# {}: {scans} scans, writes checked {checked}, missed {missed}",
+                    mode.name()
+                );
+                all_checked += checked;
+                all_missed += missed;
+                let good = missed == 0 && checked > 0;
+                ok &= good;
+                println!(
+                    "{} {} {}",
+                    if good { "ok" } else { "not ok" },
+                    i + 1,
+                    mode.name()
+                );
+            }
+            Err(e) => {
+                ok = false;
+                println!("not ok {} {}\n# {e}", i + 1, mode.name());
+            }
+        }
+    }
+    // The control: the same check on the non-atomic status quo must find misses.
+    match soak(Mode::ScanThenClearRefs, (writes / 10).max(100_000), seed) {
+        Ok((checked, missed, scans)) => {
+            println!(
+                "# {}: {scans} scans, writes checked {checked}, missed {missed} (expected > 0)",
+                Mode::ScanThenClearRefs.name()
+            );
+            let good = missed > 0;
+            ok &= good;
+            println!(
+                "{} 3 the check finds the writes a non-atomic read-then-clear loses",
+                if good { "ok" } else { "not ok" }
+            );
+        }
+        Err(e) => {
+            ok = false;
+            println!("not ok 3 control\n# {e}");
+        }
+    }
+    let splats = kmsg_splats();
+    println!("SOAK: writes {all_checked}, missed {all_missed}, splats {splats}");
+    if ok && splats == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The benchmark's results (tooling/guest/src/bin/pmscan-bench.rs prints them in the guest):
+//! parsed from the results channel, written as docs/benchmarks.md and a plot of the
+//! dirty-tracking comparison, docs/benchmarks-dirty-tracking.svg.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One scenario timed for both implementations (`@@ROW`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub scenario: String,
+    pub pages: f64,
+    pub regions: f64,
+    pub c: (f64, f64, f64),
+    pub rust: (f64, f64, f64),
+    pub reps: f64,
+}
+
+/// One dirty-tracking method at one written fraction (`@@DT`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dt {
+    pub method: String,
+    pub pct: f64,
+    pub collect: f64,
+    pub write: f64,
+    pub found: f64,
+}
+
+/// One point of a scaling curve (`@@SCALE`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scale {
+    pub kind: String,
+    pub x: f64,
+    pub c: f64,
+    pub rust: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Results {
+    pub rows: Vec<Row>,
+    pub dt: Vec<Dt>,
+    pub scale: Vec<Scale>,
+    /// The `BENCH ...` lines, as printed.
+    pub bench_lines: Vec<String>,
+}
+
+fn fields(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .collect()
+}
+
+fn num(f: &BTreeMap<&str, &str>, k: &str) -> f64 {
+    f.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
+pub fn parse(results: &str) -> Results {
+    let mut r = Results::default();
+    for l in results.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(rest) = l.strip_prefix("@@ROW ") {
+            let f = fields(rest);
+            r.rows.push(Row {
+                scenario: f.get("scenario").unwrap_or(&"?").to_string(),
+                pages: num(&f, "pages"),
+                regions: num(&f, "regions"),
+                c: (num(&f, "c_med"), num(&f, "c_p25"), num(&f, "c_p75")),
+                rust: (
+                    num(&f, "rust_med"),
+                    num(&f, "rust_p25"),
+                    num(&f, "rust_p75"),
+                ),
+                reps: num(&f, "reps"),
+            });
+        } else if let Some(rest) = l.strip_prefix("@@DT ") {
+            let f = fields(rest);
+            r.dt.push(Dt {
+                method: f.get("method").unwrap_or(&"?").to_string(),
+                pct: num(&f, "pct"),
+                collect: num(&f, "collect_med"),
+                write: num(&f, "write_med"),
+                found: num(&f, "found"),
+            });
+        } else if let Some(rest) = l.strip_prefix("@@SCALE ") {
+            let f = fields(rest);
+            r.scale.push(Scale {
+                kind: f.get("kind").unwrap_or(&"?").to_string(),
+                x: num(&f, "x"),
+                c: num(&f, "c"),
+                rust: num(&f, "rust"),
+            });
+        } else if l.starts_with("BENCH ") {
+            r.bench_lines.push(l.to_string());
+        }
+    }
+    r
+}
+
+/// The Markdown report: the machine, then a table per part.
+pub fn markdown(r: &Results, commit: &str, machine: &str, config: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# PAGEMAP_SCAN benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Measured on commit `{commit}` by `cargo xtask bench` (tooling/guest/src/bin/pmscan-bench.rs).\n\n\
+         Machine: {machine}. The guest runs under QEMU TCG (no KVM), 2 vCPUs, 2 GiB: absolute\n\
+         times are those of an emulator, several times a real machine's, and calls cost more\n\
+         relative to straight-line code than on hardware. Only the ratios, taken in one boot\n\
+         with the two implementations called alternately (the order swapped every repetition),\n\
+         are meant to be compared. Kernel: {config}.\n"
+    );
+    let _ = writeln!(s, "## Rust vs C, same boot\n");
+    let _ = writeln!(
+        s,
+        "Median time per call (a call resumed at `walk_end` until the range is done), quartiles in\n\
+         brackets, and pages of the range per second.\n\n\
+         | scenario | pages | regions | C ms | Rust ms | Rust/C | Rust pages/s | C pages/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for row in &r.rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} [{:.3}, {:.3}] | {:.3} [{:.3}, {:.3}] | **{:.2}** | {:.3e} | {:.3e} |",
+            row.scenario,
+            row.pages,
+            row.regions,
+            row.c.0,
+            row.c.1,
+            row.c.2,
+            row.rust.0,
+            row.rust.1,
+            row.rust.2,
+            row.rust.0 / row.c.0,
+            row.pages / (row.rust.0 / 1e3),
+            row.pages / (row.c.0 / 1e3),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Dirty tracking: collecting and re-arming, per round\n"
+    );
+    let _ = writeln!(
+        s,
+        "A region fully populated, a fraction of its pages written between rounds. `collect` is\n\
+         the tracker's cost per round (find what was written and re-arm), `write` the time the\n\
+         writes themselves took (the faults that record them). Median of the rounds, ms.\n\
+         Plot: [benchmarks-dirty-tracking.svg](benchmarks-dirty-tracking.svg).\n"
+    );
+    let mut pcts: Vec<f64> = r.dt.iter().map(|d| d.pct).collect();
+    pcts.sort_by(|a, b| a.total_cmp(b));
+    pcts.dedup();
+    let mut methods: Vec<&str> = Vec::new();
+    for d in &r.dt {
+        if !methods.contains(&d.method.as_str()) {
+            methods.push(&d.method);
+        }
+    }
+    let _ = write!(s, "| method |");
+    for p in &pcts {
+        let _ = write!(s, " collect @{p}% | write @{p}% |");
+    }
+    let _ = write!(s, "\n|---|");
+    for _ in &pcts {
+        let _ = write!(s, "---:|---:|");
+    }
+    s.push('\n');
+    for m in &methods {
+        let _ = write!(s, "| {m} |");
+        for p in &pcts {
+            match r.dt.iter().find(|d| d.method == *m && d.pct == *p) {
+                Some(d) => {
+                    let _ = write!(s, " {:.3} | {:.3} |", d.collect, d.write);
+                }
+                None => s.push_str(" - | - |"),
+            }
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(s, "\n## Scaling\n");
+    let _ = writeln!(
+        s,
+        "Report-only scan with CRIU's masks. Against the virtual size of the range (1% of pages\n\
+         populated), and against the populated fraction of the big range; median ms.\n\n\
+         | curve | x | C ms | Rust ms | Rust/C |\n|---|---:|---:|---:|---:|"
+    );
+    for p in &r.scale {
+        let x = if p.kind == "size" {
+            format!("{} MiB", p.x)
+        } else {
+            format!("{}% populated", p.x)
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {x} | {:.3} | {:.3} | {:.2} |",
+            p.kind,
+            p.c,
+            p.rust,
+            p.rust / p.c
+        );
+    }
+    let _ = writeln!(s, "\n## Summary lines\n\n```");
+    for l in &r.bench_lines {
+        let _ = writeln!(s, "{l}");
+    }
+    let _ = writeln!(s, "```");
+    s
+}
+
+const COLORS: [&str; 8] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+
+/// A log-log plot of the collect time per round against the written fraction, one line per
+/// method.
+pub fn svg(r: &Results) -> String {
+    let (w, h, ml, mr, mt, mb) = (760.0, 440.0, 70.0, 210.0, 40.0, 50.0);
+    let pts: Vec<&Dt> =
+        r.dt.iter()
+            .filter(|d| d.collect > 0.0 && d.pct > 0.0)
+            .collect();
+    let lo = |f: fn(&Dt) -> f64| pts.iter().map(|d| f(d)).fold(f64::INFINITY, f64::min);
+    let hi = |f: fn(&Dt) -> f64| pts.iter().map(|d| f(d)).fold(f64::NEG_INFINITY, f64::max);
+    let (x0, x1) = (lo(|d| d.pct).log10().floor(), hi(|d| d.pct).log10().ceil());
+    let (y0, y1) = (
+        lo(|d| d.collect).log10().floor(),
+        hi(|d| d.collect).log10().ceil(),
+    );
+    let (x1, y1) = (x1.max(x0 + 1.0), y1.max(y0 + 1.0));
+    let px = |x: f64| ml + (x.log10() - x0) / (x1 - x0) * (w - ml - mr);
+    let py = |y: f64| h - mb - (y.log10() - y0) / (y1 - y0) * (h - mt - mb);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" font-size="14">Dirty tracking: cost per round to collect and re-arm (TCG guest)</text>"#,
+        ml
+    );
+    let mut e = x0;
+    while e <= x1 {
+        let x = px(10f64.powf(e));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{mt}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}%</text>"##,
+            h - mb,
+            h - mb + 16.0,
+            10f64.powf(e)
+        );
+        e += 1.0;
+    }
+    let mut e = y0;
+    while e <= y1 {
+        let y = py(10f64.powf(e));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{ml}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{} ms</text>"##,
+            w - mr,
+            ml - 6.0,
+            y + 4.0,
+            10f64.powf(e)
+        );
+        e += 1.0;
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">pages written between rounds (% of the region)</text>"#,
+        ml + (w - ml - mr) / 2.0,
+        h - 10.0
+    );
+    let mut methods: Vec<&str> = Vec::new();
+    for d in &pts {
+        if !methods.contains(&d.method.as_str()) {
+            methods.push(&d.method);
+        }
+    }
+    for (i, m) in methods.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let mut line: Vec<&&Dt> = pts.iter().filter(|d| d.method == *m).collect();
+        line.sort_by(|a, b| a.pct.total_cmp(&b.pct));
+        let path: Vec<String> = line
+            .iter()
+            .map(|d| format!("{:.1},{:.1}", px(d.pct), py(d.collect)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for p in &path {
+            let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
+            let _ = writeln!(s, r#"<circle cx="{x}" cy="{y}" r="3" fill="{c}"/>"#);
+        }
+        let ly = mt + 10.0 + i as f64 * 20.0;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{m}</text>"#,
+            w - mr + 12.0,
+            w - mr + 36.0,
+            w - mr + 42.0,
+            ly + 4.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUT: &str = "TAP version 13\n\
+        @@ROW scenario=sparse pages=16384 regions=164 c_med=0.2 c_p25=0.1 c_p75=0.3 rust_med=0.1 rust_p25=0.1 rust_p75=0.2 reps=5\r\n\
+        BENCH sparse: rust/c 0.500\n\
+        @@SCALE kind=size x=16 c=0.08 rust=0.05\n\
+        @@DT method=sd-get-and-clear pct=1 collect_med=0.5 write_med=2 found=164\n\
+        @@DT method=pagemap+clear_refs pct=1 collect_med=12 write_med=2 found=164\n\
+        @@DT method=sd-get-and-clear pct=10 collect_med=1.5 write_med=20 found=1640\n\
+        BENCH sd-vs-pagemap-clear_refs@1%: 24.0x\n";
+
+    #[test]
+    fn parses_every_kind_of_line() {
+        let r = parse(OUT);
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].scenario, "sparse");
+        assert_eq!(r.rows[0].rust, (0.1, 0.1, 0.2));
+        assert_eq!(r.dt.len(), 3);
+        assert_eq!(r.dt[1].method, "pagemap+clear_refs");
+        assert_eq!(r.scale[0].x, 16.0);
+        assert_eq!(r.bench_lines.len(), 2);
+    }
+
+    #[test]
+    fn report_and_plot_name_every_method() {
+        let r = parse(OUT);
+        let md = markdown(&r, "abc", "test", "cfg");
+        assert!(md.contains("| sparse | 16384 | 164 |"));
+        assert!(md.contains("**0.50**"));
+        assert!(md.contains("| pagemap+clear_refs |"));
+        let svg = svg(&r);
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains(">sd-get-and-clear</text>"));
+        assert!(svg.contains(">pagemap+clear_refs</text>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+}
