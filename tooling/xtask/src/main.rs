@@ -29,7 +29,7 @@ use guest::{
 use manifest::Manifest;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
-use util::{Result, Stage};
+use util::{Context as _, Result, Stage};
 
 const USAGE: &str = "usage: cargo xtask <command> [options]
 
@@ -44,6 +44,7 @@ commands:
              --no-debug         development shortcut: no debug-kernel boot (the run then fails)
   bench      boot the vm kernel with the full benchmark (Rust vs C in one boot, dirty-tracking
              methods compared); writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg
+             --from-results F   write them up from an earlier boot's results log instead
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree
   configure  write and check the variant's .config only (after setup and materialize)
@@ -80,6 +81,8 @@ struct Opts {
     diff: Differential,
     skip_series: bool,
     no_debug: bool,
+    /// `bench --from-results`: a results log of an earlier benchmark boot to write up.
+    from_results: Option<std::path::PathBuf>,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts> {
@@ -96,6 +99,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         },
         skip_series: false,
         no_debug: false,
+        from_results: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -112,6 +116,13 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--test-identity" => o.test_identity = true,
             "--skip-series" => o.skip_series = true,
             "--no-debug" => o.no_debug = true,
+            "--from-results" => {
+                o.from_results = Some(
+                    it.next()
+                        .ok_or_else(|| err!("--from-results needs a path"))?
+                        .into(),
+                )
+            }
             "--impl" => {
                 let v = it
                     .next()
@@ -591,17 +602,24 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
 /// The full benchmark: boots the vm kernel with only `pmscan-bench`, prints its `BENCH` lines
 /// and writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg.
 fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
-    let (_, kernel) = prepare(ctx, o)?;
-    if built_impls(ctx, &o.variant).len() != 2 {
-        bail!("the `{}` kernel has only the C implementation", o.variant);
-    }
-    let initrd = {
-        let _s = Stage::new("guest-userspace");
-        guest::initramfs(ctx, &o.variant, &Mode::Bench)?
-    };
-    let out = {
+    let (results, console) = if let Some(path) = &o.from_results {
+        // An earlier boot's results channel (its console next to it, if any).
+        let console = path.with_file_name("console.log");
+        (
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?,
+            std::fs::read_to_string(console).unwrap_or_default(),
+        )
+    } else {
+        let (_, kernel) = prepare(ctx, o)?;
+        if built_impls(ctx, &o.variant).len() != 2 {
+            bail!("the `{}` kernel has only the C implementation", o.variant);
+        }
+        let initrd = {
+            let _s = Stage::new("guest-userspace");
+            guest::initramfs(ctx, &o.variant, &Mode::Bench)?
+        };
         let _s = Stage::new("boot-bench");
-        qemu::boot(&qemu::Boot {
+        let out = qemu::boot(&qemu::Boot {
             kernel: &kernel,
             initrd: &initrd,
             mem: "2G",
@@ -610,15 +628,16 @@ fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
             interactive: false,
             logdir: &ctx.logs().join(format!("bench-{}", o.variant)),
             echo_results: false,
-        })?
+        })?;
+        (out.results, out.console)
     };
     let expected = [(
         guest::BENCH_SUITE.to_string(),
         guest::BENCH_IMPL.to_string(),
     )];
-    let suites = report::guest_suites(&out.results, &expected);
-    let splats = splat::scan(&out.console);
-    let r = bench::parse(&out.results);
+    let suites = report::guest_suites(&results, &expected);
+    let splats = splat::scan(&console);
+    let r = bench::parse(&results);
     let commit = util::output(Command::new("git").current_dir(&ctx.repo).args([
         "describe",
         "--always",

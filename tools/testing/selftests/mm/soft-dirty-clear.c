@@ -27,7 +27,7 @@
 #include "vm_util.h"
 
 #ifndef PM_SCAN_CLEAR_SOFT_DIRTY
-#define PM_SCAN_CLEAR_SOFT_DIRTY	(1 << 2)
+#define PM_SCAN_CLEAR_SOFT_DIRTY	BIT_ULL(2)
 #endif
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT	21
@@ -148,9 +148,9 @@ static uint64_t pages(unsigned int first, unsigned int last)
 
 /* False positives allowed: at least the expected pages read soft-dirty. */
 #define EXPECT_SD_HAS(fd, base, n, expected) do {			\
-	uint64_t __m;							\
+	uint64_t __m, __e = (expected);					\
 	ASSERT_EQ(0, sd_state(fd, (char *)(base), n, &__m));		\
-	ASSERT_EQ((uint64_t)(expected), __m & (uint64_t)(expected));	\
+	ASSERT_EQ(__e, __m & __e);					\
 } while (0)
 
 static void touch(char *base, unsigned int first, unsigned int last)
@@ -664,15 +664,15 @@ TEST_F(sd, authority)
  */
 #define TR_PAGES	256
 #define TR_WRITERS	2
-#define TR_LOG		(1 << 18)
+#define TR_LOG		BIT_ULL(18)
 #define TR_SCANS	3000
 
 struct tr_write {
 	uint32_t page, first, last;
 };
 
-static _Atomic uint32_t tr_started, tr_completed;
-static _Atomic bool tr_stop;
+static atomic_uint tr_started, tr_completed;
+static atomic_bool tr_stop;
 static char *tr_mem;
 
 struct tr_writer {
@@ -690,7 +690,8 @@ static void *tr_write_loop(void *arg)
 		uint32_t page = rand_r(&w->seed) % TR_PAGES;
 		uint32_t c = atomic_load(&tr_completed);
 
-		*(volatile uint32_t *)(tr_mem + page * page_size) = c + 1;
+		__atomic_store_n((uint32_t *)(tr_mem + page * page_size), c + 1,
+				 __ATOMIC_RELAXED);
 		w->log[w->n++] = (struct tr_write) {
 			page, c, atomic_load(&tr_started) };
 		if (rand_r(&w->seed) % 64 == 0)
@@ -762,8 +763,8 @@ TEST_F_TIMEOUT(sd, threads_writing, 600)
 				}
 			checked++;
 			if (!seen && missed++ < 5)
-				TH_LOG("write to page %u after scan %u was in no report of scans %u..%u",
-				       x->page, x->first, x->first, x->last);
+				TH_LOG("page %u: a write in no report of scans %u..%u",
+				       x->page, x->first, x->last);
 		}
 		free(w[i].log);
 	}
