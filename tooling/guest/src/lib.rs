@@ -238,3 +238,47 @@ mod tests {
         assert_eq!(category_names(PM_SCAN_CATEGORIES).matches('|').count(), 9);
     }
 }
+
+/// Kernel log lines (from /dev/kmsg, since boot) that look like a warning, a bug, a KASAN,
+/// UBSAN or lockdep report, or a hung task; prints the first five. For guest programs that
+/// report `splats` in their summary line.
+pub fn kmsg_splats() -> u64 {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return 0;
+    };
+    let mut n = 0;
+    let mut buf = vec![0u8; 8192];
+    while let Ok(len) = f.read(&mut buf) {
+        if len == 0 {
+            break;
+        }
+        let l = String::from_utf8_lossy(&buf[..len]);
+        let msg = l.split_once(';').map_or(&*l, |(_, m)| m);
+        if [
+            "WARNING:",
+            "BUG:",
+            "Oops",
+            "KASAN",
+            "possible circular locking",
+            "inconsistent lock",
+            "UBSAN",
+            "Call Trace",
+            "hung_task",
+        ]
+        .iter()
+        .any(|p| msg.contains(p))
+        {
+            n += 1;
+            if n <= 5 {
+                println!("# kernel: {}", msg.trim_end());
+            }
+        }
+    }
+    n
+}

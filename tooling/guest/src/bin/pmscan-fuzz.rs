@@ -22,9 +22,7 @@
 
 use pmrs_guest::*;
 use std::fs::OpenOptions;
-use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -660,45 +658,6 @@ fn describe_tasks(pid: i32) {
             println!("#     {l}");
         }
     }
-}
-
-fn kmsg_splats() -> u64 {
-    let Ok(mut f) = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-    else {
-        return 0;
-    };
-    let mut n = 0;
-    let mut buf = vec![0u8; 8192];
-    while let Ok(len) = f.read(&mut buf) {
-        if len == 0 {
-            break;
-        }
-        let l = String::from_utf8_lossy(&buf[..len]);
-        let msg = l.split_once(';').map_or(&*l, |(_, m)| m);
-        if [
-            "WARNING:",
-            "BUG:",
-            "Oops",
-            "KASAN",
-            "possible circular locking",
-            "inconsistent lock",
-            "UBSAN",
-            "Call Trace",
-            "hung_task",
-        ]
-        .iter()
-        .any(|p| msg.contains(p))
-        {
-            n += 1;
-            if n <= 5 {
-                println!("# kernel: {}", msg.trim_end());
-            }
-        }
-    }
-    n
 }
 
 fn main() -> ExitCode {

@@ -9,7 +9,6 @@
 //! warning or a bug, read from /dev/kmsg) and a TAP line per tracking mode.
 
 use pmrs_guest::*;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -296,45 +295,6 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
     }
     Ok((checked, missed, scans))
 }
-
-/// Kernel log lines that look like a warning, a bug or a lockdep/KASAN report.
-pub fn kmsg_splats() -> u64 {
-    let Ok(f) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-    else {
-        return 0;
-    };
-    let mut f = f;
-    let mut n = 0;
-    let mut buf = vec![0u8; 8192];
-    while let Ok(len) = f.read(&mut buf) {
-        if len == 0 {
-            break;
-        }
-        let l = String::from_utf8_lossy(&buf[..len]);
-        let msg = l.split_once(';').map_or(&*l, |(_, m)| m);
-        if [
-            "WARNING:",
-            "BUG:",
-            "Oops",
-            "KASAN",
-            "possible circular locking",
-            "inconsistent lock",
-            "UBSAN",
-            "Call Trace",
-        ]
-        .iter()
-        .any(|p| msg.contains(p))
-        {
-            n += 1;
-        }
-    }
-    n
-}
-
-use std::os::unix::fs::OpenOptionsExt;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
