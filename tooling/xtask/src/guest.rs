@@ -114,6 +114,17 @@ pub enum Mode {
     },
     /// Run the full benchmark only.
     Bench,
+    /// The long reliability run: the fuzzer and the soak once per chunk, each chunk with its
+    /// own seed, under the implementation label `seed-<seed>`; `timeout` seconds per suite.
+    Long {
+        chunks: Vec<Reliability>,
+        timeout: u32,
+    },
+}
+
+/// The label a chunk of the long run reports its suites under.
+pub fn long_label(seed: u64) -> String {
+    format!("seed-{seed}")
 }
 
 fn selftest_dir(ctx: &Ctx) -> PathBuf {
@@ -261,6 +272,23 @@ run_suite() {{
                 "run_suite {BENCH_SUITE} {BENCH_IMPL} {BENCH_FULL_TIMEOUT} /bin/pmscan-bench"
             );
         }
+        Mode::Long { chunks, timeout } => {
+            for r in chunks {
+                let l = long_label(r.seed);
+                let _ = writeln!(
+                    s,
+                    "run_suite {FUZZ_SUITE} {l} {timeout} /bin/pmscan-fuzz --calls {} --seed {}{}",
+                    r.fuzz_calls,
+                    r.seed,
+                    if r.inject { " --inject" } else { "" }
+                );
+                let _ = writeln!(
+                    s,
+                    "run_suite {SOAK_SUITE} {l} {timeout} /bin/pmscan-soak --writes {} --seed {}",
+                    r.soak_writes, r.seed
+                );
+            }
+        }
         Mode::Tests {
             impls,
             differential,
@@ -356,6 +384,32 @@ pub fn initramfs(ctx: &Ctx, variant: &str, mode: &Mode) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_run_has_one_fuzz_and_one_soak_per_chunk() {
+        let chunks: Vec<_> = (4..6)
+            .map(|seed| Reliability {
+                fuzz_calls: 10,
+                soak_writes: 20,
+                inject: true,
+                seed,
+            })
+            .collect();
+        let s = init_script(&Mode::Long {
+            chunks,
+            timeout: 99,
+        });
+        for seed in [4, 5] {
+            assert!(s.contains(&format!(
+                "run_suite pmscan-fuzz seed-{seed} 99 /bin/pmscan-fuzz --calls 10 --seed {seed} --inject"
+            )));
+            assert!(s.contains(&format!(
+                "run_suite pmscan-soak seed-{seed} 99 /bin/pmscan-soak --writes 20 --seed {seed}"
+            )));
+        }
+        assert_eq!(s.matches("run_suite pmscan-").count(), 4);
+        assert!(s.trim_end().ends_with("reboot -f"));
+    }
 
     #[test]
     fn init_runs_each_suite_per_impl_then_finishes() {

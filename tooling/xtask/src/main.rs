@@ -45,6 +45,13 @@ commands:
   bench      boot the vm kernel with the full benchmark (Rust vs C in one boot, dirty-tracking
              methods compared); writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg
              --from-results F   write them up from an earlier boot's results log instead
+  long       the long reliability run (issue 8): boots the debug kernel and runs the fuzzer
+             and the no-lost-write soak in chunks of their own seed; prints each chunk's
+             FUZZ/SOAK lines and their sums and writes docs/long-run.md
+             --calls N          fuzzed calls in all (default 1000000)
+             --writes N         checked writes in all (default 10000000)
+             --chunks K         chunks (default 10), seeds --seed S (default 1) .. S+K-1
+             --variant NAME     the kernel (default: debug)
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree
   configure  write and check the variant's .config only (after setup and materialize)
@@ -83,6 +90,13 @@ struct Opts {
     no_debug: bool,
     /// `bench --from-results`: a results log of an earlier benchmark boot to write up.
     from_results: Option<std::path::PathBuf>,
+    /// Whether `--variant` was given (`long` defaults to the debug kernel).
+    variant_set: bool,
+    /// `long`: fuzzed calls, checked writes, chunks and first seed.
+    long_calls: u64,
+    long_writes: u64,
+    chunks: u64,
+    seed: u64,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts> {
@@ -100,6 +114,11 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         skip_series: false,
         no_debug: false,
         from_results: None,
+        variant_set: false,
+        long_calls: 1_000_000,
+        long_writes: 10_000_000,
+        chunks: 10,
+        seed: 1,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -108,7 +127,21 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
                 o.variant = it
                     .next()
                     .ok_or_else(|| err!("--variant needs a name"))?
-                    .clone()
+                    .clone();
+                o.variant_set = true;
+            }
+            "--calls" | "--writes" | "--chunks" | "--seed" => {
+                let v: u64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| err!("{a} needs a number"))?;
+                match a.as_str() {
+                    "--calls" => o.long_calls = v,
+                    "--writes" => o.long_writes = v,
+                    "--chunks" if v > 0 => o.chunks = v,
+                    "--chunks" => bail!("--chunks needs at least 1"),
+                    _ => o.seed = v,
+                }
             }
             "--shell" => o.shell = true,
             "--no-setup" => o.no_setup = true,
@@ -691,6 +724,185 @@ fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
             .all(|s| s.counts.failed == 0 && s.problems.is_empty()))
 }
 
+/// Seconds before the guest kills one suite of one chunk of the long run.
+const LONG_SUITE_TIMEOUT: u32 = 2400;
+
+/// Adds up `key <n>` figures of `FUZZ:`/`SOAK:` lines (`calls 5, chaos 7, ...`) into `sums`,
+/// keeping the order keys first appear in.
+fn add_figures(line: &str, sums: &mut Vec<(String, u64)>) {
+    let Some((_, body)) = line.split_once(": ") else {
+        return;
+    };
+    for part in body.split(", ") {
+        let Some((k, v)) = part.trim().rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = v.parse::<u64>() else {
+            continue;
+        };
+        match sums.iter_mut().find(|(key, _)| key == k) {
+            Some((_, n)) => *n += v,
+            None => sums.push((k.to_string(), v)),
+        }
+    }
+}
+
+fn figures_line(prefix: &str, sums: &[(String, u64)]) -> String {
+    let body: Vec<String> = sums.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!("{prefix}: {}", body.join(", "))
+}
+
+/// The long reliability run (issue 8): the fuzzer (with fault injection) and the soak in
+/// chunks on the debug kernel, in one boot; sums their figures and writes docs/long-run.md.
+fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let variant = if o.variant_set {
+        o.variant.as_str()
+    } else {
+        DEBUG
+    };
+    setup_and_materialize(ctx, o)?;
+    let kernel = {
+        let _s = Stage::new(&format!("build-{variant}"));
+        kbuild::build(ctx, variant)?
+    };
+    if built_impls(ctx, variant).len() != 2 {
+        bail!("the `{variant}` kernel has only the C implementation");
+    }
+    let chunks: Vec<guest::Reliability> = (0..o.chunks)
+        .map(|i| guest::Reliability {
+            fuzz_calls: o.long_calls.div_ceil(o.chunks),
+            soak_writes: o.long_writes.div_ceil(o.chunks),
+            inject: true,
+            seed: o.seed + i,
+        })
+        .collect();
+    let initrd = {
+        let _s = Stage::new("guest-userspace");
+        guest::initramfs(
+            ctx,
+            variant,
+            &Mode::Long {
+                chunks: chunks.clone(),
+                timeout: LONG_SUITE_TIMEOUT,
+            },
+        )?
+    };
+    let t0 = Instant::now();
+    let out = {
+        let _s = Stage::new("boot-long");
+        qemu::boot(&qemu::Boot {
+            kernel: &kernel,
+            initrd: &initrd,
+            mem: "2G",
+            smp: GUEST_CPUS,
+            timeout: Duration::from_secs(120 + 2 * o.chunks * u64::from(LONG_SUITE_TIMEOUT)),
+            interactive: false,
+            logdir: &ctx.logs().join(format!("long-{variant}")),
+            echo_results: false,
+        })?
+    };
+    let minutes = t0.elapsed().as_secs_f64() / 60.0;
+    let expected: Vec<(String, String)> = chunks
+        .iter()
+        .flat_map(|c| {
+            [guest::FUZZ_SUITE, guest::SOAK_SUITE]
+                .map(|n| (n.to_string(), guest::long_label(c.seed)))
+        })
+        .collect();
+    let suites = report::guest_suites(&out.results, &expected);
+    let splats = splat::scan(&out.console);
+    let lines: Vec<&str> = out
+        .results
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    let mut rows = Vec::new();
+    let (mut fuzz, mut soak) = (Vec::new(), Vec::new());
+    for c in &chunks {
+        let begin = |n: &str| format!("@@SUITE-BEGIN {n} {}", guest::long_label(c.seed));
+        let figure = |n: &str, p: &str| {
+            lines
+                .iter()
+                .skip_while(|l| **l != begin(n))
+                .take_while(|l| !l.starts_with("@@SUITE-END"))
+                .filter(|l| l.starts_with(p))
+                .last()
+                .map_or(format!("{p} (none printed)"), |l| l.to_string())
+        };
+        let (f, s) = (
+            figure(guest::FUZZ_SUITE, "FUZZ:"),
+            figure(guest::SOAK_SUITE, "SOAK:"),
+        );
+        add_figures(&f, &mut fuzz);
+        add_figures(&s, &mut soak);
+        rows.push((c.seed, f, s));
+    }
+    let (fuzz, soak) = (figures_line("FUZZ", &fuzz), figures_line("SOAK", &soak));
+    let stalls: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("# worker ") || l.starts_with("#   "))
+        .collect();
+    let commit = util::output(Command::new("git").current_dir(&ctx.repo).args([
+        "describe",
+        "--always",
+        "--dirty",
+        "--abbrev=12",
+    ]))
+    .unwrap_or_default();
+    let mut md = format!(
+        "# The long reliability run\n\n\
+         Written by `cargo xtask long` (commit {}, kernel variant `{variant}`, {} chunks, \
+         {minutes:.0} min under TCG on 2 vCPUs). Each chunk runs `pmscan-fuzz --inject` and \
+         `pmscan-soak` with its own seed; the kernel has KASAN, lockdep, DEBUG_VM, page-table \
+         check, Rust debug assertions and overflow checks, and boots with `panic_on_warn=1`.\n\n\
+         ```\n{fuzz}\n{soak}\nconsole splats: {}\n```\n\n\
+         | seed | fuzzer | soak |\n|---|---|---|\n",
+        commit.trim(),
+        o.chunks,
+        splats.len()
+    );
+    for (seed, f, s) in &rows {
+        md.push_str(&format!("| {seed} | `{f}` | `{s}` |\n"));
+    }
+    if !stalls.is_empty() {
+        md.push_str("\nWhat the fuzzer printed about stalled workers:\n\n```\n");
+        for l in &stalls {
+            md.push_str(l);
+            md.push('\n');
+        }
+        md.push_str("```\n");
+    }
+    let docs = ctx.repo.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    std::fs::write(docs.join("long-run.md"), md)?;
+    println!();
+    for (seed, f, s) in &rows {
+        println!("seed {seed}: {f}; {s}");
+    }
+    for l in &stalls {
+        println!("{l}");
+    }
+    for s in &suites {
+        println!("{}", s.line());
+        for p in &s.problems {
+            println!("  {p}");
+        }
+    }
+    println!("{fuzz} ({variant} kernel, {} chunks)", o.chunks);
+    println!("{soak} ({variant} kernel, {} chunks)", o.chunks);
+    println!("SPLATS: {}", splats.len());
+    for l in splats.iter().take(20) {
+        println!("  splat: {l}");
+    }
+    println!("long: {minutes:.0} min; wrote docs/long-run.md");
+    Ok(!out.timed_out
+        && splats.is_empty()
+        && suites
+            .iter()
+            .all(|s| s.counts.failed == 0 && s.problems.is_empty()))
+}
+
 /// Builds base + patches 1..=i for each i in the same build directory, then returns the tree
 /// to the series head. Prints `PATCH i/n: ok|FAILED <subject>`; returns (built, n).
 fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<(usize, usize)> {
@@ -812,6 +1024,7 @@ fn main() -> ExitCode {
         "run" => cmd_run(&ctx, &o),
         "test" => cmd_test(&ctx, &o),
         "bench" => cmd_bench(&ctx, &o),
+        "long" => cmd_long(&ctx, &o),
         "setup" => {
             let m = Manifest::load(&ctx.repo)?;
             setup::setup(&ctx, &m).map(|()| true)
@@ -840,5 +1053,29 @@ fn main() -> ExitCode {
             eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_add_up_by_key() {
+        let mut sums = Vec::new();
+        add_figures(
+            "FUZZ: calls 10, chaos 3, splats 0, errno-mismatch 0, hangs 1",
+            &mut sums,
+        );
+        add_figures(
+            "FUZZ: calls 5, chaos 4, splats 0, errno-mismatch 2, hangs 0",
+            &mut sums,
+        );
+        assert_eq!(
+            figures_line("FUZZ", &sums),
+            "FUZZ: calls 15, chaos 7, splats 0, errno-mismatch 2, hangs 1"
+        );
+        add_figures("FUZZ: (none printed)", &mut sums);
+        assert_eq!(sums.len(), 5);
     }
 }

@@ -35,6 +35,8 @@ const PACKAGES: &[&str] = &[
     "libc6-dev",
     "make",
     "perl",
+    // headers_install copies with rsync.
+    "rsync",
 ];
 
 /// Packages that come from a backports suite (package, suite).

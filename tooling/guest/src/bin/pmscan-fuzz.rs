@@ -16,7 +16,9 @@
 //! fault injected and without the flags that change page state, runs through C and then Rust
 //! with the same input and must get the same errno; every call returns (the supervisor kills a
 //! worker that makes no progress for `HANG_SECS` and counts a hang, two if the worker does not
-//! die); no splat in the kernel log.
+//! die, after printing what it was doing: the call and the chaos operations in flight, each
+//! thread's system call, CPU time and kernel stacks, the arena's mappings and page tables); no
+//! splat in the kernel log.
 //!
 //! Prints `FUZZ: calls <n>, chaos <n>, splats <n>, errno-mismatch <n>, hangs <n>` and TAP.
 
@@ -51,7 +53,30 @@ struct Stats {
     unexpected: AtomicU64,
     heartbeat: AtomicU64,
     errno: [AtomicU64; 64],
+    /// Per chaos thread, the operation in flight: its index + 1 (0 between operations),
+    /// address and length. Printed when a worker stalls.
+    inflight: [[AtomicU64; 3]; CHAOS_THREADS],
+    /// The PAGEMAP_SCAN call in flight: flags + 1 (0 between calls), start, end.
+    scan: [AtomicU64; 3],
 }
+
+const CHAOS_THREADS: usize = 2;
+const CHAOS_OPS: [&str; 14] = [
+    "munmap",
+    "mmap",
+    "mmap",
+    "mremap",
+    "madvise",
+    "madvise(GUARD_INSTALL)",
+    "mprotect",
+    "uffd register",
+    "uffd unregister",
+    "uffd writeprotect",
+    "write",
+    "fork",
+    "kill other",
+    "fault injection",
+];
 
 fn stats() -> &'static Stats {
     static PTR: AtomicU64 = AtomicU64::new(0);
@@ -199,14 +224,19 @@ fn poke(addr: usize) {
     unsafe { libc::read(ZERO.load(Ordering::Relaxed), addr as *mut _, 1) };
 }
 
-/// One chaos operation.
-fn chaos(w: &Worker, r: &mut Rng) {
+/// One chaos operation, by chaos thread `t`.
+fn chaos(w: &Worker, r: &mut Rng, t: usize) {
     let _q = w.quiet.read();
     let i = r.below(SLOTS as u64) as usize;
     let a = slot(i) + r.below(512) as usize * PAGE;
     let len = (1 + r.below(512) as usize) * PAGE;
     let len = len.min(slot(i) + HUGE - a);
-    match r.below(14) {
+    let op = r.below(CHAOS_OPS.len() as u64);
+    let inflight = &stats().inflight[t];
+    inflight[1].store(a as u64, Ordering::Relaxed);
+    inflight[2].store(len as u64, Ordering::Relaxed);
+    inflight[0].store(op + 1, Ordering::Release);
+    match op {
         0 => {
             // SAFETY: our arena.
             unsafe { libc::munmap(slot(i) as *mut _, HUGE) };
@@ -305,6 +335,7 @@ fn chaos(w: &Worker, r: &mut Rng) {
             }
         }
     }
+    inflight[0].store(0, Ordering::Release);
     stats().chaos.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -476,9 +507,14 @@ fn call(fd: i32, argp: u64, arg: &mut PmScanArg) -> i64 {
     } else {
         argp
     };
+    let scan = &stats().scan;
+    scan[1].store(arg.start, Ordering::Relaxed);
+    scan[2].store(arg.end, Ordering::Relaxed);
+    scan[0].store(arg.flags.wrapping_add(1), Ordering::Release);
     // SAFETY: PAGEMAP_SCAN reads and writes a pm_scan_arg at `p` and regions at `arg.vec`, all
     // in our own address space or invalid (then the kernel returns EFAULT).
     let r = unsafe { libc::ioctl(fd, PAGEMAP_SCAN as _, p as *mut PmScanArg) };
+    scan[0].store(0, Ordering::Release);
     if r < 0 {
         -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
     } else {
@@ -522,15 +558,15 @@ fn worker(seed: u64, calls: u64, inject: bool) -> ! {
     }
     set_impl(true);
     set_make_it_fail(false);
-    let chaos_threads: Vec<_> = (0..2)
+    let chaos_threads: Vec<_> = (0..CHAOS_THREADS)
         .filter_map(|t| {
             let w = w.clone();
-            let mut r = Rng(seed.wrapping_mul(31).wrapping_add(t + 7) | 1);
+            let mut r = Rng(seed.wrapping_mul(31).wrapping_add(t as u64 + 7) | 1);
             std::thread::Builder::new()
                 .spawn(move || {
                     set_make_it_fail(false);
                     while !w.stop.load(Ordering::Relaxed) {
-                        chaos(&w, &mut r);
+                        chaos(&w, &mut r, t);
                         if r.chance(20) {
                             std::thread::sleep(Duration::from_micros(200));
                         }
@@ -630,34 +666,149 @@ fn worker(seed: u64, calls: u64, inject: bool) -> ! {
     unsafe { libc::_exit(0) }
 }
 
-/// Prints what each thread of `pid` (and its children) is doing: syscall and wait channel.
-fn describe_tasks(pid: i32) {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return;
-    };
-    for t in dir.flatten() {
-        let p = t.path();
-        let rd = |f: &str| {
-            std::fs::read_to_string(p.join(f))
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        };
+/// Prints what a stalled worker `pid` is doing: the PAGEMAP_SCAN call and the chaos operations
+/// in flight; per thread its state, system call, wait channel, CPU time taken in user and in
+/// kernel mode over two seconds, and the distinct kernel stacks of ten samples; then the arena's
+/// mappings and the page-table state of the ranges the chaos operations in flight work on.
+fn describe_stall(pid: i32) {
+    let s = stats();
+    let f = s.scan[0].load(Ordering::Acquire);
+    if f == 0 {
+        println!("#   no PAGEMAP_SCAN call in flight");
+    } else {
         println!(
-            "#   task {}: state {:?} syscall [{}] wchan {}",
-            t.file_name().to_string_lossy(),
-            rd("stat")
-                .split(") ")
-                .nth(1)
-                .and_then(|x| x.split(' ').next())
-                .unwrap_or("?"),
-            rd("syscall"),
-            rd("wchan")
+            "#   PAGEMAP_SCAN in flight: flags {:#x}, [{:#x}, {:#x})",
+            f - 1,
+            s.scan[1].load(Ordering::Relaxed),
+            s.scan[2].load(Ordering::Relaxed)
         );
-        for l in rd("stack").lines().take(12) {
-            println!("#     {l}");
+    }
+    let mut ranges = Vec::new();
+    for (t, inf) in s.inflight.iter().enumerate() {
+        let op = inf[0].load(Ordering::Acquire) as usize;
+        let (a, len) = (
+            inf[1].load(Ordering::Relaxed),
+            inf[2].load(Ordering::Relaxed),
+        );
+        match op.checked_sub(1).and_then(|o| CHAOS_OPS.get(o)) {
+            None => println!("#   chaos thread {t}: between operations"),
+            Some(name) => {
+                println!("#   chaos thread {t}: {name} on [{a:#x}, {:#x})", a + len);
+                ranges.push((a, len));
+            }
         }
     }
+    let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let rd = |tid: &str, f: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/{f}"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    // utime and stime, fields 14 and 15 of stat (11 and 12 after the command's parenthesis).
+    let times = |tid: &str| {
+        let st = rd(tid, "stat");
+        let v: Vec<u64> = st
+            .rsplit_once(") ")
+            .map(|(_, r)| r.split(' ').map(|x| x.parse().unwrap_or(0)).collect())
+            .unwrap_or_default();
+        (
+            v.get(11).copied().unwrap_or(0),
+            v.get(12).copied().unwrap_or(0),
+        )
+    };
+    let before: Vec<(u64, u64)> = tids.iter().map(|t| times(t)).collect();
+    let mut stacks: Vec<Vec<String>> = vec![Vec::new(); tids.len()];
+    for _ in 0..10 {
+        for (i, t) in tids.iter().enumerate() {
+            let st = rd(t, "stack");
+            if !st.is_empty() && !stacks[i].contains(&st) {
+                stacks[i].push(st);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (i, t) in tids.iter().enumerate() {
+        let (u, k) = times(t);
+        println!(
+            "#   task {t}: state {} syscall [{}] wchan {}; in 2 s: user {} ticks, kernel {} ticks",
+            rd(t, "stat")
+                .rsplit_once(") ")
+                .and_then(|(_, r)| r.split(' ').next().map(str::to_string))
+                .unwrap_or_default(),
+            rd(t, "syscall"),
+            rd(t, "wchan"),
+            u.saturating_sub(before[i].0),
+            k.saturating_sub(before[i].1)
+        );
+        for st in stacks[i].iter().take(3) {
+            println!("#     stack:");
+            for l in st.lines().take(14) {
+                println!("#       {l}");
+            }
+        }
+    }
+    // The mappings and page tables are read under the worker's mmap lock: in a thread, given
+    // up after a few seconds if that lock is what the worker is stuck on.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new().spawn(move || {
+        let _ = tx.send(mm_state(pid, &ranges));
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(text) => print!("{text}"),
+        Err(_) => println!("#   maps and pagemap unreadable for 10 s (mmap lock held?)"),
+    }
+}
+
+/// The arena's lines of /proc/`pid`/maps, and per range a count of its pagemap entries by kind.
+fn mm_state(pid: i32, ranges: &[(u64, u64)]) -> String {
+    use std::fmt::Write;
+    use std::os::unix::fs::FileExt;
+    let mut out = String::new();
+    let arena = ARENA as u64..(ARENA + SLOTS * HUGE) as u64;
+    for l in std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .lines()
+    {
+        let Some((lo, hi)) = l.split(' ').next().and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let lo = u64::from_str_radix(lo, 16).unwrap_or(0);
+        let hi = u64::from_str_radix(hi, 16).unwrap_or(0);
+        if lo < arena.end && hi > arena.start {
+            let _ = writeln!(out, "#   map {l}");
+        }
+    }
+    let Ok(pm) = std::fs::File::open(format!("/proc/{pid}/pagemap")) else {
+        return out;
+    };
+    for &(a, len) in ranges {
+        let mut buf = vec![0u8; (len as usize / PAGE) * 8];
+        if pm.read_exact_at(&mut buf, a / PAGE as u64 * 8).is_err() {
+            let _ = writeln!(out, "#   pagemap of [{a:#x}, +{len:#x}) unreadable");
+            continue;
+        }
+        let mut n = [0u32; 7];
+        for e in buf.chunks_exact(8) {
+            let e = u64::from_ne_bytes(e.try_into().unwrap_or([0; 8]));
+            for (k, bit) in [63, 62, 61, 58, 57, 55].iter().enumerate() {
+                n[k] += u32::from(e >> bit & 1 == 1);
+            }
+            n[6] += u32::from(e == 0);
+        }
+        let _ = writeln!(
+            out,
+            "#   pagemap [{a:#x}, +{len:#x}): present {}, swap {}, file {}, guard {}, uffd-wp {}, soft-dirty {}, none {}",
+            n[0], n[1], n[2], n[3], n[4], n[5], n[6]
+        );
+    }
+    out
 }
 
 fn main() -> ExitCode {
@@ -716,7 +867,7 @@ fn main() -> ExitCode {
             } else if since.elapsed() > Duration::from_secs(HANG_SECS) {
                 hangs += 1;
                 println!("# worker {wseed:#x}: no call returned for {HANG_SECS} s, killing it");
-                describe_tasks(pid);
+                describe_stall(pid);
                 // SAFETY: killing our child.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 let t = Instant::now();
