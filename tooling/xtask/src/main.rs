@@ -51,7 +51,8 @@ commands:
              --calls N          fuzzed calls in all (default 1000000)
              --writes N         checked writes in all (default 10000000)
              --chunks K         chunks (default 10), seeds --seed S (default 1) .. S+K-1
-             --variant NAME     the kernel (default: debug)
+             --variant NAME     the kernel (default: debug; only its run writes the file)
+             --from-results F   write up an earlier boot's results log instead
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree
   configure  write and check the variant's .config only (after setup and materialize)
@@ -752,6 +753,14 @@ fn figures_line(prefix: &str, sums: &[(String, u64)]) -> String {
     format!("{prefix}: {}", body.join(", "))
 }
 
+/// The last `[ seconds]` kernel timestamp of a console log: how long the guest ran.
+fn last_timestamp(console: &str) -> Option<f64> {
+    console.lines().rev().find_map(|l| {
+        let (t, _) = l.strip_prefix('[')?.split_once(']')?;
+        t.trim().parse().ok()
+    })
+}
+
 /// The long reliability run (issue 8): the fuzzer (with fault injection) and the soak in
 /// chunks on the debug kernel, in one boot; sums their figures and writes docs/long-run.md.
 fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
@@ -760,14 +769,6 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
     } else {
         DEBUG
     };
-    setup_and_materialize(ctx, o)?;
-    let kernel = {
-        let _s = Stage::new(&format!("build-{variant}"));
-        kbuild::build(ctx, variant)?
-    };
-    if built_impls(ctx, variant).len() != 2 {
-        bail!("the `{variant}` kernel has only the C implementation");
-    }
     let chunks: Vec<guest::Reliability> = (0..o.chunks)
         .map(|i| guest::Reliability {
             fuzz_calls: o.long_calls.div_ceil(o.chunks),
@@ -776,32 +777,59 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
             seed: o.seed + i,
         })
         .collect();
-    let initrd = {
-        let _s = Stage::new("guest-userspace");
-        guest::initramfs(
-            ctx,
-            variant,
-            &Mode::Long {
-                chunks: chunks.clone(),
-                timeout: LONG_SUITE_TIMEOUT,
-            },
-        )?
+    let (results, console, minutes, timed_out) = if let Some(path) = &o.from_results {
+        // An earlier boot's results channel, its console next to it.
+        let console = path.with_file_name("console.log");
+        let console = std::fs::read_to_string(&console)
+            .context(|| format!("reading {}", console.display()))?;
+        let minutes = last_timestamp(&console).map(|s| s / 60.0);
+        (
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?,
+            console,
+            minutes,
+            false,
+        )
+    } else {
+        setup_and_materialize(ctx, o)?;
+        let kernel = {
+            let _s = Stage::new(&format!("build-{variant}"));
+            kbuild::build(ctx, variant)?
+        };
+        if built_impls(ctx, variant).len() != 2 {
+            bail!("the `{variant}` kernel has only the C implementation");
+        }
+        let initrd = {
+            let _s = Stage::new("guest-userspace");
+            guest::initramfs(
+                ctx,
+                variant,
+                &Mode::Long {
+                    chunks: chunks.clone(),
+                    timeout: LONG_SUITE_TIMEOUT,
+                },
+            )?
+        };
+        let t0 = Instant::now();
+        let out = {
+            let _s = Stage::new("boot-long");
+            qemu::boot(&qemu::Boot {
+                kernel: &kernel,
+                initrd: &initrd,
+                mem: "2G",
+                smp: GUEST_CPUS,
+                timeout: Duration::from_secs(120 + 2 * o.chunks * u64::from(LONG_SUITE_TIMEOUT)),
+                interactive: false,
+                logdir: &ctx.logs().join(format!("long-{variant}")),
+                echo_results: false,
+            })?
+        };
+        (
+            out.results,
+            out.console,
+            Some(t0.elapsed().as_secs_f64() / 60.0),
+            out.timed_out,
+        )
     };
-    let t0 = Instant::now();
-    let out = {
-        let _s = Stage::new("boot-long");
-        qemu::boot(&qemu::Boot {
-            kernel: &kernel,
-            initrd: &initrd,
-            mem: "2G",
-            smp: GUEST_CPUS,
-            timeout: Duration::from_secs(120 + 2 * o.chunks * u64::from(LONG_SUITE_TIMEOUT)),
-            interactive: false,
-            logdir: &ctx.logs().join(format!("long-{variant}")),
-            echo_results: false,
-        })?
-    };
-    let minutes = t0.elapsed().as_secs_f64() / 60.0;
     let expected: Vec<(String, String)> = chunks
         .iter()
         .flat_map(|c| {
@@ -809,13 +837,9 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 .map(|n| (n.to_string(), guest::long_label(c.seed)))
         })
         .collect();
-    let suites = report::guest_suites(&out.results, &expected);
-    let splats = splat::scan(&out.console);
-    let lines: Vec<&str> = out
-        .results
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .collect();
+    let suites = report::guest_suites(&results, &expected);
+    let splats = splat::scan(&console);
+    let lines: Vec<&str> = results.lines().map(|l| l.trim_end_matches('\r')).collect();
     let mut rows = Vec::new();
     let (mut fuzz, mut soak) = (Vec::new(), Vec::new());
     for c in &chunks {
@@ -852,14 +876,20 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
     .unwrap_or_default();
     let mut md = format!(
         "# The long reliability run\n\n\
-         Written by `cargo xtask long` (commit {}, kernel variant `{variant}`, {} chunks, \
-         {minutes:.0} min under TCG on 2 vCPUs). Each chunk runs `pmscan-fuzz --inject` and \
+         Written by `cargo xtask long`{} (commit {}, kernel variant `{variant}`, {} chunks, \
+         {} under TCG on 2 vCPUs). Each chunk runs `pmscan-fuzz --inject` and \
          `pmscan-soak` with its own seed; the kernel has KASAN, lockdep, DEBUG_VM, page-table \
          check, Rust debug assertions and overflow checks, and boots with `panic_on_warn=1`.\n\n\
          ```\n{fuzz}\n{soak}\nconsole splats: {}\n```\n\n\
          | seed | fuzzer | soak |\n|---|---|---|\n",
+        if o.from_results.is_some() {
+            " from the logs of an earlier boot (`--from-results`)"
+        } else {
+            ""
+        },
         commit.trim(),
         o.chunks,
+        minutes.map_or("an earlier boot".to_string(), |m| format!("{m:.0} min")),
         splats.len()
     );
     for (seed, f, s) in &rows {
@@ -873,9 +903,12 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         }
         md.push_str("```\n");
     }
-    let docs = ctx.repo.join("docs");
-    std::fs::create_dir_all(&docs)?;
-    std::fs::write(docs.join("long-run.md"), md)?;
+    // Only the debug kernel's run is the documented one.
+    if variant == DEBUG {
+        let docs = ctx.repo.join("docs");
+        std::fs::create_dir_all(&docs)?;
+        std::fs::write(docs.join("long-run.md"), md)?;
+    }
     println!();
     for (seed, f, s) in &rows {
         println!("seed {seed}: {f}; {s}");
@@ -895,8 +928,13 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
     for l in splats.iter().take(20) {
         println!("  splat: {l}");
     }
-    println!("long: {minutes:.0} min; wrote docs/long-run.md");
-    Ok(!out.timed_out
+    if let Some(m) = minutes {
+        println!("long: {m:.0} min");
+    }
+    if variant == DEBUG {
+        println!("wrote docs/long-run.md");
+    }
+    Ok(!timed_out
         && splats.is_empty()
         && suites
             .iter()
@@ -1077,5 +1115,12 @@ mod tests {
         );
         add_figures("FUZZ: (none printed)", &mut sums);
         assert_eq!(sums.len(), 5);
+    }
+
+    #[test]
+    fn guest_time_is_the_last_kernel_timestamp() {
+        let log = "[    0.000000] Linux\n[ 5042.125000] reboot: Restarting\nqemu: done\n";
+        assert_eq!(last_timestamp(log), Some(5042.125));
+        assert_eq!(last_timestamp("no kernel here"), None);
     }
 }
