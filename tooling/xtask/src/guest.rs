@@ -274,19 +274,7 @@ run_suite() {{
         }
         Mode::Long { chunks, timeout } => {
             for r in chunks {
-                let l = long_label(r.seed);
-                let _ = writeln!(
-                    s,
-                    "run_suite {FUZZ_SUITE} {l} {timeout} /bin/pmscan-fuzz --calls {} --seed {}{}",
-                    r.fuzz_calls,
-                    r.seed,
-                    if r.inject { " --inject" } else { "" }
-                );
-                let _ = writeln!(
-                    s,
-                    "run_suite {SOAK_SUITE} {l} {timeout} /bin/pmscan-soak --writes {} --seed {}",
-                    r.soak_writes, r.seed
-                );
+                reliability_suites(&mut s, r, &long_label(r.seed), *timeout, *timeout);
             }
         }
         Mode::Tests {
@@ -322,18 +310,7 @@ run_suite() {{
                 );
             }
             if let Some(r) = reliability {
-                let _ = writeln!(
-                    s,
-                    "run_suite {FUZZ_SUITE} {RELIABILITY_IMPL} {FUZZ_TIMEOUT} /bin/pmscan-fuzz --calls {} --seed {}{}",
-                    r.fuzz_calls,
-                    r.seed,
-                    if r.inject { " --inject" } else { "" }
-                );
-                let _ = writeln!(
-                    s,
-                    "run_suite {SOAK_SUITE} {RELIABILITY_IMPL} {SOAK_TIMEOUT} /bin/pmscan-soak --writes {} --seed {}",
-                    r.soak_writes, r.seed
-                );
+                reliability_suites(&mut s, r, RELIABILITY_IMPL, FUZZ_TIMEOUT, SOAK_TIMEOUT);
             }
             if *bench {
                 let _ = writeln!(
@@ -345,6 +322,22 @@ run_suite() {{
     }
     s.push_str("echo '@@ALL-DONE' >&3\nsync\nreboot -f\n");
     s
+}
+
+/// The init script's lines for one reliability run: the fuzzer, then the soak, under `label`.
+fn reliability_suites(s: &mut String, r: &Reliability, label: &str, fuzz_t: u32, soak_t: u32) {
+    let _ = writeln!(
+        s,
+        "run_suite {FUZZ_SUITE} {label} {fuzz_t} /bin/pmscan-fuzz --calls {} --seed {}{}",
+        r.fuzz_calls,
+        r.seed,
+        if r.inject { " --inject" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "run_suite {SOAK_SUITE} {label} {soak_t} /bin/pmscan-soak --writes {} --seed {}",
+        r.soak_writes, r.seed
+    );
 }
 
 /// Builds the guest userspace and packs the initramfs; returns its path.

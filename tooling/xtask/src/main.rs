@@ -672,13 +672,7 @@ fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
     let suites = report::guest_suites(&results, &expected);
     let splats = splat::scan(&console);
     let r = bench::parse(&results);
-    let commit = util::output(Command::new("git").current_dir(&ctx.repo).args([
-        "describe",
-        "--always",
-        "--dirty",
-        "--abbrev=12",
-    ]))
-    .unwrap_or_default();
+    let commit = repo_commit(ctx);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
@@ -751,6 +745,17 @@ fn add_figures(line: &str, sums: &mut Vec<(String, u64)>) {
 fn figures_line(prefix: &str, sums: &[(String, u64)]) -> String {
     let body: Vec<String> = sums.iter().map(|(k, v)| format!("{k} {v}")).collect();
     format!("{prefix}: {}", body.join(", "))
+}
+
+/// The repository's commit, `-dirty` with uncommitted changes, for write-ups of a run.
+fn repo_commit(ctx: &Ctx) -> String {
+    util::output(Command::new("git").current_dir(&ctx.repo).args([
+        "describe",
+        "--always",
+        "--dirty",
+        "--abbrev=12",
+    ]))
+    .unwrap_or_default()
 }
 
 /// The last `[ seconds]` kernel timestamp of a console log: how long the guest ran.
@@ -867,13 +872,7 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         .copied()
         .filter(|l| l.starts_with("# worker ") || l.starts_with("#   "))
         .collect();
-    let commit = util::output(Command::new("git").current_dir(&ctx.repo).args([
-        "describe",
-        "--always",
-        "--dirty",
-        "--abbrev=12",
-    ]))
-    .unwrap_or_default();
+    let commit = repo_commit(ctx);
     let mut md = format!(
         "# The long reliability run\n\n\
          Written by `cargo xtask long`{} (commit {}, kernel variant `{variant}`, {} chunks, \
