@@ -216,29 +216,6 @@ pub fn page_size() -> usize {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn abi_sizes_and_ioctl_number() {
-        assert_eq!(std::mem::size_of::<PmScanArg>(), 96);
-        assert_eq!(std::mem::size_of::<PageRegion>(), 24);
-        // _IOWR('f', 16, 96 bytes) as computed by the C headers.
-        assert_eq!(PAGEMAP_SCAN, 0xc060_6610);
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(
-            category_names(PAGE_IS_PRESENT | PAGE_IS_HUGE),
-            "PRESENT|HUGE"
-        );
-        assert_eq!(category_names(0), "-");
-        assert_eq!(category_names(PM_SCAN_CATEGORIES).matches('|').count(), 9);
-    }
-}
-
 /// Kernel log lines (from /dev/kmsg, since boot) that look like a warning, a bug, a KASAN,
 /// UBSAN or lockdep report, or a hung task; prints the first five. For guest programs that
 /// report `splats` in their summary line.
@@ -281,4 +258,27 @@ pub fn kmsg_splats() -> u64 {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abi_sizes_and_ioctl_number() {
+        assert_eq!(std::mem::size_of::<PmScanArg>(), 96);
+        assert_eq!(std::mem::size_of::<PageRegion>(), 24);
+        // _IOWR('f', 16, 96 bytes) as computed by the C headers.
+        assert_eq!(PAGEMAP_SCAN, 0xc060_6610);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            category_names(PAGE_IS_PRESENT | PAGE_IS_HUGE),
+            "PRESENT|HUGE"
+        );
+        assert_eq!(category_names(0), "-");
+        assert_eq!(category_names(PM_SCAN_CATEGORIES).matches('|').count(), 9);
+    }
 }
