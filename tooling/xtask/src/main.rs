@@ -844,18 +844,14 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         .collect();
     let suites = report::guest_suites(&results, &expected);
     let splats = splat::scan(&console);
-    let lines: Vec<&str> = results.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let lines = report::result_lines(&results);
     let mut rows = Vec::new();
     let (mut fuzz, mut soak) = (Vec::new(), Vec::new());
     for c in &chunks {
-        let begin = |n: &str| format!("@@SUITE-BEGIN {n} {}", guest::long_label(c.seed));
+        let label = guest::long_label(c.seed);
         let figure = |n: &str, p: &str| {
-            lines
-                .iter()
-                .skip_while(|l| **l != begin(n))
-                .take_while(|l| !l.starts_with("@@SUITE-END"))
-                .filter(|l| l.starts_with(p))
-                .last()
+            report::suite_frame(&lines, n, &label)
+                .and_then(|(body, _)| body.iter().rev().find(|l| l.starts_with(p)))
                 .map_or(format!("{p} (none printed)"), |l| l.to_string())
         };
         let (f, s) = (

@@ -46,32 +46,48 @@ impl Suite {
     }
 }
 
+/// The results channel's lines, without the serial line's carriage returns.
+pub fn result_lines(results: &str) -> Vec<&str> {
+    results.lines().map(|l| l.trim_end_matches('\r')).collect()
+}
+
+/// The lines suite `name` run under `imp` printed between its `@@SUITE-BEGIN` and `@@SUITE-END`
+/// lines (to the end of `lines` if it never ended), and the text after `rc=` of its end line;
+/// `None` if it never started.
+pub fn suite_frame<'a, 'b>(
+    lines: &'b [&'a str],
+    name: &str,
+    imp: &str,
+) -> Option<(&'b [&'a str], Option<&'a str>)> {
+    let begin = format!("@@SUITE-BEGIN {name} {imp}");
+    let end = format!("@@SUITE-END {name} {imp} rc=");
+    let b = lines.iter().position(|l| *l == begin)? + 1;
+    match lines[b..].iter().position(|l| l.starts_with(&end)) {
+        Some(i) => Some((&lines[b..b + i], Some(&lines[b + i][end.len()..]))),
+        None => Some((&lines[b..], None)),
+    }
+}
+
 /// Suites framed by `@@SUITE-BEGIN`/`@@SUITE-END` on the results channel. Every `(name, impl)`
 /// in `expected` appears in the answer; one that never started or never ended has failed.
 pub fn guest_suites(results: &str, expected: &[(String, String)]) -> Vec<Suite> {
+    let lines = result_lines(results);
     let mut out = Vec::new();
     for (name, imp) in expected {
-        let begin = format!("@@SUITE-BEGIN {name} {imp}");
-        let end = format!("@@SUITE-END {name} {imp} rc=");
         let mut s = Suite {
             name: name.clone(),
             imp: imp.clone(),
             counts: Counts::default(),
             problems: Vec::new(),
         };
-        let lines: Vec<&str> = results.lines().map(|l| l.trim_end_matches('\r')).collect();
-        let Some(b) = lines.iter().position(|l| *l == begin) else {
+        let Some((body, e)) = suite_frame(&lines, name, imp) else {
             s.counts.failed = 1;
             s.problems
                 .push("never started (guest died or did not reach it)".into());
             out.push(s);
             continue;
         };
-        let e = lines[b + 1..]
-            .iter()
-            .position(|l| l.starts_with(&end))
-            .map(|i| b + 1 + i);
-        let body = lines[b + 1..e.unwrap_or(lines.len())].join("\n");
+        let body = body.join("\n");
         if let Some(c) = stated_counts(&body) {
             s.counts = c;
         } else {
@@ -85,8 +101,7 @@ pub fn guest_suites(results: &str, expected: &[(String, String)]) -> Vec<Suite> 
             None => s
                 .problems
                 .push("never finished (guest crashed or timed out)".into()),
-            Some(i) => {
-                let rc_text = &lines[i][end.len()..];
+            Some(rc_text) => {
                 let rc: i32 = rc_text
                     .split_whitespace()
                     .next()
