@@ -54,7 +54,10 @@ commands:
              --variant NAME     the kernel (default: debug; only its run writes the file)
              --from-results F   write up an earlier boot's results log instead
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
-  materialize  base + series as commits on branch `series` in the cache tree
+  materialize  base + series as commits on branch `series` in the cache tree (refuses to
+             run over uncommitted changes or commits not exported)
+  export     write branch `series` of the cache tree back into the repository (files, diffs,
+             subjects, changelogs): edit the series there with git, then export
   configure  write and check the variant's .config only (after setup and materialize)
   build      configure and build the kernel
   check-series  build every patch of the series in turn (base + patches 1..i)
@@ -947,6 +950,8 @@ fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<(usize, usize)>
             .collect();
     let n = commits.len();
     let mut ok = 0;
+    // The builds check out each commit: nothing unsaved may be in the tree.
+    materialize::guard_tree(&ctx.tree(), None)?;
     for (i, c) in commits.iter().enumerate() {
         util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", c]))?;
         let log = ctx.logs().join(format!("build-patch-{}.log", i + 1));
@@ -1065,6 +1070,10 @@ fn main() -> ExitCode {
         "materialize" => {
             let m = Manifest::load(&ctx.repo)?;
             materialize::materialize(&ctx, &m).map(|_| true)
+        }
+        "export" => {
+            let m = Manifest::load(&ctx.repo)?;
+            materialize::export(&ctx, &m).map(|_| true)
         }
         "configure" => kbuild::configure(&ctx, &o.variant).map(|_| true),
         "check-series" => cmd_check_series(&ctx, &o),
