@@ -110,7 +110,11 @@ impl Args {
         if vec == 0 && vec_len != 0 {
             return Err(EINVAL);
         }
-        let vec_bytes = (vec_len as usize).saturating_mul(REGION_SIZE);
+        // On 32-bit, C's `vec_len > SIZE_MAX` check.
+        let Ok(vec_len_usize) = usize::try_from(vec_len) else {
+            return Err(EINVAL);
+        };
+        let vec_bytes = vec_len_usize.saturating_mul(REGION_SIZE);
         if vec != 0 && !UserPtr::from_addr(vec).access_ok(vec_bytes) {
             return Err(EFAULT);
         }
@@ -122,7 +126,11 @@ impl Args {
             walk_end: 0,
             vec,
             vec_len,
-            max_pages: if max_pages == 0 { u64::MAX } else { max_pages },
+            max_pages: if max_pages == 0 {
+                c_ulong::MAX as u64
+            } else {
+                max_pages
+            },
             category_inverted: inv,
             category_mask: mask,
             category_anyof_mask: anyof,
@@ -204,6 +212,11 @@ impl Scan {
             return true;
         }
         if cur[END] == 0 {
+            // The first region after a copy-out: there is none left to fill once the user's
+            // vector is full.
+            if self.buf_len == 0 {
+                return false;
+            }
             *cur = [addr as u64, end as u64, categories];
             return true;
         }

@@ -7,6 +7,11 @@
 #include <linux/pgtable.h>
 #include <linux/userfaultfd_k.h>
 
+__rust_helper bool rust_helper_pgtable_supports_soft_dirty(void)
+{
+	return pgtable_supports_soft_dirty();
+}
+
 __rust_helper pte_t rust_helper_ptep_get(pte_t *ptep)
 {
 	return ptep_get(ptep);

@@ -25,7 +25,7 @@ use crate::{
     error::{code::*, Error, Result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_ulong},
     mm::{
-        pgtable::{Pmd, Pte},
+        pgtable::{self, Pmd, Pte},
         virt::VmaRef,
         MmWithUser, MmapReadGuard, MmapWriteGuard,
     },
@@ -100,6 +100,12 @@ impl ModuleMetadata for BuiltIn {
 
 /// The value `walk_page_range()` passes back when a callback stops the walk.
 const STOP: c_int = 1;
+
+/// What [`PageWalk::pte_hole`] returns to stop the walk when it is called for a `VM_PFNMAP` VMA
+/// from `walk_page_test()`, which takes every positive value for "skip this VMA": a negative
+/// value no errno has, which `walk_page_range()` returns as it is and [`walk`] turns back into
+/// [`WalkOutcome::Stopped`].
+const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 
 /// A page-table walk: the callbacks of a `struct mm_walk_ops`, with `self` as the private state.
 ///
@@ -334,14 +340,19 @@ fn pte_is_pinned(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
 /// sets it again; a software entry loses its swap soft-dirty bit. A present entry that may be
 /// DMA-pinned is not write-protected (that would break the pin's COW semantics) and keeps, or
 /// gets, its soft-dirty bit: a device may write the page without the page tables seeing it, so it
-/// must keep reading soft-dirty even once `VM_SOFTDIRTY` is cleared. Returns whether the bit was
-/// set.
+/// must keep reading soft-dirty even once `VM_SOFTDIRTY` is cleared. A writable migration entry
+/// is made readable as well (as `mprotect()` does), or the page would come back writable and
+/// clean and its writes would go unseen. Without soft-dirty tracking in the page tables nothing is
+/// changed. Returns whether the bit was set.
 ///
 /// # Safety
 ///
 /// `ptep` is the PTE of `addr` in `vma`'s page tables and its PTE table lock is held.
 #[inline]
 unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t) -> bool {
+    if !pgtable::soft_dirty_supported() {
+        return false;
+    }
     // SAFETY: By the function's safety requirements `ptep` is valid and locked.
     let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
     let was = pte.is_soft_dirty();
@@ -370,7 +381,8 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
         // SAFETY: As above; a non-present entry is not cached by the TLB and not changed by
         // hardware, so it may be rewritten under the lock.
         unsafe {
-            let new = bindings::pte_swp_clear_soft_dirty(pte.as_raw());
+            let readable = bindings::softleaf_pte_wrprotect(pte.as_raw());
+            let new = bindings::pte_swp_clear_soft_dirty(readable);
             bindings::set_pte_at(vma.mm().as_raw(), addr, ptep, new);
         }
     }
@@ -597,10 +609,14 @@ impl HugePmdGuard<'_> {
 
     /// Clears the soft-dirty bit of a present huge PMD and write-protects it, keeping the
     /// accessed and dirty bits, or the soft-dirty bit of a migration entry, as
-    /// `clear_soft_dirty_pmd()` does (`pmdp_invalidate()` also flushes the TLB); returns whether
-    /// the bit was set.
+    /// `clear_soft_dirty_pmd()` does (`pmdp_invalidate()` also flushes the TLB); a writable
+    /// migration entry is made readable as well, so the page comes back write-protected. Without
+    /// soft-dirty tracking in the page tables nothing is changed. Returns whether the bit was set.
     #[inline]
     pub fn clear_soft_dirty(&mut self) -> bool {
+        if !pgtable::soft_dirty_supported() {
+            return false;
+        }
         let pmd = self.get();
         let addr = self.addr & !(bindings::PMD_SIZE - 1);
         // SAFETY: Pure function of the entry's value.
@@ -609,7 +625,8 @@ impl HugePmdGuard<'_> {
             // SAFETY: By the type invariants the entry is locked; a non-present entry is not
             // cached by the TLB and not changed by hardware.
             unsafe {
-                let new = bindings::pmd_swp_clear_soft_dirty(pmd.as_raw());
+                let readable = bindings::softleaf_pmd_wrprotect(pmd.as_raw());
+                let new = bindings::pmd_swp_clear_soft_dirty(readable);
                 bindings::set_pmd_at(self.vma.mm().as_raw(), addr, self.pmd.as_ptr(), new);
             }
             return was;
@@ -957,16 +974,20 @@ impl<'a> Hole<'a> {
     /// marker per huge page from the huge page containing `addr`, without the hugetlb VMA write
     /// lock that `uffd_wp_range()` would take while the walk holds it for reading).
     ///
-    /// Fails with `EINVAL` outside a VMA registered for uffd-wp or outside the VMA's range, with
-    /// `ENOMEM` if a page table cannot be allocated.
+    /// Fails with `EINVAL` outside a VMA registered for uffd-wp, outside the VMA's range or for
+    /// addresses that are not page-aligned, with `ENOMEM` if a page table cannot be allocated.
     pub fn make_uffd_wp(&mut self, addr: usize, end: usize) -> Result {
         let vma = self.vma.ok_or(EINVAL)?;
         if addr >= end || addr < vma.start() || end > vma.end() || !vma.userfaultfd_wp() {
             return Err(EINVAL);
         }
+        // `change_protection()` steps a page at a time until it meets `end`.
+        if addr % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
         if !vma.is_hugetlb() {
-            // SAFETY: By the type invariants the mmap lock is held; the range lies in `vma`,
-            // which is registered for uffd-wp.
+            // SAFETY: By the type invariants the mmap lock is held; the page-aligned range lies
+            // in `vma`, which is registered for uffd-wp.
             let ret = unsafe { bindings::uffd_wp_range(vma.as_ptr(), addr, end - addr, true) };
             // `PAGEMAP_SCAN` keeps the result in an int, as done here.
             let ret = ret as c_int;
@@ -1147,7 +1168,11 @@ impl<T: PageWalk> Adapter<T> {
             vma,
             _invariant: PhantomData,
         };
-        Self::flow(this.pte_hole(&mut hole, addr, next, depth))
+        match Self::flow(this.pte_hole(&mut hole, addr, next, depth)) {
+            // Depth -1: the range of a `VM_PFNMAP` VMA, from `walk_page_test()`.
+            STOP if depth == -1 => STOP_FROM_TEST,
+            r => r,
+        }
     }
 
     /// # Safety
@@ -1237,13 +1262,18 @@ fn walk<T: PageWalk>(
     ops: &'static bindings::mm_walk_ops,
 ) -> Result<WalkOutcome> {
     let private: *mut T = walker;
+    // Page addresses only: the handles index page tables from the addresses the walker passes,
+    // and an unaligned start would make them act on the entry of the page before.
+    if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
     // SAFETY: `mm` is valid with a non-zero `mm_users`; the caller holds the lock `ops` states;
     // the callbacks of `ops` are `Adapter<T>`'s, which expect `private` to be the `T`, borrowed
     // mutably for the duration of the call and not used otherwise meanwhile.
     let ret = unsafe { bindings::walk_page_range(mm.as_raw(), start, end, ops, private.cast()) };
     match ret {
         0 => Ok(WalkOutcome::Completed),
-        r if r > 0 => Ok(WalkOutcome::Stopped),
+        r if r > 0 || r == STOP_FROM_TEST => Ok(WalkOutcome::Stopped),
         r => Err(Error::from_errno(r)),
     }
 }
@@ -1251,7 +1281,8 @@ fn walk<T: PageWalk>(
 impl MmapReadGuard<'_> {
     /// Walks the page tables of `start..end` with `walker` (`PGWALK_RDLOCK`).
     ///
-    /// Fails with `EINVAL` when `start >= end`, or with the first error a callback returns.
+    /// Fails with `EINVAL` when `start >= end` or either is not page-aligned, or with the first
+    /// error a callback returns.
     #[inline]
     pub fn walk_page_range<T: PageWalk>(
         &self,
@@ -1267,7 +1298,8 @@ impl MmapWriteGuard<'_> {
     /// Walks the page tables of `start..end` with `walker` (`PGWALK_WRLOCK`: each VMA is
     /// write-locked as the walk reaches it, excluding page faults that hold only the VMA lock).
     ///
-    /// Fails with `EINVAL` when `start >= end`, or with the first error a callback returns.
+    /// Fails with `EINVAL` when `start >= end` or either is not page-aligned, or with the first
+    /// error a callback returns.
     #[inline]
     pub fn walk_page_range<T: PageWalk>(
         &self,

@@ -13,6 +13,15 @@
 
 use crate::bindings;
 
+/// Whether the page tables of this machine track soft-dirty state
+/// (`pgtable_supports_soft_dirty()`): never without `CONFIG_MEM_SOFT_DIRTY`, and on some
+/// architectures (riscv) only on CPUs with the extension that gives the bit.
+#[inline]
+pub fn soft_dirty_supported() -> bool {
+    // SAFETY: The helper has no preconditions.
+    unsafe { bindings::pgtable_supports_soft_dirty() }
+}
+
 /// A page-table entry at the lowest level (`pte_t`), by value.
 ///
 /// A value may be stale as soon as it is read unless the PTE table lock is held; it says what the

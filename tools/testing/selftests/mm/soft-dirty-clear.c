@@ -201,7 +201,8 @@ FIXTURE_SETUP(sd)
 	self->s->fd = open("/proc/self/pagemap", O_RDONLY);
 	ASSERT_GE(self->s->fd, 0);
 	if (pm_scan(&probe, self->s->fd, NULL, NULL, PM_SCAN_CLEAR_SOFT_DIRTY,
-		    NULL, 0, 0, 0, 0) < 0 && probe.err == EINVAL)
+		    NULL, 0, 0, PAGE_IS_SOFT_DIRTY, PAGE_IS_SOFT_DIRTY) < 0 &&
+	    probe.err == EINVAL)
 		SKIP(return, "PM_SCAN_CLEAR_SOFT_DIRTY is not supported");
 }
 
@@ -514,6 +515,213 @@ TEST_F(sd, shared_memfd)
 	EXPECT_SD(s->fd, p, 8, pages(1, 2) | pages(6, 7));
 	munmap(p, 8 * page_size);
 	close(fd);
+}
+
+/*
+ * More separate soft-dirty runs than the output vector holds, around the
+ * number of VM_SOFTDIRTY runs one walk records (64): the call reports at most
+ * vec_len regions, writes nothing past them, and clears nothing it did not
+ * report. Each one-page mapping is a fresh VMA (VM_SOFTDIRTY), so each is one
+ * run and one region.
+ */
+#define VR_MAPS	130
+TEST_F(sd, vec_full_at_vma_run_table)
+{
+	static const uint64_t lens[] = { 63, 64, 65, 127, 128, 129, 130 };
+	struct scan *s = self->s;
+	char *p;
+	size_t i, k, n = 2 * VR_MAPS;
+
+	for (k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		uint64_t len = lens[k], want = len < VR_MAPS ? len : VR_MAPS;
+
+		p = map_anon(n);
+		ASSERT_NE(NULL, p);
+		for (i = 0; i < n; i += 2)
+			ASSERT_EQ(0, munmap(p + (i + 1) * page_size, page_size));
+		for (i = 0; i < n; i += 2)
+			p[i * page_size] = 1;
+		memset(s->vec, 0xa5, sizeof(s->vec));
+		ASSERT_EQ((long)want,
+			  sd_get_clear(s, p, p + n * page_size, len, 0)) {
+			TH_LOG("vec_len %lu", (unsigned long)len);
+		}
+		/* Nothing written past the regions returned. */
+		for (i = want * sizeof(struct page_region);
+		     i < sizeof(s->vec); i++)
+			ASSERT_EQ(0xa5, ((unsigned char *)s->vec)[i]) {
+				TH_LOG("vec_len %lu: byte %zu written",
+				       (unsigned long)len, i);
+			}
+		EXPECT_EQ(want, reported_pages(s));
+		if (want < VR_MAPS)
+			EXPECT_EQ((uintptr_t)(p + 2 * want * page_size),
+				  s->walk_end);
+		/* The reported pages are clean, the others still dirty. */
+		for (i = 0; i < VR_MAPS; i++)
+			ASSERT_EQ(i >= want, pagemap_is_softdirty(s->fd,
+						p + 2 * i * page_size)) {
+				TH_LOG("vec_len %lu: page of map %zu",
+				       (unsigned long)len, i);
+			}
+		for (i = 0; i < n; i += 2)
+			munmap(p + i * page_size, page_size);
+	}
+}
+
+/* Sets a THP knob; returns the old value (the bracketed word) or "". */
+static void thp_knob(const char *knob, const char *val, char *old, size_t len)
+{
+	char path[128], buf[256] = "", *a, *b;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/transparent_hugepage/%s",
+		 knob);
+	fd = open(path, O_RDWR);
+	if (old)
+		old[0] = 0;
+	if (fd < 0)
+		return;
+	if (old && read(fd, buf, sizeof(buf) - 1) > 0) {
+		a = strchr(buf, '[');
+		b = a ? strchr(a, ']') : NULL;
+		if (a && b && (size_t)(b - a) < len) {
+			memcpy(old, a + 1, b - a - 1);
+			old[b - a - 1] = 0;
+		}
+	}
+	if (write(fd, val, strlen(val)) < 0)
+		ksft_print_msg("writing %s to %s: %s\n", val, path,
+			       strerror(errno));
+	close(fd);
+}
+
+/*
+ * A PMD-mapped shmem THP cleared in part. Splitting a huge PMD of a file or
+ * shmem mapping only zaps it; the part of the huge page that was not reported
+ * must still read soft-dirty afterwards, and the reported part clean, and every
+ * later write must be seen. Run with shmem_enabled "always" and with "advise"
+ * (MADV_HUGEPAGE), as QEMU guest RAM and tmpfs users have it.
+ */
+static void shmem_thp_case(struct __test_metadata *_metadata, struct scan *s,
+			   const char *mode)
+{
+	size_t hsize = read_pmd_pagesize(), hpages = hsize / page_size, i;
+	char old[32], *raw, *p;
+	int fd;
+
+	thp_knob("shmem_enabled", mode, old, sizeof(old));
+	fd = memfd_create("sd-thp", 0);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, ftruncate(fd, 2 * hsize));
+	raw = mmap(NULL, 3 * hsize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	p = (char *)(((uintptr_t)raw + hsize - 1) & ~(hsize - 1));
+	ASSERT_EQ(p, mmap(p, 2 * hsize, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_FIXED, fd, 0));
+	ASSERT_EQ(0, madvise(p, 2 * hsize, MADV_HUGEPAGE));
+	memset(p, 1, 2 * hsize);
+	ASSERT_TRUE(check_huge_shmem(p, 2 * hsize, 2, hsize)) {
+		TH_LOG("shmem_enabled=%s: no PMD-mapped shmem THP", mode);
+	}
+	ASSERT_EQ(1, sd_get_clear(s, p, p + 2 * hsize, MAX_REGIONS, 0));
+	EXPECT_EQ(2 * hpages, reported_pages(s));
+	memset(p, 2, 2 * hsize);
+	ASSERT_TRUE(check_huge_shmem(p, 2 * hsize, 2, hsize));
+
+	/* The first quarter of the first THP (range end inside it). */
+	ASSERT_EQ(1, sd_get_clear(s, p, p + hpages / 4 * page_size,
+				  MAX_REGIONS, 0));
+	EXPECT_EQ(hpages / 4, reported_pages(s));
+	for (i = 0; i < 2 * hpages; i++)
+		ASSERT_EQ(i >= hpages / 4,
+			  pagemap_is_softdirty(s->fd, p + i * page_size)) {
+			TH_LOG("shmem_enabled=%s: page %zu", mode, i);
+		}
+	/* From inside the second THP to its end (range start inside it). */
+	ASSERT_EQ(1, sd_get_clear(s, p + (hpages + 3) * page_size,
+				  p + 2 * hsize, MAX_REGIONS, 0));
+	EXPECT_EQ(hpages - 3, reported_pages(s));
+	for (i = hpages; i < 2 * hpages; i++)
+		ASSERT_EQ(i < hpages + 3,
+			  pagemap_is_softdirty(s->fd, p + i * page_size)) {
+			TH_LOG("shmem_enabled=%s: page %zu", mode, i);
+		}
+	/* The output cut inside a THP: max_pages. */
+	ASSERT_EQ(1, sd_get_clear(s, p + hpages / 4 * page_size,
+				  p + 2 * hsize, MAX_REGIONS, 7));
+	EXPECT_EQ(7, reported_pages(s));
+	EXPECT_EQ((uintptr_t)(p + (hpages / 4 + 7) * page_size), s->walk_end);
+	for (i = 0; i < 2 * hpages; i++)
+		ASSERT_EQ((i >= hpages / 4 + 7 && i < hpages) ||
+			  (i >= hpages && i < hpages + 3),
+			  pagemap_is_softdirty(s->fd, p + i * page_size)) {
+			TH_LOG("shmem_enabled=%s: page %zu", mode, i);
+		}
+	/* Later writes are seen wherever they land; nothing else is dirty. */
+	p[2 * page_size] = 3;
+	p[(hpages + 100) * page_size] = 3;
+	ASSERT_EQ(0, sd_get_clear(s, p, p + 2 * hsize, 0, 0));
+	EXPECT_FALSE(pagemap_is_softdirty(s->fd, p + 2 * page_size));
+	p[2 * page_size] = 4;
+	p[(hpages + 100) * page_size] = 4;
+	ASSERT_EQ(2, sd_get_clear(s, p, p + 2 * hsize, MAX_REGIONS, 0));
+	EXPECT_EQ(2, reported_pages(s));
+	munmap(raw, 3 * hsize);
+	close(fd);
+	if (old[0])
+		thp_knob("shmem_enabled", old, NULL, 0);
+}
+
+TEST_F(sd, shmem_thp_always)
+{
+	ASSERT_TRUE(thp_available());
+	shmem_thp_case(_metadata, self->s, "always");
+}
+
+TEST_F(sd, shmem_thp_advise)
+{
+	ASSERT_TRUE(thp_available());
+	shmem_thp_case(_metadata, self->s, "advise");
+}
+
+/*
+ * The flag clears what it reports, so it must report only soft-dirty pages:
+ * a category_mask without PAGE_IS_SOFT_DIRTY, or with it inverted, is EINVAL,
+ * and nothing is cleared.
+ */
+TEST_F(sd, mask_must_select_soft_dirty)
+{
+	struct scan *s = self->s;
+	char *p = map_anon(4);
+
+	ASSERT_NE(NULL, p);
+	touch(p, 0, 4);
+	ASSERT_EQ(0, sd_get_clear(s, p, p + 4 * page_size, 0, 0));
+	touch(p, 0, 2);
+	EXPECT_EQ(-1, pm_scan(s, s->fd, p, p + 4 * page_size,
+			      PM_SCAN_CLEAR_SOFT_DIRTY, s->vec, 8, 0,
+			      PAGE_IS_PRESENT, PAGE_IS_SOFT_DIRTY));
+	EXPECT_EQ(EINVAL, s->err);
+	EXPECT_EQ(-1, pm_scan(s, s->fd, p, p + 4 * page_size,
+			      PM_SCAN_CLEAR_SOFT_DIRTY, NULL, 0, 0, 0, 0));
+	EXPECT_EQ(EINVAL, s->err);
+	{
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = PM_SCAN_CLEAR_SOFT_DIRTY,
+			.start = (uintptr_t)p,
+			.end = (uintptr_t)(p + 4 * page_size),
+			.category_inverted = PAGE_IS_SOFT_DIRTY,
+			.category_mask = PAGE_IS_SOFT_DIRTY,
+		};
+
+		EXPECT_EQ(-1, ioctl(s->fd, PAGEMAP_SCAN, &arg));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	EXPECT_SD(s->fd, p, 4, pages(0, 2));
+	munmap(p, 4 * page_size);
 }
 
 /* Hugetlb pages are reported but never cleared (documented). */
