@@ -67,6 +67,11 @@ pub const DIFF_IMPL: &str = "c-vs-rust";
 /// Seconds before the guest kills the differential tester.
 pub const DIFF_TIMEOUT: u32 = 1500;
 
+/// The clear-flag oracle (`pmscan-diff --clear-oracle`): the Rust get-and-clear against the C
+/// report-only scan and the page state before and after; as many calls as the differential run.
+pub const ORACLE_SUITE: &str = "sd-oracle";
+pub const ORACLE_TIMEOUT: u32 = 1800;
+
 /// The benchmark (Rust vs C in one boot, and dirty-tracking methods): one suite that switches
 /// between the implementations itself.
 pub const BENCH_SUITE: &str = "pmscan-bench";
@@ -308,6 +313,11 @@ run_suite() {{
                     "run_suite {DIFF_SUITE} {DIFF_IMPL} {DIFF_TIMEOUT} /bin/pmscan-diff --calls {} --seed {}",
                     d.calls, d.seed
                 );
+                let _ = writeln!(
+                    s,
+                    "run_suite {ORACLE_SUITE} {DIFF_IMPL} {ORACLE_TIMEOUT} /bin/pmscan-diff --clear-oracle --calls {} --seed {}",
+                    d.calls, d.seed
+                );
             }
             if let Some(r) = reliability {
                 reliability_suites(&mut s, r, RELIABILITY_IMPL, FUZZ_TIMEOUT, SOAK_TIMEOUT);
@@ -427,6 +437,9 @@ mod tests {
         assert!(
             s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
         );
+        assert!(s.contains(
+            "run_suite sd-oracle c-vs-rust 1800 /bin/pmscan-diff --clear-oracle --calls 7 --seed 3"
+        ));
         for imp in ["c", "rust"] {
             for t in SELFTESTS.iter().filter(|t| !t.rust_only || imp == "rust") {
                 assert!(

@@ -450,6 +450,7 @@ fn guest_suites(
         .collect();
     if differential.is_some() {
         expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
+        expected.push((guest::ORACLE_SUITE.to_string(), DIFF_IMPL.to_string()));
     }
     if bench {
         expected.push((

@@ -326,10 +326,13 @@ TEST_F(sd, remap_in_place)
 TEST_F(sd, vma_split_merge)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(8);
+	char *raw = map_anon(10), *p = raw + page_size;
 	unsigned int i;
 
-	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, raw);
+	/* Neighbours it cannot merge with, whatever mmap placed around it. */
+	ASSERT_EQ(0, mprotect(raw, page_size, PROT_NONE));
+	ASSERT_EQ(0, mprotect(p + 8 * page_size, page_size, PROT_NONE));
 	/* A new VMA is soft-dirty as a whole, populated or not. */
 	touch(p, 0, 2);
 	EXPECT_SD(s->fd, p, 8, pages(0, 8));
@@ -354,6 +357,34 @@ TEST_F(sd, vma_split_merge)
 		touch(p, i, i + 1);
 		EXPECT_SD(s->fd, p, 8, pages(0, i + 1));
 	}
+	munmap(raw, 10 * page_size);
+}
+
+/*
+ * VM_SOFTDIRTY is sticky on merge: a cleared part must not merge with a
+ * neighbour that still has it, or its pages would read soft-dirty again.
+ */
+TEST_F(sd, no_merge_with_soft_dirty_neighbour)
+{
+	struct scan *s = self->s;
+	char *p = map_anon(8);
+
+	ASSERT_NE(NULL, p);
+	touch(p, 0, 8);
+	/* Pages 0..4 cleared, 4..8 keep VM_SOFTDIRTY: two VMAs. */
+	ASSERT_EQ(1, sd_get_clear(s, p, p + 4 * page_size, MAX_REGIONS, 0));
+	EXPECT_SD(s->fd, p, 8, pages(4, 8));
+	EXPECT_EQ(2, count_vmas(p, p + 8 * page_size));
+	/* mprotect splits and merges the clean part; its pages stay clean. */
+	ASSERT_EQ(0, mprotect(p + page_size, page_size, PROT_READ));
+	ASSERT_EQ(0, mprotect(p + page_size, page_size, PROT_READ | PROT_WRITE));
+	EXPECT_SD_HAS(s->fd, p, 8, pages(4, 8));
+	/* A later clear of the dirty part leaves every page clean. */
+	ASSERT_EQ(1, sd_get_clear(s, p + 4 * page_size, p + 8 * page_size,
+				  MAX_REGIONS, 0));
+	EXPECT_SD(s->fd, p, 8, 0);
+	touch(p, 6, 7);
+	EXPECT_SD(s->fd, p, 8, pages(6, 7));
 	munmap(p, 8 * page_size);
 }
 

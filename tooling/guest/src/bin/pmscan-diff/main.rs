@@ -11,9 +11,15 @@
 //! the whole arena, by one implementation for both twins). Twins whose states drift apart
 //! through the environment (not through a scan) are rebuilt and counted as resyncs.
 //!
-//! Usage: pmscan-diff [--calls N] [--seed S]. Prints `@@COUNTS passed=<calls that agreed>
-//! failed=<calls that differed> skipped=0` for the test runner, and for every difference the
-//! seed and call number to replay it.
+//! Usage: pmscan-diff [--calls N] [--seed S] [--clear-oracle]. Prints `@@COUNTS passed=<calls
+//! that agreed> failed=<calls that differed> skipped=0` for the test runner, and for every
+//! difference the seed and call number to replay it. With `--clear-oracle` it checks
+//! `PM_SCAN_CLEAR_SOFT_DIRTY` instead (see `oracle.rs`).
+//!
+//! Each rebuild of the twins picks shmem_enabled (always, advise or never), so memfd, SysV shm
+//! and tmpfs files (one tmpfs mounted huge=always) get shmem THPs or not.
+
+mod oracle;
 
 use pmrs_guest::*;
 use std::fs::{File, OpenOptions};
@@ -82,9 +88,16 @@ enum Kind {
     FileShared,
     Memfd,
     Shm,
+    /// memfd with MADV_HUGEPAGE: shmem THP under shmem_enabled "advise" (or "always").
+    MemfdThp,
+    /// A file on a tmpfs mounted huge=always (`HUGE_TMPFS`).
+    TmpfsHuge,
 }
 
-const KINDS: [Kind; 9] = [
+/// Where the tmpfs mounted with huge=always is (mounted by `main`; /tmp if that failed).
+const HUGE_TMPFS: &str = "/tmp/pmscan-huge";
+
+const KINDS: [Kind; 11] = [
     Kind::Unmapped,
     Kind::Anon,
     Kind::AnonThp,
@@ -94,6 +107,8 @@ const KINDS: [Kind; 9] = [
     Kind::FileShared,
     Kind::Memfd,
     Kind::Shm,
+    Kind::MemfdThp,
+    Kind::TmpfsHuge,
 ];
 
 // Twin operations: [op, a, b, c, d, e].
@@ -106,6 +121,7 @@ const OP_UFFD_WP: u64 = 6; // addr, len, on
 const OP_UFFD_RWP: u64 = 9; // addr, len, on
 const OP_MREMAP: u64 = 7; // src, len, dst
 const OP_CLEAR_REFS: u64 = 8;
+const OP_CHOP: u64 = 10; // slot address, pages: a fresh anonymous slot cut into one-page VMAs
 
 fn errno() -> i64 {
     -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
@@ -171,8 +187,13 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
                 -1,
             ),
-            Kind::FilePrivate | Kind::FileShared => {
-                let path = format!("/tmp/pmscan-diff-{name}-{slot}\0");
+            Kind::FilePrivate | Kind::FileShared | Kind::TmpfsHuge => {
+                let dir = if KINDS[kind as usize % KINDS.len()] == Kind::TmpfsHuge {
+                    HUGE_TMPFS
+                } else {
+                    "/tmp"
+                };
+                let path = format!("{dir}/pmscan-diff-{name}-{slot}\0");
                 let fd = libc::open(
                     path.as_ptr().cast(),
                     libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC,
@@ -181,7 +202,7 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
                 if fd < 0 || libc::ftruncate(fd, HUGE as i64) != 0 {
                     return errno();
                 }
-                let shared = KINDS[kind as usize] == Kind::FileShared;
+                let shared = KINDS[kind as usize] != Kind::FilePrivate;
                 (
                     if shared {
                         libc::MAP_SHARED
@@ -191,7 +212,7 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
                     fd,
                 )
             }
-            Kind::Memfd => {
+            Kind::Memfd | Kind::MemfdThp => {
                 let fd = libc::memfd_create(c"pmscan-diff".as_ptr(), 0);
                 if fd < 0 || libc::ftruncate(fd, HUGE as i64) != 0 {
                     return errno();
@@ -218,7 +239,7 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
         if p == libc::MAP_FAILED {
             return errno();
         }
-        if KINDS[kind as usize] == Kind::AnonThp {
+        if matches!(KINDS[kind as usize], Kind::AnonThp | Kind::MemfdThp) {
             libc::madvise(addr, HUGE, libc::MADV_HUGEPAGE);
         } else if matches!(KINDS[kind as usize], Kind::Anon) {
             libc::madvise(addr, HUGE, libc::MADV_NOHUGEPAGE);
@@ -304,6 +325,26 @@ fn twin_op(name: &str, uffd: i32, w: &[u64]) -> i64 {
             } else {
                 0
             }
+        }
+        OP_CHOP => {
+            // SAFETY: the slot lies in the twin's own arena.
+            unsafe {
+                let p = libc::mmap(
+                    a as *mut libc::c_void,
+                    HUGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                );
+                if p == libc::MAP_FAILED {
+                    return errno();
+                }
+                for i in 0..b.min(HUGE / PAGE / 2) {
+                    libc::munmap((a + (2 * i + 1) * PAGE) as *mut libc::c_void, PAGE);
+                }
+            }
+            0
         }
         OP_CLEAR_REFS => match OpenOptions::new().write(true).open("/proc/self/clear_refs") {
             Ok(mut f) => f.write_all(b"4").map_or(-1, |_| 0),
@@ -767,6 +808,14 @@ fn gen_op(r: &mut Rng) -> [u64; 6] {
             [OP_MREMAP, addr, len, dst, 0, 0]
         }
         17 => [OP_CLEAR_REFS, 0, 0, 0, 0, 0],
+        18 if r.chance(25) => [
+            OP_CHOP,
+            slot_addr(slot) as u64,
+            r.pick(&[1, 2, 63, 64, 65, 66, 127, 128, 129, 200, 255, 256]),
+            0,
+            0,
+            0,
+        ],
         _ => [OP_WRITE, slot_addr(slot) as u64, pages, 0, 0, 0],
     }
 }
@@ -819,6 +868,40 @@ fn resume_khugepaged(old: Option<String>) {
     }
 }
 
+const SHMEM_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+
+/// Picks the shmem THP policy for the next build: users (QEMU guest RAM, tmpfs) turn it on.
+fn set_shmem_thp(r: &mut Rng) {
+    let _ = std::fs::write(
+        SHMEM_ENABLED,
+        r.pick(&["always", "advise", "advise", "never"]),
+    );
+}
+
+/// The bracketed word of a sysfs choice file.
+fn sysfs_choice(path: &str) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let a = s.find('[')?;
+    let b = s[a..].find(']')?;
+    Some(s[a + 1..a + b].to_string())
+}
+
+/// Mounts the tmpfs with huge=always that `Kind::TmpfsHuge` files live on.
+fn mount_huge_tmpfs() -> bool {
+    let _ = std::fs::create_dir_all(HUGE_TMPFS);
+    // SAFETY: plain mount(2) with NUL-terminated strings.
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/tmp/pmscan-huge".as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"huge=always".as_ptr().cast(),
+        )
+    };
+    r == 0
+}
+
 fn ensure_hugepages(n: u64) {
     let p = "/proc/sys/vm/nr_hugepages";
     let cur: u64 = std::fs::read_to_string(p)
@@ -835,15 +918,22 @@ fn main() -> ExitCode {
     let mut seed: u64 = 1;
     // Print each operation and case from this call on (to find what a hang was doing).
     let mut trace_from: u64 = u64::MAX;
+    let mut clear_oracle = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if a == "--clear-oracle" {
+            clear_oracle = true;
+            continue;
+        }
         let v = args.next().and_then(|v| v.parse().ok());
         match (a.as_str(), v) {
             ("--calls", Some(v)) => calls = v,
             ("--seed", Some(v)) => seed = v,
             ("--trace-from", Some(v)) => trace_from = v,
             _ => {
-                eprintln!("usage: pmscan-diff [--calls N] [--seed S] [--trace-from N]");
+                eprintln!(
+                    "usage: pmscan-diff [--calls N] [--seed S] [--trace-from N] [--clear-oracle]"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -878,6 +968,24 @@ fn main() -> ExitCode {
     pin_to_cpu0();
     ensure_hugepages(2 * NSLOTS as u64 + 8);
     let khugepaged = pause_khugepaged();
+    if !mount_huge_tmpfs() {
+        println!(
+            "pmscan-diff: cannot mount a huge=always tmpfs at {HUGE_TMPFS}: plain tmpfs there"
+        );
+    }
+    let shmem_thp = sysfs_choice(SHMEM_ENABLED);
+    if clear_oracle {
+        let ok = oracle::run(calls, seed, &mut sw);
+        resume_khugepaged(khugepaged);
+        if let Some(v) = shmem_thp {
+            let _ = std::fs::write(SHMEM_ENABLED, v);
+        }
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let t0 = std::time::Instant::now();
     let mut r = Rng::new(seed);
     let (mut agreed, mut differed, mut resyncs, mut changes) = (0u64, 0u64, 0u64, 0u64);
@@ -893,6 +1001,7 @@ fn main() -> ExitCode {
     // Pages seen per category in the states after each call: what the address spaces covered.
     let mut seen_pages = [0u64; CATEGORY_NAMES.len()];
     'outer: while n < calls {
+        set_shmem_thp(&mut r);
         let (mut a, mut b) = build(&mut r);
         let mut need_check = true;
         for _ in 0..CALLS_PER_BUILD {
@@ -1062,6 +1171,9 @@ fn main() -> ExitCode {
         println!("  outcome {k}: {v}");
     }
     resume_khugepaged(khugepaged);
+    if let Some(v) = shmem_thp {
+        let _ = std::fs::write(SHMEM_ENABLED, v);
+    }
     println!("@@COUNTS passed={agreed} failed={differed} skipped=0");
     if differed == 0 && agreed == calls {
         ExitCode::SUCCESS

@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The clear-flag oracle: `PM_SCAN_CLEAR_SOFT_DIRTY` checked against what does not come from
+//! the code under test.
+//!
+//! On one quiescent twin (blocked on its command pipe, khugepaged paused), for each call A with
+//! the flag: the C implementation's report-only call of A (the flag taken out) must return
+//! exactly what the Rust get-and-clear of A returns (return value, errno, every byte of the
+//! output area, `walk_end`), and afterwards the soft-dirty state of every page of the arena,
+//! read through bit 55 of /proc/PID/pagemap and through a report-only scan (which must agree),
+//! must be the state before minus exactly the pages reported (all matching pages of the range
+//! when there is no vector), hugetlb pages excepted (documented: reported, never cleared). A
+//! call that fails must lose nothing (the state after contains the state before); a call the
+//! flag makes invalid (a mask without PAGE_IS_SOFT_DIRTY, WP_MATCHING) must fail with EINVAL
+//! and change nothing. Any other difference fails.
+//!
+//! The cases are biased to the edges where the clear path has its own logic: vec_len equal to,
+//! one below and one above the number of regions, the 64-run table, max_pages cutting a run or a
+//! huge page, ranges starting or ending inside a huge page; the address space mixes every memory
+//! kind of the differential tester, including shmem THP and one-page VMAs by the hundred.
+
+use super::*;
+
+/// The soft-dirty state of every page of the arena, by bit 55 of /proc/PID/pagemap and by a
+/// report-only scan (C); an error if they disagree on a page.
+fn sd_state(t: &Twin, sw: &mut Switch) -> Result<Vec<bool>, String> {
+    let pages = (ARENA_END - BASE) / PAGE;
+    let mut raw = vec![0u8; pages * 8];
+    let mut f = File::open(format!("/proc/{}/pagemap", t.pid)).map_err(|e| e.to_string())?;
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start((BASE / PAGE * 8) as u64))
+        .map_err(|e| e.to_string())?;
+    f.read_exact(&mut raw).map_err(|e| e.to_string())?;
+    let bit55: Vec<bool> = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()) & (1 << 55) != 0)
+        .collect();
+    sw.set("c");
+    let sd = (0, PAGE_IS_SOFT_DIRTY, 0, PAGE_IS_SOFT_DIRTY);
+    let regions = scan_all(
+        t.pagemap.as_raw_fd(),
+        BASE as u64,
+        ARENA_END as u64,
+        sd,
+        VEC_REGIONS,
+    )
+    .map_err(|e| format!("scan: {e}"))?;
+    let mut scan = vec![false; pages];
+    mark(&mut scan, &regions);
+    if let Some(i) = (0..pages).find(|&i| scan[i] != bit55[i]) {
+        return Err(format!(
+            "page {:#x}: PAGEMAP_SCAN says soft-dirty {}, pagemap bit 55 says {}",
+            BASE + i * PAGE,
+            scan[i],
+            bit55[i]
+        ));
+    }
+    Ok(scan)
+}
+
+/// The mapping and the categories (C) of the page at `addr`, to say what a failure was about.
+fn describe_page(t: &Twin, sw: &mut Switch, addr: usize) -> String {
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).unwrap_or_default();
+    let vma = maps
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(s, e)| {
+                    Some((
+                        u64::from_str_radix(s, 16).ok()?,
+                        u64::from_str_radix(e, 16).ok()?,
+                    ))
+                })
+                .is_some_and(|(s, e)| s <= addr as u64 && (addr as u64) < e)
+        })
+        .unwrap_or("(no VMA)");
+    sw.set("c");
+    let all = (0, 0, 0, PM_SCAN_CATEGORIES);
+    let cats = scan_all(
+        t.pagemap.as_raw_fd(),
+        addr as u64,
+        (addr + PAGE) as u64,
+        all,
+        4,
+    )
+    .ok()
+    .and_then(|v| v.first().map(|g| category_names(g.categories)))
+    .unwrap_or_default();
+    format!("{vma}; now {cats}")
+}
+
+/// Sets the arena pages of `regions` in `pages`.
+fn mark(pages: &mut [bool], regions: &[PageRegion]) {
+    for r in regions {
+        let (s, e) = (r.start.max(BASE as u64), r.end.min(ARENA_END as u64));
+        let mut a = s;
+        while a < e {
+            pages[(a as usize - BASE) / PAGE] = true;
+            a += PAGE as u64;
+        }
+    }
+}
+
+/// The arena pages of hugetlb mappings (from /proc/PID/maps).
+fn hugetlb_pages(t: &Twin) -> Vec<bool> {
+    let mut v = vec![false; (ARENA_END - BASE) / PAGE];
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).unwrap_or_default();
+    for l in maps.lines().filter(|l| l.contains("anon_hugepage")) {
+        let Some((s, e)) = l.split_whitespace().next().and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let (Ok(s), Ok(e)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
+            continue;
+        };
+        mark(
+            &mut v,
+            &[PageRegion {
+                start: s,
+                end: e,
+                categories: 0,
+            }],
+        );
+    }
+    v
+}
+
+/// The regions of an output vector of `n` regions.
+fn regions_of(vec: &[u8], n: usize) -> Vec<PageRegion> {
+    vec.chunks_exact(24)
+        .take(n)
+        .map(|c| {
+            let w = |i: usize| u64::from_ne_bytes(c[i..i + 8].try_into().unwrap_or_default());
+            PageRegion {
+                start: w(0),
+                end: w(8),
+                categories: w(16),
+            }
+        })
+        .collect()
+}
+
+/// Where the output vector starts in the output area `call()` returns.
+fn vec_offset(c: &Case) -> usize {
+    match c.vec_at {
+        VecAt::Edge(k) => PAGE - 24 * k as usize - (k % 3) as usize,
+        _ => 0,
+    }
+}
+
+/// Masks real users of the flag pass: (inverted, mask, anyof, return).
+const CLEAR_MASKS: [(u64, u64, u64, u64); 5] = [
+    (0, PAGE_IS_SOFT_DIRTY, 0, PAGE_IS_SOFT_DIRTY),
+    (0, PAGE_IS_SOFT_DIRTY, 0, PM_SCAN_CATEGORIES),
+    (
+        0,
+        PAGE_IS_SOFT_DIRTY,
+        PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_SOFT_DIRTY | PAGE_IS_FILE,
+    ),
+    (
+        PAGE_IS_PFNZERO,
+        PAGE_IS_SOFT_DIRTY | PAGE_IS_PFNZERO,
+        0,
+        PAGE_IS_SOFT_DIRTY,
+    ),
+    (0, PAGE_IS_SOFT_DIRTY | PAGE_IS_HUGE, 0, PAGE_IS_HUGE),
+];
+
+/// Whether the Rust implementation must refuse `a` because of the flag (EINVAL).
+fn invalid_for_clear(a: &PmScanArg) -> bool {
+    a.flags & (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC) != 0
+        || a.category_mask & PAGE_IS_SOFT_DIRTY == 0
+        || a.category_inverted & PAGE_IS_SOFT_DIRTY != 0
+}
+
+/// A clearing call, biased to the clear path's edges; `t` is scanned (report-only, C) to find
+/// them.
+fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &mut Switch) -> Case {
+    let mut c = gen_case(r);
+    let a = &mut c.arg;
+    // Mostly a valid clearing call; some that the flag makes invalid.
+    a.flags = match r.below(40) {
+        0 => PM_SCAN_CLEAR_SOFT_DIRTY | PM_SCAN_WP_MATCHING,
+        1 => PM_SCAN_CLEAR_SOFT_DIRTY | PM_SCAN_CHECK_WPASYNC,
+        2 => PM_SCAN_CLEAR_SOFT_DIRTY | 1 << (3 + r.below(61)),
+        _ => PM_SCAN_CLEAR_SOFT_DIRTY,
+    };
+    match r.below(20) {
+        0..=1 => {} // gen_case's masks: mostly invalid for the flag
+        2..=5 => {
+            a.category_mask |= PAGE_IS_SOFT_DIRTY;
+            a.category_inverted &= !PAGE_IS_SOFT_DIRTY;
+        }
+        _ => {
+            let m = CLEAR_MASKS[r.below(CLEAR_MASKS.len() as u64) as usize];
+            (
+                a.category_inverted,
+                a.category_mask,
+                a.category_anyof_mask,
+                a.return_mask,
+            ) = m;
+        }
+    }
+    if r.chance(80) {
+        // A sane range in the arena, often starting or ending inside a huge page.
+        let page = |r: &mut Rng| {
+            let slot = r.below(NSLOTS as u64) as usize;
+            let off = match r.below(4) {
+                0 => 0,
+                1 => 1 + r.below(511),
+                2 => 256,
+                _ => r.below(512),
+            };
+            (BASE + slot * HUGE + off as usize * PAGE) as u64
+        };
+        let (x, y) = (page(r), page(r));
+        (a.start, a.end) = if x <= y { (x, y) } else { (y, x) };
+        if a.start == a.end || r.chance(20) {
+            a.end = a.start + HUGE as u64 * (1 + r.below(3));
+        }
+        a.end = a.end.min(ARENA_END as u64);
+        if r.chance(90) {
+            c.vec_at = VecAt::Own;
+        }
+        if r.chance(80) {
+            c.arg_at = ArgAt::Normal;
+        }
+        if a.size != 96 && r.chance(90) {
+            a.size = 96;
+        }
+    }
+    if let (VecAt::Own, true) = (c.vec_at, r.chance(85)) {
+        // How many regions and pages the call would report without limits: put vec_len and
+        // max_pages at, around and inside them.
+        sw.set("c");
+        let m = (
+            a.category_inverted,
+            a.category_mask,
+            a.category_anyof_mask,
+            a.return_mask,
+        );
+        if let Ok(all) = scan_all(t.pagemap.as_raw_fd(), a.start, a.end, m, VEC_REGIONS) {
+            let n = all.len() as u64;
+            let pages: u64 = all.iter().map(|g| (g.end - g.start) / PAGE as u64).sum();
+            a.vec_len = match r.below(12) {
+                0 => n.saturating_sub(1),
+                1 => n,
+                2 => n + 1,
+                3 => 63,
+                4 => 64,
+                5 => 65,
+                6 => 127 + r.below(4),
+                7 => 1,
+                8 => 1 + r.below(n.max(1)),
+                _ => VEC_REGIONS as u64,
+            }
+            .clamp(1, VEC_REGIONS as u64 - 1);
+            a.max_pages = match r.below(8) {
+                0 if pages > 1 => pages - 1,
+                1 if pages > 0 => 1 + r.below(pages),
+                // Inside a huge page: a multiple of 512 pages and some.
+                2 => 512 * r.below(3) + 1 + r.below(511),
+                3 => 1 + r.below(4),
+                _ => 0,
+            };
+        }
+    }
+    c
+}
+
+/// Runs `calls` oracle checks from `seed`; prints the outcome, returns whether all passed.
+pub fn run(calls: u64, seed: u64, sw: &mut Switch) -> bool {
+    let t0 = std::time::Instant::now();
+    let mut r = Rng::new(seed ^ 0x5d_0c1e);
+    let (mut passed, mut failed, mut n) = (0u64, 0u64, 0u64);
+    let (mut cleared_pages, mut nonempty, mut errors, mut refused) = (0u64, 0u64, 0u64, 0u64);
+    let (mut out_c, mut out_r) = (Out::new(), Out::new());
+    let mut printed = 0;
+    'outer: while n < calls {
+        set_shmem_thp(&mut r);
+        let (mut t, _) = build(&mut r);
+        for _ in 0..CALLS_PER_BUILD {
+            if n >= calls {
+                break 'outer;
+            }
+            // Change the address space and write pages, as a tracked process would.
+            for _ in 0..r.below(3) {
+                let op = gen_op(&mut r);
+                t.op(op);
+            }
+            let case = gen_clear_case(&mut r, &t, sw);
+            n += 1;
+            let Ok(before) = sd_state(&t, sw) else {
+                // Disagreeing views are checked after each call; rebuild here.
+                n -= 1;
+                continue 'outer;
+            };
+            let huge = hugetlb_pages(&t);
+            // Everything the call may clear when it has no vector: the matching pages of its
+            // range, by the C implementation.
+            let (s, e) = (
+                case.arg.start & !(PAGE as u64 - 1),
+                case.arg.end.wrapping_add(PAGE as u64 - 1) & !(PAGE as u64 - 1),
+            );
+            let m = (
+                case.arg.category_inverted,
+                case.arg.category_mask,
+                case.arg.category_anyof_mask,
+                case.arg.return_mask,
+            );
+            sw.set("c");
+            let matching = if s < e && e <= (1 << 47) {
+                scan_all(t.pagemap.as_raw_fd(), s, e, m, VEC_REGIONS).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let invalid = invalid_for_clear(&case.arg);
+            let oc = if invalid {
+                None
+            } else {
+                let mut report = case;
+                report.arg.flags &= !PM_SCAN_CLEAR_SOFT_DIRTY;
+                sw.set("c");
+                Some(call(&t, &mut out_c, &report))
+            };
+            sw.set("rust");
+            let or = call(&t, &mut out_r, &case);
+            let after = sd_state(&t, sw);
+            let mut why = Vec::new();
+            // An argument that cannot be read fails with EFAULT before anything is checked.
+            let unreadable = matches!(case.arg_at, ArgAt::Null | ArgAt::Unmapped | ArgAt::Kernel);
+            let refusal = if unreadable { 14 } else { 22 };
+            match (&oc, &or.ret) {
+                (None, Err(e)) if *e == refusal => {
+                    refused += 1;
+                }
+                (None, ret) => {
+                    why.push(format!("invalid for the flag, got {ret:?}, not {refusal}"))
+                }
+                (Some(oc), _) => {
+                    if oc.ret != or.ret {
+                        why.push(format!(
+                            "return: C report {:?}, Rust clear {:?}",
+                            oc.ret, or.ret
+                        ));
+                    }
+                    // The report-only call went without the flag; everything else must match.
+                    let unflagged = |a: Option<PmScanArg>| a.map(|a| PmScanArg { flags: 0, ..a });
+                    if unflagged(oc.arg_after) != unflagged(or.arg_after) {
+                        why.push(format!(
+                            "walk_end: C {:?}, Rust {:?}",
+                            oc.arg_after.map(|x| x.walk_end),
+                            or.arg_after.map(|x| x.walk_end)
+                        ));
+                    }
+                    if oc.vec != or.vec {
+                        let at = vec_offset(&case);
+                        let show = |v: &[u8]| regions_of(v.get(at..).unwrap_or_default(), 6);
+                        why.push(format!(
+                            "output area differs from region {}: C {:x?}, Rust {:x?}",
+                            first_difference(&oc.vec, &or.vec),
+                            show(&oc.vec),
+                            show(&or.vec)
+                        ));
+                    }
+                }
+            }
+            match &after {
+                Err(e) => why.push(format!("after: {e}")),
+                Ok(after) => {
+                    let lost: Vec<usize> = (0..before.len())
+                        .filter(|&i| before[i] && !after[i])
+                        .collect();
+                    let gained: Vec<usize> = (0..before.len())
+                        .filter(|&i| !before[i] && after[i])
+                        .collect();
+                    match (&or.ret, invalid) {
+                        (Ok(k), false) => {
+                            let mut expect = vec![false; before.len()];
+                            let with_vec = case.arg.vec_len > 0 && or.vec.len() >= 24;
+                            if with_vec {
+                                let v = or.vec.get(vec_offset(&case)..).unwrap_or_default();
+                                mark(&mut expect, &regions_of(v, *k));
+                            } else {
+                                mark(&mut expect, &matching);
+                            }
+                            for (i, h) in huge.iter().enumerate() {
+                                if *h {
+                                    expect[i] = false;
+                                }
+                            }
+                            let want: Vec<bool> =
+                                (0..before.len()).map(|i| before[i] && !expect[i]).collect();
+                            let wrong: Vec<usize> =
+                                (0..before.len()).filter(|&i| want[i] != after[i]).collect();
+                            if let Some(&i) = wrong.first() {
+                                why.push(format!(
+                                    "{} page(s) not as before minus reported, first {:#x}: \
+                                     before {}, reported {}, after {} ({})",
+                                    wrong.len(),
+                                    BASE + i * PAGE,
+                                    before[i],
+                                    expect[i],
+                                    after[i],
+                                    describe_page(&t, sw, BASE + i * PAGE)
+                                ));
+                            }
+                            let c = (0..before.len())
+                                .filter(|&i| before[i] && !after[i])
+                                .count();
+                            cleared_pages += c as u64;
+                            nonempty += u64::from(c > 0);
+                        }
+                        _ => {
+                            errors += u64::from(or.ret.is_err());
+                            if let Some(&i) = lost.first() {
+                                why.push(format!(
+                                    "failed call lost {} soft-dirty page(s), first {:#x} ({})",
+                                    lost.len(),
+                                    BASE + i * PAGE,
+                                    describe_page(&t, sw, BASE + i * PAGE)
+                                ));
+                            }
+                            if invalid && !gained.is_empty() {
+                                why.push("an invalid call changed the state".into());
+                            }
+                        }
+                    }
+                }
+            }
+            if why.is_empty() {
+                passed += 1;
+                continue;
+            }
+            failed += 1;
+            if printed < 10 {
+                printed += 1;
+                println!("ORACLE seed {seed} call {n}: {:x?}", case);
+                for w in &why {
+                    println!("  {w}");
+                }
+            }
+            continue 'outer;
+        }
+    }
+    println!(
+        "sd-oracle: seed {seed}: {n} clearing calls checked, {passed} passed, {failed} failed; \
+         {nonempty} cleared something ({cleared_pages} pages), {refused} refused with EINVAL, \
+         {errors} other errors; {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    println!("@@COUNTS passed={passed} failed={failed} skipped=0");
+    failed == 0 && passed == calls
+}
