@@ -131,7 +131,12 @@ fn series_content(tree: &Path, head: &str) -> Result<String> {
 /// content, i.e. they were exported). Says how to keep the work or drop it.
 pub fn guard_tree(tree: &Path, new_head: Option<&str>) -> Result<()> {
     let t = tree.display();
-    for d in ["rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD"] {
+    for d in [
+        "rebase-merge",
+        "rebase-apply",
+        "MERGE_HEAD",
+        "CHERRY_PICK_HEAD",
+    ] {
         if tree.join(".git").join(d).exists() {
             bail!(
                 "{t}: a git operation is in progress (.git/{d}): finish it (git rebase --continue, \
@@ -379,7 +384,11 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
             )?;
         }
     }
-    write("series/manifest.toml", manifest_text.as_bytes(), &mut changed)?;
+    write(
+        "series/manifest.toml",
+        manifest_text.as_bytes(),
+        &mut changed,
+    )?;
     // What the repository says now must materialize to the same series.
     let m2 = Manifest::load(&ctx.repo)?;
     let again = commit_series(ctx, &m2, &tree)?;
@@ -491,7 +500,12 @@ diffs = ["fs/a.c.two.diff"]
         std::fs::create_dir_all(repo.join("series")).unwrap();
         let base: String = (1..=10).map(|i| format!("l{i}\n")).collect();
         std::fs::write(tree.join("fs/a.c"), &base).unwrap();
-        sh(&tree, &format!("git init -q -b base . && git add -A && git commit -qm base && git tag {BASE_TAG}"));
+        sh(
+            &tree,
+            &format!(
+                "git init -q -b base . && git add -A && git commit -qm base && git tag {BASE_TAG}"
+            ),
+        );
         std::fs::write(repo.join("series/manifest.toml"), MANIFEST).unwrap();
         std::fs::write(repo.join("fs/new.rs"), "fn one() {}\n").unwrap();
         std::fs::write(repo.join("fs/a.c.one.diff"), ONE).unwrap();
@@ -501,7 +515,11 @@ diffs = ["fs/a.c.two.diff"]
 
         let m = Manifest::load(&repo).unwrap();
         let head = materialize(&ctx, &m).unwrap();
-        assert_eq!(export(&ctx, &m).unwrap(), 0, "materialize then export is the identity");
+        assert_eq!(
+            export(&ctx, &m).unwrap(),
+            0,
+            "materialize then export is the identity"
+        );
         assert_eq!(materialize(&ctx, &m).unwrap(), head);
 
         // An uncommitted edit is never thrown away.
@@ -509,7 +527,10 @@ diffs = ["fs/a.c.two.diff"]
         let e = materialize(&ctx, &m).unwrap_err();
         assert!(e.0.contains("uncommitted"), "{e}");
         assert!(export(&ctx, &m).unwrap_err().0.contains("uncommitted"));
-        assert_eq!(std::fs::read_to_string(tree.join("fs/new.rs")).unwrap(), "fn unsaved() {}\n");
+        assert_eq!(
+            std::fs::read_to_string(tree.join("fs/new.rs")).unwrap(),
+            "fn unsaved() {}\n"
+        );
 
         // Commit it as a fixup of patch 1 with a change to a.c, rebase, reword patch 2.
         sh(
@@ -545,10 +566,16 @@ diffs = ["fs/a.c.two.diff"]
         assert_eq!(export(&ctx, &m2).unwrap(), 0);
 
         // A change to a file no patch carries is refused, not dropped.
-        sh(&tree, "echo x > fs/stray.c && git add fs/stray.c && git commit -qm 'fs: stray'");
+        sh(
+            &tree,
+            "echo x > fs/stray.c && git add fs/stray.c && git commit -qm 'fs: stray'",
+        );
         let e = export(&ctx, &m2).unwrap_err();
         assert!(e.0.contains("commits, the manifest"), "{e}");
-        sh(&tree, "git reset -q --soft HEAD~1 && git commit -q --amend --no-edit");
+        sh(
+            &tree,
+            "git reset -q --soft HEAD~1 && git commit -q --amend --no-edit",
+        );
         let e = export(&ctx, &m2).unwrap_err();
         assert!(e.0.contains("does not carry"), "{e}");
     }
