@@ -563,7 +563,7 @@ TEST_F(sd, vec_full_at_vma_run_table)
 	char *p;
 	size_t i, k, n = 2 * VR_MAPS;
 
-	for (k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+	for (k = 0; k < ARRAY_SIZE(lens); k++) {
 		uint64_t len = lens[k], want = len < VR_MAPS ? len : VR_MAPS;
 
 		p = map_anon(n);
@@ -589,12 +589,14 @@ TEST_F(sd, vec_full_at_vma_run_table)
 			EXPECT_EQ((uintptr_t)(p + 2 * want * page_size),
 				  s->walk_end);
 		/* The reported pages are clean, the others still dirty. */
-		for (i = 0; i < VR_MAPS; i++)
-			ASSERT_EQ(i >= want, pagemap_is_softdirty(s->fd,
-						p + 2 * i * page_size)) {
+		for (i = 0; i < VR_MAPS; i++) {
+			char *page = p + 2 * i * page_size;
+
+			ASSERT_EQ(i >= want, pagemap_is_softdirty(s->fd, page)) {
 				TH_LOG("vec_len %lu: page of map %zu",
 				       (unsigned long)len, i);
 			}
+		}
 		for (i = 0; i < n; i += 2)
 			munmap(p + i * page_size, page_size);
 	}
