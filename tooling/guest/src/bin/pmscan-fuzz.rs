@@ -20,7 +20,8 @@
 //! thread's system call, CPU time and kernel stacks, the arena's mappings and page tables); no
 //! splat in the kernel log.
 //!
-//! Prints `FUZZ: calls <n>, chaos <n>, splats <n>, errno-mismatch <n>, hangs <n>` and TAP.
+//! Prints `FUZZ: calls <n>, chaos <n>, splats <n>, errno-mismatch <n>, hangs <n>, clear-calls
+//! <n>, bad-output <n>` and TAP.
 
 use pmrs_guest::*;
 use std::fs::OpenOptions;
@@ -49,6 +50,10 @@ struct Stats {
     calls: AtomicU64,
     chaos: AtomicU64,
     compared: AtomicU64,
+    /// Successful calls with `PM_SCAN_CLEAR_SOFT_DIRTY`.
+    clears: AtomicU64,
+    /// Calls whose output broke what holds whatever the chaos threads do (see `check_output`).
+    bad_output: AtomicU64,
     mismatch: AtomicU64,
     unexpected: AtomicU64,
     heartbeat: AtomicU64,
@@ -470,7 +475,7 @@ fn gen_arg(r: &mut Rng, vec_room: u64) -> PmScanArg {
         16..=25 => PM_SCAN_WP_MATCHING,
         26..=29 => PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
         30..=32 => PM_SCAN_CHECK_WPASYNC,
-        33..=37 => PM_SCAN_CLEAR_SOFT_DIRTY,
+        33..=38 => PM_SCAN_CLEAR_SOFT_DIRTY,
         _ => 1 << r.below(64),
     };
     let mut mask = || match r.below(40) {
@@ -478,7 +483,12 @@ fn gen_arg(r: &mut Rng, vec_room: u64) -> PmScanArg {
         1..=15 => 0,
         _ => 1 << r.below(10) | if r.chance(50) { r.below(1 << 10) } else { 0 },
     };
-    let (inv, req, any, ret) = (mask(), mask(), mask(), mask());
+    let (mut inv, mut req, any, ret) = (mask(), mask(), mask(), mask());
+    if flags == PM_SCAN_CLEAR_SOFT_DIRTY && r.chance(85) {
+        // Mostly a mask the flag accepts: soft-dirty pages only.
+        req |= PAGE_IS_SOFT_DIRTY;
+        inv &= !PAGE_IS_SOFT_DIRTY;
+    }
     PmScanArg {
         size: if r.chance(97) {
             96
@@ -497,6 +507,62 @@ fn gen_arg(r: &mut Rng, vec_room: u64) -> PmScanArg {
         category_anyof_mask: any,
         return_mask: if ret == 0 { PM_SCAN_CATEGORIES } else { ret },
     }
+}
+
+/// A region slot nothing wrote: the fill `check_output` looks for.
+const UNWRITTEN: PageRegion = PageRegion {
+    start: 0xa5a5_a5a5_a5a5_a5a5,
+    end: 0xa5a5_a5a5_a5a5_a5a5,
+    categories: 0xa5a5_a5a5_a5a5_a5a5,
+};
+
+/// What holds for a successful call's output whatever else the process does meanwhile: at most
+/// `vec_len` regions, nothing written past them, each region non-empty, page-aligned, inside
+/// `start..walk_end`, sorted and not overlapping, `walk_end` inside `start..=end`. `before` is
+/// the argument as passed, `after` as the kernel left it. Returns what is wrong.
+fn check_output(
+    before: &PmScanArg,
+    after: &PmScanArg,
+    n: usize,
+    vec: &[PageRegion],
+) -> Option<String> {
+    let page = PAGE as u64;
+    let end = before
+        .end
+        .checked_next_multiple_of(page)
+        .unwrap_or(u64::MAX);
+    if n as u64 > before.vec_len {
+        return Some(format!("{n} regions for vec_len {}", before.vec_len));
+    }
+    if let Some(i) = vec.iter().skip(n).position(|r| *r != UNWRITTEN) {
+        return Some(format!(
+            "region slot {} written past the {n} returned",
+            n + i
+        ));
+    }
+    if after.walk_end < before.start || after.walk_end > end {
+        return Some(format!(
+            "walk_end {:#x} outside {:#x}..={end:#x}",
+            after.walk_end, before.start
+        ));
+    }
+    let mut prev_end = before.start;
+    for (i, r) in vec.iter().take(n).enumerate() {
+        if r.start >= r.end || r.start % page != 0 || r.end % page != 0 {
+            return Some(format!(
+                "region {i} {:#x}..{:#x} empty or unaligned",
+                r.start, r.end
+            ));
+        }
+        if r.start < prev_end || r.end > after.walk_end {
+            return Some(format!(
+                "region {i} {:#x}..{:#x} overlaps, is out of order or past walk_end {:#x}",
+                r.start, r.end, after.walk_end
+            ));
+        }
+        prev_end = r.end;
+    }
+    None
 }
 
 /// Issues the ioctl with `arg` at `argp` (our copy, or a hostile pointer); returns -errno or
@@ -644,8 +710,24 @@ fn worker(seed: u64, calls: u64, inject: bool) -> ! {
             (Some(f), true) => f.as_raw_fd(),
             _ => own.as_raw_fd(),
         };
+        let checked = argp == 0 && arg.vec == vec.as_ptr() as u64;
+        if checked {
+            vec.fill(UNWRITTEN);
+        }
+        let before = arg;
         let res = call(fd, argp, &mut arg);
         note_result(res);
+        if checked && res >= 0 {
+            let s = stats();
+            if before.flags & PM_SCAN_CLEAR_SOFT_DIRTY != 0 {
+                s.clears.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(why) = check_output(&before, &arg, res as usize, &vec) {
+                if s.bad_output.fetch_add(1, Ordering::Relaxed) < 5 {
+                    println!("# bad output: {why} for {before:x?}");
+                }
+            }
+        }
         if inject {
             set_make_it_fail(false);
         }
@@ -824,7 +906,7 @@ fn main() -> ExitCode {
     let seed = get("--seed", 1);
     let inject = args.iter().any(|a| a == "--inject") && inject_available();
     let s = stats();
-    println!("TAP version 13\n1..3");
+    println!("TAP version 13\n1..4");
     println!("# pmscan-fuzz: {total} calls, seed {seed}, fault injection {inject}");
     let t0 = Instant::now();
     let mut hangs = 0u64;
@@ -883,12 +965,15 @@ fn main() -> ExitCode {
                 if !dead {
                     println!("Bail out! worker {wseed:#x} does not die after SIGKILL");
                     println!(
-                        "FUZZ: calls {}, chaos {}, splats {}, errno-mismatch {}, hangs {}",
+                        "FUZZ: calls {}, chaos {}, splats {}, errno-mismatch {}, hangs {}, \
+                         clear-calls {}, bad-output {}",
                         s.calls.load(Ordering::Relaxed),
                         s.chaos.load(Ordering::Relaxed),
                         kmsg_splats(),
                         s.mismatch.load(Ordering::Relaxed) + s.unexpected.load(Ordering::Relaxed),
-                        hangs + 1
+                        hangs + 1,
+                        s.clears.load(Ordering::Relaxed),
+                        s.bad_output.load(Ordering::Relaxed)
                     );
                     return ExitCode::FAILURE;
                 }
@@ -926,12 +1011,23 @@ fn main() -> ExitCode {
         "{} 3 no splat in the kernel log",
         if ok3 { "ok" } else { "not ok" }
     );
+    let (clears, bad) = (
+        s.clears.load(Ordering::Relaxed),
+        s.bad_output.load(Ordering::Relaxed),
+    );
+    let ok4 = bad == 0 && clears > 0;
     println!(
-        "FUZZ: calls {calls}, chaos {}, splats {splats}, errno-mismatch {mismatch}, hangs {hangs}",
+        "{} 4 every output vector within vec_len, sorted, inside start..walk_end, nothing \
+         written past it ({clears} clearing calls among them)",
+        if ok4 { "ok" } else { "not ok" }
+    );
+    println!(
+        "FUZZ: calls {calls}, chaos {}, splats {splats}, errno-mismatch {mismatch}, hangs {hangs}, \
+         clear-calls {clears}, bad-output {bad}",
         s.chaos.load(Ordering::Relaxed)
     );
     set_impl(true);
-    if ok1 && ok2 && ok3 {
+    if ok1 && ok2 && ok3 && ok4 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-//! No-lost-write soak, run in the guest: writer threads write random pages of anonymous, THP
-//! and shared memory and log each write; the tracker loops a dirty-tracking scan (the soft-dirty
+//! No-lost-write soak, run in the guest: writer threads write random pages of anonymous, THP,
+//! shared memfd, shmem THP (memfd with MADV_HUGEPAGE under shmem_enabled "advise") and file THP
+//! (a file on a tmpfs mounted huge=always) memory and log each write; the tracker loops a
+//! dirty-tracking scan over sub-ranges whose edges fall inside huge pages (the soft-dirty
 //! get-and-clear, `PM_SCAN_CLEAR_SOFT_DIRTY`, and for comparison the uffd-wp get+WP of
 //! `PM_SCAN_WP_MATCHING`). A write made after scans 0..c-1 completed and before scan s started
 //! must be in the report of one of the scans c..s; each is checked.
@@ -41,8 +43,19 @@ impl Mode {
     }
 }
 
-/// The tracked memory: anonymous 4 KiB pages, one THP region and a shared memfd, as one page
-/// index space.
+/// Where the tmpfs mounted huge=always for the file THP part is.
+const HUGE_TMPFS: &str = "/tmp/soak-huge";
+
+/// Kinds of tracked memory: (name, length, shared file source, THP advice).
+const KINDS: [(&str, usize); 5] = [
+    ("anon", 1 << 20),
+    ("anon THP", 2 * HUGE),
+    ("memfd", 1 << 20),
+    ("shmem THP", 2 * HUGE),
+    ("file THP", 2 * HUGE),
+];
+
+/// The tracked memory: one part per kind of `KINDS`, as one page index space.
 struct Mem {
     parts: Vec<(usize, usize)>,
     pages: usize,
@@ -51,36 +64,70 @@ struct Mem {
 impl Mem {
     fn new(mode: Mode, uffd: i32) -> Result<Mem, String> {
         let mut parts = Vec::new();
-        for kind in 0..3 {
-            let len = if kind == 1 { 2 * HUGE } else { 1 << 20 };
-            let (flags, fd) = if kind == 2 {
-                let name = b"soak\0";
-                // SAFETY: a NUL-terminated name.
-                let fd = unsafe { libc::memfd_create(name.as_ptr().cast(), 0) };
-                // SAFETY: sizing our own memfd (as large as the over-sized mapping).
-                if fd < 0 || unsafe { libc::ftruncate(fd, (len + HUGE) as i64) } != 0 {
-                    return Err("memfd".into());
+        for (kind, &(name, len)) in KINDS.iter().enumerate() {
+            let (flags, fd) = match kind {
+                2 | 3 => {
+                    // SAFETY: a NUL-terminated name.
+                    let fd = unsafe { libc::memfd_create(c"soak".as_ptr(), 0) };
+                    // SAFETY: sizing our own memfd (as large as the over-sized mapping).
+                    if fd < 0 || unsafe { libc::ftruncate(fd, (len + HUGE) as i64) } != 0 {
+                        return Err(format!("{name}: memfd"));
+                    }
+                    (libc::MAP_SHARED, fd)
                 }
-                (libc::MAP_SHARED, fd)
-            } else {
-                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+                4 => {
+                    let path = format!("{HUGE_TMPFS}/soak-{}\0", mode.name());
+                    // SAFETY: a NUL-terminated path.
+                    let fd = unsafe {
+                        libc::open(
+                            path.as_ptr().cast(),
+                            libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC,
+                            0o600,
+                        )
+                    };
+                    // SAFETY: sizing our own file.
+                    if fd < 0 || unsafe { libc::ftruncate(fd, (len + HUGE) as i64) } != 0 {
+                        return Err(format!("{name}: {path}"));
+                    }
+                    (libc::MAP_SHARED, fd)
+                }
+                _ => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
             };
-            // SAFETY: a fresh mapping, over-sized so that it can be 2 MiB aligned.
-            let raw = unsafe {
-                libc::mmap(
+            // SAFETY: a fresh reservation, over-sized so that a 2 MiB aligned piece fits, then
+            // the memory mapped over that piece (a file from offset 0, as huge mappings of it
+            // need).
+            let p = unsafe {
+                let raw = libc::mmap(
                     std::ptr::null_mut(),
                     len + HUGE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    flags,
-                    fd,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
                     0,
-                )
+                );
+                if raw == libc::MAP_FAILED {
+                    libc::MAP_FAILED
+                } else {
+                    let addr = (raw as usize + HUGE - 1) & !(HUGE - 1);
+                    libc::mmap(
+                        addr as *mut libc::c_void,
+                        len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        flags | libc::MAP_FIXED,
+                        fd,
+                        0,
+                    )
+                }
             };
-            if raw == libc::MAP_FAILED {
-                return Err("mmap".into());
+            if fd >= 0 {
+                // SAFETY: the mapping keeps the file.
+                unsafe { libc::close(fd) };
             }
-            let addr = (raw as usize + HUGE - 1) & !(HUGE - 1);
-            let advice = if kind == 1 {
+            if p == libc::MAP_FAILED {
+                return Err(format!("{name}: mmap"));
+            }
+            let addr = p as usize;
+            let advice = if kind == 1 || kind == 3 || kind == 4 {
                 libc::MADV_HUGEPAGE
             } else {
                 libc::MADV_NOHUGEPAGE
@@ -143,12 +190,16 @@ fn xorshift(s: &mut u64) -> u64 {
 }
 
 /// One tracking pass over every part; marks reported pages in `rep`.
+/// One scan of all the tracked memory, in calls over random sub-ranges (their edges mostly
+/// inside huge pages) with, now and then, a short vector or a `max_pages` that cut a huge page
+/// too; marks the reported pages in `rep`.
 fn track(
     fd: i32,
     mode: Mode,
     mem: &Mem,
     vec: &mut [PageRegion],
     rep: &mut [u8],
+    rng: &mut u64,
 ) -> Result<(), String> {
     let (flags, cat) = match mode {
         Mode::SoftDirty => (PM_SCAN_CLEAR_SOFT_DIRTY, PAGE_IS_SOFT_DIRTY),
@@ -158,13 +209,21 @@ fn track(
     for &(a, l) in &mem.parts {
         let (mut at, end) = (a as u64, (a + l) as u64);
         while at < end {
+            let r = xorshift(rng);
+            let sub_end = end.min(at + (1 + r % 1536) * PAGE as u64);
+            let (vec_len, max_pages) = match (r >> 16) % 8 {
+                0 => (1 + (r >> 24) % 4, 0),
+                1 => (vec.len() as u64, 1 + (r >> 24) % 700),
+                _ => (vec.len() as u64, 0),
+            };
             let mut arg = PmScanArg {
                 size: std::mem::size_of::<PmScanArg>() as u64,
                 flags,
                 start: at,
-                end,
+                end: sub_end,
                 vec: vec.as_mut_ptr() as u64,
-                vec_len: vec.len() as u64,
+                vec_len,
+                max_pages,
                 category_mask: cat,
                 return_mask: cat,
                 ..Default::default()
@@ -180,7 +239,10 @@ fn track(
                 }
             }
             if arg.walk_end <= at {
-                break;
+                return Err(format!(
+                    "PAGEMAP_SCAN from {at:#x}: walk_end {:#x}",
+                    arg.walk_end
+                ));
             }
             at = arg.walk_end;
         }
@@ -201,10 +263,29 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
         -1
     };
     let mem = Arc::new(Mem::new(mode, uffd)?);
+    // What the huge parts really got: evidence that the memory types are covered.
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let huge: Vec<&str> = rollup
+        .lines()
+        .filter(|l| {
+            ["AnonHugePages", "ShmemPmdMapped", "FilePmdMapped"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .collect();
+    println!(
+        "# {}: {}",
+        mode.name(),
+        huge.join(", ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let mut vec = vec![PageRegion::default(); 512];
     let mut scratch = vec![0u8; mem.pages];
+    let mut rng = seed | 1;
     // Arm: everything clean / write-protected.
-    track(fd, mode, &mem, &mut vec, &mut scratch)?;
+    track(fd, mode, &mem, &mut vec, &mut scratch, &mut rng)?;
     let (mut checked, mut missed, mut scans) = (0u64, 0u64, 0u64);
     let mut epoch = 0u64;
     // The control goes on (a few epochs at most) until it has shown a miss.
@@ -257,7 +338,7 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
             }
             sh.started.store(k + 1, Ordering::SeqCst);
             let mut rep = vec![0u8; mem.pages];
-            track(fd, mode, &mem, &mut vec, &mut rep)?;
+            track(fd, mode, &mem, &mut vec, &mut rep, &mut rng)?;
             sh.completed.store(k + 1, Ordering::SeqCst);
             reported.extend_from_slice(&rep);
             k += 1;
@@ -268,7 +349,7 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
                 }
                 sh.started.store(k + 1, Ordering::SeqCst);
                 let mut rep = vec![0u8; mem.pages];
-                track(fd, mode, &mem, &mut vec, &mut rep)?;
+                track(fd, mode, &mem, &mut vec, &mut rep, &mut rng)?;
                 reported.extend_from_slice(&rep);
                 k += 1;
                 for log in logs {
@@ -315,6 +396,28 @@ fn main() -> ExitCode {
     let writes = get("--writes", 1_000_000);
     let seed = get("--seed", 1);
     println!("TAP version 13\n1..3");
+    // Shmem THPs where asked for (memfd with MADV_HUGEPAGE), and a tmpfs that always has them.
+    let shmem = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+    let old_shmem = std::fs::read_to_string(shmem).ok().and_then(|s| {
+        let a = s.find('[')?;
+        let b = s[a..].find(']')?;
+        Some(s[a + 1..a + b].to_string())
+    });
+    let _ = std::fs::write(shmem, "advise");
+    let _ = std::fs::create_dir_all(HUGE_TMPFS);
+    // SAFETY: mount(2) with NUL-terminated strings.
+    let mounted = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/tmp/soak-huge".as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"huge=always".as_ptr().cast(),
+        )
+    } == 0;
+    if !mounted {
+        println!("# no huge=always tmpfs at {HUGE_TMPFS}: the file THP part is plain tmpfs");
+    }
     let (mut all_checked, mut all_missed, mut ok) = (0, 0, true);
     for (i, mode) in [Mode::SoftDirty, Mode::UffdWp].into_iter().enumerate() {
         match soak(mode, writes / 2, seed) {
@@ -358,6 +461,13 @@ fn main() -> ExitCode {
             ok = false;
             println!("not ok 3 control\n# {e}");
         }
+    }
+    if mounted {
+        // SAFETY: unmounting what we mounted.
+        unsafe { libc::umount2(c"/tmp/soak-huge".as_ptr(), libc::MNT_DETACH) };
+    }
+    if let Some(v) = old_shmem {
+        let _ = std::fs::write(shmem, v);
     }
     let splats = kmsg_splats();
     println!("SOAK: writes {all_checked}, missed {all_missed}, splats {splats}");
