@@ -941,8 +941,8 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
 }
 
 /// Builds base + patches 1..=i for each i in the same build directory, then returns the tree
-/// to the series head. Prints `PATCH i/n: ok|FAILED <subject>`; returns (built, n).
-fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<(usize, usize)> {
+/// to the series head. Prints `PATCH i/n: ok|FAILED <subject>`; returns whether each built.
+fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<Vec<bool>> {
     let range = format!("{}..{}", setup::BASE_TAG, materialize::BRANCH);
     let commits: Vec<String> =
         util::output(setup::git(&ctx.tree()).args(["rev-list", "--reverse", &range]))?
@@ -950,14 +950,14 @@ fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<(usize, usize)>
             .map(str::to_string)
             .collect();
     let n = commits.len();
-    let mut ok = 0;
+    let mut ok = Vec::new();
     // The builds check out each commit: nothing unsaved may be in the tree.
     materialize::guard_tree(&ctx.tree(), None)?;
     for (i, c) in commits.iter().enumerate() {
         util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", c]))?;
         let log = ctx.logs().join(format!("build-patch-{}.log", i + 1));
         let built = kbuild::build_as_is(ctx, &o.variant, &log)?;
-        ok += usize::from(built);
+        ok.push(built);
         println!(
             "PATCH {}/{n}: {} {}",
             i + 1,
@@ -966,16 +966,17 @@ fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<(usize, usize)>
         );
     }
     util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", materialize::BRANCH]))?;
-    Ok((ok, n))
+    Ok(ok)
 }
 
 /// Builds every patch of the series in turn; prints `builds <ok>/<n>`.
 fn cmd_check_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
     let m = setup_and_materialize(ctx, o)?;
     let _s = Stage::new("per-patch-builds");
-    let (ok, n) = per_patch_builds(ctx, o, &m)?;
-    println!("builds {ok}/{n}");
-    Ok(ok == n)
+    let built = per_patch_builds(ctx, o, &m)?;
+    let ok = built.iter().filter(|b| **b).count();
+    println!("builds {ok}/{}", built.len());
+    Ok(ok == built.len())
 }
 
 /// Emits the series and checks it: checkpatch --strict, every patch builds (CONFIG_RUST=y), the
@@ -989,7 +990,8 @@ fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::Suite> {
     let dir = ctx.cache.join("series-out");
     let e = series::emit(ctx, m, &id, &dir)?;
     let (ck, ck_lines) = series::checkpatch(ctx, &e.patches)?;
-    let (built, n) = per_patch_builds(ctx, o, m)?;
+    let per_patch = per_patch_builds(ctx, o, m)?;
+    let (built, n) = (per_patch.iter().filter(|b| **b).count(), per_patch.len());
     let norust = match kbuild::build(ctx, "norust") {
         Ok(_) => true,
         Err(err) => {
@@ -997,7 +999,26 @@ fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::Suite> {
             false
         }
     };
-    let am = series::am_roundtrip(ctx, &e, &lint::series_paths(&ctx.repo, m))?;
+    let touched = lint::series_paths(&ctx.repo, m);
+    let am = series::am_roundtrip(ctx, &e, &touched)?;
+    // The fixes at the front, on their own: checkpatch, builds, and `git am` onto the base.
+    let k = m.patches.iter().take_while(|p| p.is_fix()).count();
+    let fixes_ok = if k > 0 {
+        let f = series::emit_prefix(ctx, k, e.patches.len(), &ctx.cache.join("series-out-fixes"))?;
+        let (fck, _) = series::checkpatch(ctx, &f.patches)?;
+        let fbuilt = per_patch.iter().take(k).filter(|b| **b).count();
+        let fam = series::am_roundtrip(ctx, &f, &touched)?;
+        println!(
+            "FIXES: {k} patches, checkpatch {} errors {} warnings, builds {fbuilt}/{k}, am-roundtrip {}",
+            fck.errors,
+            fck.warnings + fck.checks,
+            if fam { "ok" } else { "FAILED" }
+        );
+        fck.errors + fck.warnings + fck.checks == 0 && fbuilt == k && fam
+    } else {
+        println!("FIXES: none at the front of the series");
+        true
+    };
     let (to, cc) = series::recipients(ctx, &e.patches)?;
     let mails = series::send_dry_run(&e, &id, &to, &cc)?;
     let thread = series::check_thread(&mails, e.patches.len(), &id.email);
@@ -1028,12 +1049,13 @@ fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::Suite> {
         }
     );
     let mut s = report::Suite::new("series", "emit");
-    let cases: [(&str, bool, Vec<String>); 5] = [
+    let cases: [(&str, bool, Vec<String>); 6] = [
         ("checkpatch --strict", ck.errors + warnings == 0, ck_lines),
         ("every patch builds", built == n, Vec::new()),
         ("CONFIG_RUST=n build", norust, Vec::new()),
         ("git am round trip", am, Vec::new()),
         ("send-email threading", thread.is_empty(), thread),
+        ("the fixes at the front stand alone", fixes_ok, Vec::new()),
     ];
     for (name, ok, details) in cases {
         s.add_case(name, ok, details);

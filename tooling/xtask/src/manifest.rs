@@ -53,6 +53,17 @@ pub struct Patch {
     /// previous patches.
     #[serde(default)]
     pub diffs: Vec<String>,
+    /// Trailers of this patch alone (`Fixes:`, `Cc: stable@vger.kernel.org`), before the
+    /// series' own.
+    #[serde(default)]
+    pub trailers: Vec<String>,
+}
+
+impl Patch {
+    /// Whether the patch fixes an upstream commit (it has a `Fixes:` trailer).
+    pub fn is_fix(&self) -> bool {
+        self.trailers.iter().any(|t| t.starts_with("Fixes: "))
+    }
 }
 
 /// Top-level entries of the repository that mirror the kernel tree.
@@ -126,12 +137,33 @@ impl Manifest {
                 }
             }
         }
-        for tr in &self.trailers {
+        let all_trailers = self
+            .trailers
+            .iter()
+            .chain(self.patches.iter().flat_map(|p| &p.trailers));
+        for tr in all_trailers {
             if !tr.contains(": ") || tr.contains('\n') {
                 bail!("series manifest: trailer `{tr}` is not one `Key: value` line");
             }
         }
-        let trailers = self.trailers.join("\n");
+        // Fixes go first, so that they can be sent (and backported) on their own.
+        if let Some(i) = self.patches.iter().position(|p| !p.is_fix()) {
+            if let Some(j) = self.patches[i..].iter().position(Patch::is_fix) {
+                bail!(
+                    "patch {} has a Fixes: trailer but comes after patch {}, which has none: \
+                     fixes go first",
+                    i + j + 1,
+                    i + 1
+                );
+            }
+        }
+        let trailers = self
+            .trailers
+            .iter()
+            .chain(self.patches.iter().flat_map(|p| &p.trailers))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         for body in std::iter::once(&self.cover.body)
             .chain(self.patches.iter().map(|p| &p.body))
             .chain(std::iter::once(&trailers))
@@ -265,6 +297,35 @@ body = "Why."
         assert!(e.0.contains("Key: value"), "{e}");
         let m = Manifest::parse(&with("Assisted-by: LLM")).unwrap();
         assert_eq!(m.trailers, ["Assisted-by: LLM"]);
+    }
+
+    #[test]
+    fn fixes_trailers_and_order() {
+        let patch = |s: &str, tr: &str| {
+            format!("[[patch]]\nsubject = \"{s}\"\nbody = \"b\"\nfiles = [\"fs/{}.c\"]\ntrailers = [{tr}]\n", s.len())
+        };
+        let fix = "\"Fixes: 52526ca7fdb9 (\\\"x\\\")\", \"Cc: stable@vger.kernel.org\"";
+        let m = Manifest::parse(&format!(
+            "{BASE}\n{}{}",
+            patch("a: fix", fix),
+            patch("b: feature", "")
+        ))
+        .unwrap();
+        assert!(m.patches[0].is_fix() && !m.patches[1].is_fix());
+        assert_eq!(m.patches[0].trailers[1], "Cc: stable@vger.kernel.org");
+        let e = Manifest::parse(&format!(
+            "{BASE}\n{}{}",
+            patch("b: feature", ""),
+            patch("a: fix", fix)
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("fixes go first"), "{e}");
+        let e = Manifest::parse(&format!(
+            "{BASE}\n{}",
+            patch("a: fix", "\"Signed-off-by: A <a@b>\"")
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("names a person"), "{e}");
     }
 
     #[test]

@@ -44,9 +44,9 @@ pub fn tracked_files(ctx: &Ctx) -> Result<Vec<String>> {
 /// The commit message materialize gives patch `p`.
 fn message(m: &Manifest, p: &crate::manifest::Patch) -> String {
     let mut msg = format!("{}\n\n{}\n", p.subject, p.body.trim());
-    if !m.trailers.is_empty() {
+    if !p.trailers.is_empty() || !m.trailers.is_empty() {
         msg.push('\n');
-        for tr in &m.trailers {
+        for tr in p.trailers.iter().chain(&m.trailers) {
             msg.push_str(tr);
             msg.push('\n');
         }
@@ -229,12 +229,13 @@ pub fn house_diff(git_diff: &str) -> String {
     out
 }
 
-/// Subject and changelog of a commit message as materialize wrote it (trailers taken off).
-fn split_message(m: &Manifest, msg: &str) -> (String, String) {
+/// Subject and changelog of a commit message as materialize wrote it for `p` (its trailers
+/// and the series' taken off).
+fn split_message(m: &Manifest, p: &crate::manifest::Patch, msg: &str) -> (String, String) {
     let msg = msg.trim_end();
     let (subject, rest) = msg.split_once('\n').unwrap_or((msg, ""));
     let mut body = rest.trim().to_string();
-    for tr in m.trailers.iter().rev() {
+    for tr in p.trailers.iter().chain(&m.trailers).rev() {
         if let Some(b) = body.strip_suffix(tr.as_str()) {
             body = b.trim_end().to_string();
         }
@@ -363,7 +364,7 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
             write(d, text.as_bytes(), &mut changed)?;
         }
         let msg = output(git(&tree).args(["log", "-1", "--format=%B", c]))?;
-        let (subject, body) = split_message(m, &msg);
+        let (subject, body) = split_message(m, p, &msg);
         if subject != p.subject {
             replace_once(
                 &mut manifest_text,

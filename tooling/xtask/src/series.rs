@@ -147,6 +147,37 @@ pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Emitte
     })
 }
 
+/// Writes the first `k` of the `n` emitted patches (the fixes at the front) as a series of their
+/// own, without a cover letter, into `dir`: what goes to stable and can be applied alone.
+pub fn emit_prefix(ctx: &Ctx, k: usize, n: usize, dir: &Path) -> Result<Emitted> {
+    let tree = ctx.tree();
+    let head = format!("emit~{}", n - k);
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    run(git(&tree)
+        .args(["format-patch", "-q", "--base", BASE_TAG, "-o"])
+        .arg(dir)
+        .arg(format!("{BASE_TAG}..{head}")))?;
+    let mut patches: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    patches.sort();
+    if patches.len() != k {
+        bail!(
+            "format-patch wrote {} fix patches, {k} expected",
+            patches.len()
+        );
+    }
+    let tree_id = output(git(&tree).args(["rev-parse", &format!("{head}^{{tree}}")]))?;
+    Ok(Emitted {
+        dir: dir.to_path_buf(),
+        cover: PathBuf::new(),
+        patches,
+        tree: tree_id.trim().to_string(),
+    })
+}
+
 /// Puts the subject and body into `git format-patch`'s cover-letter template.
 pub fn fill_cover(template: &str, subject: &str, body: &str) -> Result<String> {
     if !template.contains("*** SUBJECT HERE ***") || !template.contains("*** BLURB HERE ***") {
