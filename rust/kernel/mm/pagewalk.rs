@@ -283,6 +283,7 @@ impl<'a> PmdEntry<'a> {
             start: self.addr,
             end: self.end,
             flush: None,
+            uffd_wp: self.vma.userfaultfd_wp(),
             _nts: NotThreadSafe,
         })
     }
@@ -478,6 +479,8 @@ pub struct PteTable<'a> {
     start: usize,
     end: usize,
     flush: Option<(usize, usize)>,
+    /// Whether the VMA is registered for uffd-wp (read once, for the per-entry write-protection).
+    uffd_wp: bool,
     _nts: NotThreadSafe,
 }
 
@@ -556,9 +559,13 @@ impl<'a> PteTable<'a> {
     /// Write-protects the entry of `addr` for userfaultfd, as `PAGEMAP_SCAN` does in a VMA
     /// registered for asynchronous uffd-wp with markers: a present entry gets the uffd-wp bit,
     /// an empty one a uffd-wp marker, a swap or migration entry its uffd-wp bit. The entry is
-    /// flushed from the TLB before the table is unlocked.
+    /// flushed from the TLB before the table is unlocked. Does nothing in a VMA not registered
+    /// for uffd-wp: a write fault there would make the entry writable with the bit still set.
     #[inline]
     pub fn make_uffd_wp(&mut self, addr: usize) {
+        if !self.uffd_wp {
+            return;
+        }
         let Some(ptep) = self.ptep(addr) else {
             return;
         };
@@ -674,9 +681,12 @@ impl HugePmdGuard<'_> {
     /// Write-protects the whole huge page for userfaultfd, as `PAGEMAP_SCAN` does: a present
     /// entry gets the uffd-wp bit (`pmdp_invalidate_ad()` keeps the accessed and dirty bits), a
     /// migration entry its uffd-wp bit. The entry is flushed from the TLB before the lock is
-    /// dropped.
+    /// dropped. Does nothing in a VMA not registered for uffd-wp.
     #[inline]
     pub fn make_uffd_wp(&mut self) {
+        if !self.vma.userfaultfd_wp() {
+            return;
+        }
         let pmd = self.get();
         let addr = self.addr & !(bindings::PMD_SIZE - 1);
         let mm = self.vma.mm().as_raw();
@@ -900,8 +910,12 @@ impl<'a> HugetlbGuard<'a> {
     /// Write-protects the entry for userfaultfd as `PAGEMAP_SCAN` does (`make_uffd_wp_huge_pte()`):
     /// an empty entry gets a uffd-wp marker, a migration entry its uffd-wp bit, a present entry
     /// the uffd-wp bit; poisoned entries and markers are left alone. A changed present entry is
-    /// flushed from the TLB before the lock is dropped.
+    /// flushed from the TLB before the lock is dropped. Does nothing in a VMA not registered for
+    /// uffd-wp.
     pub fn make_uffd_wp(&mut self) {
+        if !self.vma.userfaultfd_wp() {
+            return;
+        }
         let pte = self.get();
         let size = hugetlb_page_size(self.vma);
         let (vma, mm, ptep) = (self.vma.as_ptr(), self.vma.mm().as_raw(), self.pte.as_ptr());
@@ -1584,6 +1598,27 @@ mod tests {
         assert_eq!(res, Err(EINVAL));
         assert!(r.ev.is_empty());
         unmap(a, 1)
+    }
+
+    /// The handles index page tables from the walker's addresses: a range that is not
+    /// page-aligned is refused before any callback runs, under either lock.
+    #[test]
+    fn unaligned_range_is_einval() -> Result {
+        let a = map_anon(4)?;
+        write_byte(a)?;
+        let mut r = Recorder::new()?;
+        for (s, e) in [
+            (a + 1, a + 2 * PAGE_SIZE),
+            (a, a + PAGE_SIZE + 1),
+            (a + PAGE_SIZE - 1, a + 4 * PAGE_SIZE - 1),
+        ] {
+            let res = with_mm(|mm| mm.mmap_read_lock_killable()?.walk_page_range(s, e, &mut r));
+            assert_eq!(res, Err(EINVAL));
+            let res = with_mm(|mm| mm.mmap_write_lock_killable()?.walk_page_range(s, e, &mut r));
+            assert_eq!(res, Err(EINVAL));
+        }
+        assert!(r.ev.is_empty());
+        unmap(a, 4)
     }
 
     /// Answers `Again` the first time, then maps the PTE table and counts present entries.
