@@ -64,6 +64,28 @@ pub fn build(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
     Ok(out.join("arch/x86/boot/bzImage"))
 }
 
+/// What besides the source tree decides a build's outcome: the variant's config fragments, the
+/// make variables and the toolchain's versions. With a tree's hash it keys the per-patch build
+/// cache.
+pub fn build_key(ctx: &Ctx, variant: &str) -> Result<String> {
+    let vs = variants(ctx)?;
+    let v = vs
+        .get(variant)
+        .ok_or_else(|| err!("no kernel variant `{variant}` in tooling/configs/variants.toml"))?;
+    let mut texts = vec![variant.as_bytes().to_vec()];
+    for f in &v.fragments {
+        let p = ctx.configs().join(f);
+        texts.push(std::fs::read(&p).context(|| format!("read {}", p.display()))?);
+    }
+    texts.push(ctx.make_vars().join(" ").into_bytes());
+    for tool in ["/usr/bin/rustc", "clang-22", "ld.lld-22"] {
+        let out = Command::new(tool).arg("--version").output();
+        texts.push(out.map(|o| o.stdout).unwrap_or_default());
+    }
+    let parts: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
+    Ok(fnv64(&parts))
+}
+
 /// Builds whatever the cache tree holds now (for per-patch builds): `olddefconfig` on the
 /// variant's .config, then bzImage. Options that patches later in the series add may be
 /// missing here, so the required-option check is not made. Returns whether it built.

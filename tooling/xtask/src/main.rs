@@ -953,16 +953,35 @@ fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<Vec<bool>> {
     let mut ok = Vec::new();
     // The builds check out each commit: nothing unsaved may be in the tree.
     materialize::guard_tree(&ctx.tree(), None)?;
+    // A tree that built before with the same configuration and toolchain builds again: its
+    // success is recorded by content (the tree's hash and `build_key`), as ccache would.
+    let key = kbuild::build_key(ctx, &o.variant)?;
+    let done = ctx.cache.join("per-patch-built");
+    std::fs::create_dir_all(&done)?;
     for (i, c) in commits.iter().enumerate() {
+        let subject = m.patches.get(i).map_or("", |p| p.subject.as_str());
+        let t =
+            util::output(setup::git(&ctx.tree()).args(["rev-parse", &format!("{c}^{{tree}}")]))?;
+        let stamp = done.join(util::fnv64(&[key.as_bytes(), t.trim().as_bytes()]));
+        if stamp.exists() {
+            ok.push(true);
+            println!(
+                "PATCH {}/{n}: ok (this tree built before, same config and toolchain) {subject}",
+                i + 1
+            );
+            continue;
+        }
         util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", c]))?;
         let log = ctx.logs().join(format!("build-patch-{}.log", i + 1));
         let built = kbuild::build_as_is(ctx, &o.variant, &log)?;
+        if built {
+            std::fs::write(&stamp, format!("{} {subject}\n", t.trim()))?;
+        }
         ok.push(built);
         println!(
-            "PATCH {}/{n}: {} {}",
+            "PATCH {}/{n}: {} {subject}",
             i + 1,
             if built { "ok" } else { "FAILED" },
-            m.patches.get(i).map_or("", |p| p.subject.as_str())
         );
     }
     util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", materialize::BRANCH]))?;

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! PAGEMAP_SCAN demonstration: a child process builds a small address space (written, zero-page,
-//! guard, THP and shared-file pages); the parent scans it through /proc/<pid>/pagemap, then
-//! resets soft-dirty with clear_refs, lets the child write one page and scans again.
+//! guard, THP and shared-file pages); the parent scans it through /proc/<pid>/pagemap with the C
+//! implementation and with the Rust one and shows that they agree; then, while a thread of the
+//! child keeps writing its pages, it gets and clears the soft-dirty state of a sub-range
+//! (`PM_SCAN_CLEAR_SOFT_DIRTY`) twice and shows what each call reported, and that the pages
+//! outside the sub-range were left as they were.
 
 use pmrs_guest::*;
 use std::fs::File;
@@ -10,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::ExitCode;
 
 const MADV_GUARD_INSTALL: i32 = 102;
+const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
 
 fn die(what: &str) -> ! {
     eprintln!("pagemap-demo: {what}: {}", std::io::Error::last_os_error());
@@ -81,10 +85,30 @@ fn child(mut to_parent: File, mut from_parent: File) -> ! {
         std::process::exit(1);
     }
     let mut cmd = [0u8; 1];
+    let anon_addr = anon as usize;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writer = None;
     while from_parent.read_exact(&mut cmd).is_ok() {
         match cmd[0] {
-            // SAFETY: page 3 of the anon mapping.
-            b'w' => unsafe { anon.add(3 * ps).write_volatile(9) },
+            // A writer thread: one page of anon pages 0..16 every millisecond, round and round.
+            b'w' => {
+                let stop = stop.clone();
+                writer = Some(std::thread::spawn(move || {
+                    let mut i = 0usize;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        // SAFETY: page i % 16 of the anon mapping, alive as long as the process.
+                        unsafe { ((anon_addr + (i % 16) * ps) as *mut u8).write_volatile(7) };
+                        i += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }));
+            }
+            b's' => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(w) = writer.take() {
+                    let _ = w.join();
+                }
+            }
             _ => std::process::exit(0),
         }
         if to_parent.write_all(b"k").is_err() {
@@ -132,6 +156,134 @@ fn show(
     Ok(())
 }
 
+/// Switches the PAGEMAP_SCAN implementation; false if the kernel has only C.
+fn use_impl(which: &str) -> bool {
+    std::fs::write(IMPL_SWITCH, which).is_ok()
+}
+
+/// Scans every category of `ranges` with C, then with Rust, prints the regions once and whether
+/// the two agree.
+fn compare_and_show(fd: i32, pid: i32, ranges: &[(&str, u64, u64)]) -> Result<(), String> {
+    let all = (0, 0, 0, PM_SCAN_CATEGORIES);
+    let scan = |which: &str| -> Result<Vec<Vec<PageRegion>>, String> {
+        let _ = use_impl(which);
+        ranges
+            .iter()
+            .map(|(_, s, l)| {
+                scan_all(fd, *s, s + l, all, 4).map_err(|e| format!("PAGEMAP_SCAN: {e}"))
+            })
+            .collect()
+    };
+    let c = scan("c")?;
+    show(
+        fd,
+        &format!("PAGEMAP_SCAN of process {pid}, every category reported:"),
+        ranges,
+        all,
+    )?;
+    if use_impl("rust") {
+        let r = scan("rust")?;
+        let n: usize = c.iter().map(Vec::len).sum();
+        if r == c {
+            println!("C and Rust PAGEMAP_SCAN agree: the same {n} regions, region for region.");
+        } else {
+            println!("C and Rust PAGEMAP_SCAN DIFFER:\n  C:    {c:x?}\n  Rust: {r:x?}");
+            return Err("the implementations differ".into());
+        }
+    } else {
+        println!("(this kernel has the C PAGEMAP_SCAN only)");
+    }
+    Ok(())
+}
+
+/// One `PM_SCAN_CLEAR_SOFT_DIRTY` call over pages `from..to` of `anon`: the soft-dirty pages it
+/// reported (and cleared).
+fn get_and_clear(fd: i32, anon: u64, from: u64, to: u64) -> Result<Vec<u64>, String> {
+    let ps = page_size() as u64;
+    let mut vec = vec![PageRegion::default(); 64];
+    let mut arg = PmScanArg {
+        size: std::mem::size_of::<PmScanArg>() as u64,
+        flags: PM_SCAN_CLEAR_SOFT_DIRTY,
+        start: anon + from * ps,
+        end: anon + to * ps,
+        vec: vec.as_mut_ptr() as u64,
+        vec_len: vec.len() as u64,
+        category_mask: PAGE_IS_SOFT_DIRTY,
+        return_mask: PAGE_IS_SOFT_DIRTY,
+        ..Default::default()
+    };
+    let n = pagemap_scan(fd, &mut arg).map_err(|e| format!("PM_SCAN_CLEAR_SOFT_DIRTY: {e}"))?;
+    Ok(vec[..n]
+        .iter()
+        .flat_map(|r| (r.start - anon) / ps..(r.end - anon) / ps)
+        .collect())
+}
+
+/// The soft-dirty pages of `anon` pages `from..to`, report-only.
+fn soft_dirty(fd: i32, anon: u64, from: u64, to: u64) -> Result<Vec<u64>, String> {
+    let ps = page_size() as u64;
+    let sd = (0, PAGE_IS_SOFT_DIRTY, 0, PAGE_IS_SOFT_DIRTY);
+    let regions = scan_all(fd, anon + from * ps, anon + to * ps, sd, 64)
+        .map_err(|e| format!("PAGEMAP_SCAN: {e}"))?;
+    Ok(regions
+        .iter()
+        .flat_map(|r| (r.start - anon) / ps..(r.end - anon) / ps)
+        .collect())
+}
+
+/// Gets and clears anon pages 0..32 twice while the child writes pages 0..16, then once more
+/// after it stopped.
+fn get_and_clear_demo(fd: i32, anon: u64, rd: &mut File, wr: &mut File) -> Result<(), String> {
+    if !use_impl("rust") {
+        println!("(no PM_SCAN_CLEAR_SOFT_DIRTY: it exists in the Rust PAGEMAP_SCAN only)");
+        return Ok(());
+    }
+    let outside_before = soft_dirty(fd, anon, 32, 64)?;
+    println!("get-and-clear of anon pages 0..32 (PM_SCAN_CLEAR_SOFT_DIRTY), a writer thread writing pages 0..16:");
+    let first = get_and_clear(fd, anon, 0, 32)?;
+    println!(
+        "  call 1 reported and cleared {} page(s): {first:?}",
+        first.len()
+    );
+    wr.write_all(b"w")
+        .and_then(|()| rd.read_exact(&mut [0u8; 1]))
+        .map_err(|e| format!("child: {e}"))?;
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    let second = get_and_clear(fd, anon, 0, 32)?;
+    println!(
+        "  call 2, 40 ms later: {} page(s) written since call 1: {second:?}",
+        second.len()
+    );
+    wr.write_all(b"s")
+        .and_then(|()| rd.read_exact(&mut [0u8; 1]))
+        .map_err(|e| format!("child: {e}"))?;
+    let third = get_and_clear(fd, anon, 0, 32)?;
+    println!(
+        "  call 3, the writer stopped: {} page(s) written between call 2 and the stop",
+        third.len()
+    );
+    let fourth = get_and_clear(fd, anon, 0, 32)?;
+    println!(
+        "  call 4: {} page(s): nothing written since, nothing reported",
+        fourth.len()
+    );
+    let outside_after = soft_dirty(fd, anon, 32, 64)?;
+    println!(
+        "  pages 32..64, outside the range: {} soft-dirty before, {} after: {}",
+        outside_before.len(),
+        outside_after.len(),
+        if outside_before == outside_after {
+            "left as they were"
+        } else {
+            "CHANGED"
+        }
+    );
+    if !fourth.is_empty() || outside_before != outside_after || second.is_empty() {
+        return Err("the get-and-clear did not behave".into());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let (p_read, c_write) = pipe();
     let (c_read, p_write) = pipe();
@@ -171,33 +323,8 @@ fn main() -> ExitCode {
         }
     };
     let fd = pagemap.as_raw_fd();
-    let all = (0, 0, 0, PM_SCAN_CATEGORIES);
-    let mut ok = show(
-        fd,
-        &format!("PAGEMAP_SCAN of process {pid}, every category reported:"),
-        &ranges,
-        all,
-    );
-    if ok.is_ok() {
-        let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "4");
-        let wrote = wr
-            .write_all(b"w")
-            .and_then(|()| rd.read_exact(&mut [0u8; 1]));
-        ok = match (reset, wrote) {
-            (Ok(()), Ok(())) => show(
-                fd,
-                "after `echo 4 > clear_refs` and one write to anon page 3, soft-dirty pages only:",
-                &ranges[..1],
-                (
-                    0,
-                    PAGE_IS_SOFT_DIRTY,
-                    0,
-                    PAGE_IS_SOFT_DIRTY | PAGE_IS_PRESENT,
-                ),
-            ),
-            (r, w) => Err(format!("clear_refs {r:?}, child {w:?}")),
-        };
-    }
+    let ok = compare_and_show(fd, pid, &ranges)
+        .and_then(|()| get_and_clear_demo(fd, a[0], &mut rd, &mut wr));
     let _ = wr.write_all(b"q");
     let mut st = 0;
     // SAFETY: waits for our own child.
