@@ -260,6 +260,36 @@ pub fn kmsg_splats() -> u64 {
     n
 }
 
+/// The shmem THP policy (`always`, `advise`, `never`, ...).
+pub const SHMEM_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+
+/// The bracketed (current) word of a sysfs choice file such as [`SHMEM_ENABLED`].
+pub fn sysfs_choice(path: &str) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let a = s.find('[')?;
+    let b = s[a..].find(']')?;
+    Some(s[a + 1..a + b].to_string())
+}
+
+/// Mounts a tmpfs with `huge=always` at `dir` (created if missing): files there get shmem THPs
+/// whatever [`SHMEM_ENABLED`] says. Returns whether the mount worked.
+pub fn mount_huge_tmpfs(dir: &str) -> bool {
+    let _ = std::fs::create_dir_all(dir);
+    let Ok(target) = std::ffi::CString::new(dir) else {
+        return false;
+    };
+    // SAFETY: mount(2) with NUL-terminated strings that outlive the call.
+    unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"huge=always".as_ptr().cast(),
+        ) == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -943,12 +943,7 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
 /// Builds base + patches 1..=i for each i in the same build directory, then returns the tree
 /// to the series head. Prints `PATCH i/n: ok|FAILED <subject>`; returns whether each built.
 fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<Vec<bool>> {
-    let range = format!("{}..{}", setup::BASE_TAG, materialize::BRANCH);
-    let commits: Vec<String> =
-        util::output(setup::git(&ctx.tree()).args(["rev-list", "--reverse", &range]))?
-            .lines()
-            .map(str::to_string)
-            .collect();
+    let commits = materialize::series_commits(&ctx.tree())?;
     let n = commits.len();
     let mut ok = Vec::new();
     // The builds check out each commit: nothing unsaved may be in the tree.

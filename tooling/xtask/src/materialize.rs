@@ -41,6 +41,19 @@ pub fn tracked_files(ctx: &Ctx) -> Result<Vec<String>> {
     Ok(out.lines().map(str::to_string).collect())
 }
 
+/// The commits of branch `series` after the base, oldest first: one per patch.
+pub fn series_commits(tree: &Path) -> Result<Vec<String>> {
+    Ok(output(git(tree).args([
+        "rev-list",
+        "--reverse",
+        "--first-parent",
+        &format!("{BASE_TAG}..{BRANCH}"),
+    ]))?
+    .lines()
+    .map(str::to_string)
+    .collect())
+}
+
 /// The commit message materialize gives patch `p`.
 fn message(m: &Manifest, p: &crate::manifest::Patch) -> String {
     let mut msg = format!("{}\n\n{}\n", p.subject, p.body.trim());
@@ -265,15 +278,7 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
             Err(e)
         }
     })?;
-    let commits: Vec<String> = output(git(&tree).args([
-        "rev-list",
-        "--reverse",
-        "--first-parent",
-        &format!("{BASE_TAG}..{BRANCH}"),
-    ]))?
-    .lines()
-    .map(str::to_string)
-    .collect();
+    let commits = series_commits(&tree)?;
     if commits.len() != m.patches.len() {
         bail!(
             "branch {BRANCH} has {} commits, the manifest {} patches: add or remove the patch in \

@@ -72,14 +72,7 @@ pub struct Emitted {
 /// writes it with `git format-patch`, the cover letter filled from the manifest.
 pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Emitted> {
     let tree = ctx.tree();
-    let commits: Vec<String> = output(git(&tree).args([
-        "rev-list",
-        "--reverse",
-        &format!("{BASE_TAG}..{}", crate::materialize::BRANCH),
-    ]))?
-    .lines()
-    .map(str::to_string)
-    .collect();
+    let commits = crate::materialize::series_commits(&tree)?;
     if commits.len() != m.patches.len() {
         bail!(
             "the cache tree holds {} commits, the manifest {} patches: materialize first",
@@ -119,11 +112,7 @@ pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Emitte
         ])
         .arg(dir)
         .arg(format!("{BASE_TAG}..emit")))?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
-        .collect();
-    files.sort();
+    let files = patch_files(dir)?;
     let Some((cover, patches)) = files.split_first() else {
         bail!("git format-patch wrote nothing to {}", dir.display());
     };
@@ -147,6 +136,16 @@ pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Emitte
     })
 }
 
+/// The `.patch` files `git format-patch` wrote to `dir`, in order.
+fn patch_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Writes the first `k` of the `n` emitted patches (the fixes at the front) as a series of their
 /// own, without a cover letter, into `dir`: what goes to stable and can be applied alone.
 pub fn emit_prefix(ctx: &Ctx, k: usize, n: usize, dir: &Path) -> Result<Emitted> {
@@ -158,11 +157,7 @@ pub fn emit_prefix(ctx: &Ctx, k: usize, n: usize, dir: &Path) -> Result<Emitted>
         .args(["format-patch", "-q", "--base", BASE_TAG, "-o"])
         .arg(dir)
         .arg(format!("{BASE_TAG}..{head}")))?;
-    let mut patches: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
-        .collect();
-    patches.sort();
+    let patches = patch_files(dir)?;
     if patches.len() != k {
         bail!(
             "format-patch wrote {} fix patches, {k} expected",

@@ -397,24 +397,9 @@ fn main() -> ExitCode {
     let seed = get("--seed", 1);
     println!("TAP version 13\n1..3");
     // Shmem THPs where asked for (memfd with MADV_HUGEPAGE), and a tmpfs that always has them.
-    let shmem = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
-    let old_shmem = std::fs::read_to_string(shmem).ok().and_then(|s| {
-        let a = s.find('[')?;
-        let b = s[a..].find(']')?;
-        Some(s[a + 1..a + b].to_string())
-    });
-    let _ = std::fs::write(shmem, "advise");
-    let _ = std::fs::create_dir_all(HUGE_TMPFS);
-    // SAFETY: mount(2) with NUL-terminated strings.
-    let mounted = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            c"/tmp/soak-huge".as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            c"huge=always".as_ptr().cast(),
-        )
-    } == 0;
+    let old_shmem = sysfs_choice(SHMEM_ENABLED);
+    let _ = std::fs::write(SHMEM_ENABLED, "advise");
+    let mounted = mount_huge_tmpfs(HUGE_TMPFS);
     if !mounted {
         println!("# no huge=always tmpfs at {HUGE_TMPFS}: the file THP part is plain tmpfs");
     }
@@ -467,7 +452,7 @@ fn main() -> ExitCode {
         unsafe { libc::umount2(c"/tmp/soak-huge".as_ptr(), libc::MNT_DETACH) };
     }
     if let Some(v) = old_shmem {
-        let _ = std::fs::write(shmem, v);
+        let _ = std::fs::write(SHMEM_ENABLED, v);
     }
     let splats = kmsg_splats();
     println!("SOAK: writes {all_checked}, missed {all_missed}, splats {splats}");

@@ -868,38 +868,12 @@ fn resume_khugepaged(old: Option<String>) {
     }
 }
 
-const SHMEM_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
-
 /// Picks the shmem THP policy for the next build: users (QEMU guest RAM, tmpfs) turn it on.
 fn set_shmem_thp(r: &mut Rng) {
     let _ = std::fs::write(
         SHMEM_ENABLED,
         r.pick(&["always", "advise", "advise", "never"]),
     );
-}
-
-/// The bracketed word of a sysfs choice file.
-fn sysfs_choice(path: &str) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let a = s.find('[')?;
-    let b = s[a..].find(']')?;
-    Some(s[a + 1..a + b].to_string())
-}
-
-/// Mounts the tmpfs with huge=always that `Kind::TmpfsHuge` files live on.
-fn mount_huge_tmpfs() -> bool {
-    let _ = std::fs::create_dir_all(HUGE_TMPFS);
-    // SAFETY: plain mount(2) with NUL-terminated strings.
-    let r = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            c"/tmp/pmscan-huge".as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            c"huge=always".as_ptr().cast(),
-        )
-    };
-    r == 0
 }
 
 fn ensure_hugepages(n: u64) {
@@ -968,7 +942,7 @@ fn main() -> ExitCode {
     pin_to_cpu0();
     ensure_hugepages(2 * NSLOTS as u64 + 8);
     let khugepaged = pause_khugepaged();
-    if !mount_huge_tmpfs() {
+    if !mount_huge_tmpfs(HUGE_TMPFS) {
         println!(
             "pmscan-diff: cannot mount a huge=always tmpfs at {HUGE_TMPFS}: plain tmpfs there"
         );
