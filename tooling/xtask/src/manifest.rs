@@ -146,6 +146,18 @@ impl Manifest {
                 bail!("series manifest: trailer `{tr}` is not one `Key: value` line");
             }
         }
+        // `Fixes: <12 or more hex digits> ("<subject>")`, as submitting-patches.rst asks.
+        for tr in self.patches.iter().flat_map(|p| &p.trailers) {
+            if let Some(rest) = tr.strip_prefix("Fixes: ") {
+                let (id, subject) = rest.split_once(' ').unwrap_or((rest, ""));
+                let hex = id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit());
+                if !hex || !subject.starts_with("(\"") || !subject.ends_with("\")") {
+                    bail!(
+                        "series manifest: `{tr}` is not `Fixes: <12+ hex digits> (\"<subject>\")`"
+                    );
+                }
+            }
+        }
         // Fixes go first, so that they can be sent (and backported) on their own.
         if let Some(i) = self.patches.iter().position(|p| !p.is_fix()) {
             if let Some(j) = self.patches[i..].iter().position(Patch::is_fix) {
@@ -320,6 +332,9 @@ body = "Why."
         ))
         .unwrap_err();
         assert!(e.0.contains("fixes go first"), "{e}");
+        let short = "\"Fixes: 52526ca7 (\\\"x\\\")\"";
+        let e = Manifest::parse(&format!("{BASE}\n{}", patch("a: fix", short))).unwrap_err();
+        assert!(e.0.contains("12+ hex digits"), "{e}");
         let e = Manifest::parse(&format!(
             "{BASE}\n{}",
             patch("a: fix", "\"Signed-off-by: A <a@b>\"")
