@@ -343,6 +343,14 @@ body = "Why."
         assert!(e.0.contains("names a person"), "{e}");
     }
 
+    /// The repository's own manifest passes the text checks (before any stage needs the tree).
+    #[test]
+    fn repository_manifest_parses() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let m = Manifest::load(&repo).unwrap();
+        assert!(m.patches.first().is_some_and(Patch::is_fix));
+    }
+
     #[test]
     fn kernel_paths() {
         assert!(is_kernel_path("rust/kernel/mm/pagewalk.rs"));
