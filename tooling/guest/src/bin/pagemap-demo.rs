@@ -231,6 +231,13 @@ fn soft_dirty(fd: i32, anon: u64, from: u64, to: u64) -> Result<Vec<u64>, String
         .collect())
 }
 
+/// Sends the child command `cmd` and waits for its acknowledgement.
+fn child_cmd(rd: &mut File, wr: &mut File, cmd: &[u8]) -> Result<(), String> {
+    wr.write_all(cmd)
+        .and_then(|()| rd.read_exact(&mut [0u8; 1]))
+        .map_err(|e| format!("child: {e}"))
+}
+
 /// Gets and clears anon pages 0..32 twice while the child writes pages 0..16, then once more
 /// after it stopped.
 fn get_and_clear_demo(fd: i32, anon: u64, rd: &mut File, wr: &mut File) -> Result<(), String> {
@@ -245,18 +252,14 @@ fn get_and_clear_demo(fd: i32, anon: u64, rd: &mut File, wr: &mut File) -> Resul
         "  call 1 reported and cleared {} page(s): {first:?}",
         first.len()
     );
-    wr.write_all(b"w")
-        .and_then(|()| rd.read_exact(&mut [0u8; 1]))
-        .map_err(|e| format!("child: {e}"))?;
+    child_cmd(rd, wr, b"w")?;
     std::thread::sleep(std::time::Duration::from_millis(40));
     let second = get_and_clear(fd, anon, 0, 32)?;
     println!(
         "  call 2, 40 ms later: {} page(s) written since call 1: {second:?}",
         second.len()
     );
-    wr.write_all(b"s")
-        .and_then(|()| rd.read_exact(&mut [0u8; 1]))
-        .map_err(|e| format!("child: {e}"))?;
+    child_cmd(rd, wr, b"s")?;
     let third = get_and_clear(fd, anon, 0, 32)?;
     println!(
         "  call 3, the writer stopped: {} page(s) written between call 2 and the stop",
