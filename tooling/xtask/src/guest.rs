@@ -182,10 +182,13 @@ pub const RUST_GUEST_BINS: &[&str] = &[
     "pmscan-bench",
     "pmscan-fuzz",
     "pmscan-soak",
+    "sd-precision",
 ];
 
-/// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds).
-pub const RUST_SUITES: &[(&str, u32)] = &[("pmscan-regress", 300)];
+/// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds,
+/// Rust implementation only).
+pub const RUST_SUITES: &[(&str, u32, bool)] =
+    &[("pmscan-regress", 300, false), ("sd-precision", 300, true)];
 
 /// Every suite run for the implementation `imp` (`c` or `rust`): (name, timeout in seconds).
 pub fn per_impl_suites(imp: &str) -> impl Iterator<Item = (&'static str, u32)> + '_ {
@@ -193,7 +196,12 @@ pub fn per_impl_suites(imp: &str) -> impl Iterator<Item = (&'static str, u32)> +
         .iter()
         .filter(move |t| t.per_impl && (!t.rust_only || imp == IMPL_RUST))
         .map(|t| (t.name, t.timeout))
-        .chain(RUST_SUITES.iter().copied())
+        .chain(
+            RUST_SUITES
+                .iter()
+                .filter(move |t| !t.2 || imp == IMPL_RUST)
+                .map(|t| (t.0, t.1)),
+        )
 }
 
 fn sh_quote(s: &str) -> String {
