@@ -89,38 +89,58 @@ pub fn parse(results: &str) -> Results {
                 c: num(&f, "c"),
                 rust: num(&f, "rust"),
             });
-        } else if l.starts_with("BENCH ") {
+        } else if l.starts_with("BENCH ") || l.starts_with("BENCH-ICOUNT ") {
             r.bench_lines.push(l.to_string());
         }
     }
     r
 }
 
-/// The Markdown report: the machine, then a table per part.
-pub fn markdown(r: &Results, commit: &str, machine: &str, config: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# PAGEMAP_SCAN benchmarks\n");
-    let _ = writeln!(
-        s,
-        "Measured on commit `{commit}` by `cargo xtask bench` (tooling/guest/src/bin/pmscan-bench.rs).\n\n\
-         Machine: {machine}. The guest runs under QEMU TCG (no KVM), 2 vCPUs, 2 GiB: absolute\n\
-         times are those of an emulator, several times a real machine's, and calls cost more\n\
-         relative to straight-line code than on hardware. Only the ratios, taken in one boot\n\
-         with the two implementations called alternately (the order swapped every repetition),\n\
-         are meant to be compared. Kernel: {config}.\n"
-    );
-    let _ = writeln!(s, "## Rust vs C, same boot\n");
-    let _ = writeln!(
-        s,
-        "Median time per call (a call resumed at `walk_end` until the range is done), quartiles in\n\
-         brackets, and pages of the range per second.\n\n\
-         | scenario | pages | regions | C ms | Rust ms | Rust/C | Rust pages/s | C pages/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|"
-    );
+/// The unit of a run's times: the guest clock counts instructions (icount) or wall time.
+#[derive(Clone, Copy)]
+enum Unit {
+    Insns,
+    Ms,
+}
+
+impl Unit {
+    fn head(self) -> &'static str {
+        match self {
+            Unit::Insns => "M insns",
+            Unit::Ms => "ms",
+        }
+    }
+}
+
+fn rows_table(s: &mut String, r: &Results, u: Unit) {
+    let h = u.head();
+    match u {
+        Unit::Insns => {
+            let _ = writeln!(
+                s,
+                "Median per call (a call resumed at `walk_end` until the range is done), in millions\n\
+                 of guest instructions, quartiles in brackets, and instructions per page of the range.\n\n\
+                 | scenario | pages | regions | C {h} | Rust {h} | Rust/C | C insns/page | Rust insns/page |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|"
+            );
+        }
+        Unit::Ms => {
+            let _ = writeln!(
+                s,
+                "Median time per call, quartiles in brackets, and pages of the range per second.\n\n\
+                 | scenario | pages | regions | C {h} | Rust {h} | Rust/C | C pages/s | Rust pages/s |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|"
+            );
+        }
+    }
     for row in &r.rows {
+        let per = |m: f64| match u {
+            Unit::Insns => format!("{:.1}", m * 1e6 / row.pages),
+            Unit::Ms => format!("{:.3e}", row.pages / (m / 1e3)),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.3} [{:.3}, {:.3}] | {:.3} [{:.3}, {:.3}] | **{:.2}** | {:.3e} | {:.3e} |",
+            "| {} | {} | {} | {:.3} [{:.3}, {:.3}] | {:.3} [{:.3}, {:.3}] | **{:.2}** | {} | {} |",
             row.scenario,
             row.pages,
             row.regions,
@@ -131,21 +151,13 @@ pub fn markdown(r: &Results, commit: &str, machine: &str, config: &str) -> Strin
             row.rust.1,
             row.rust.2,
             row.rust.0 / row.c.0,
-            row.pages / (row.rust.0 / 1e3),
-            row.pages / (row.c.0 / 1e3),
+            per(row.c.0),
+            per(row.rust.0),
         );
     }
-    let _ = writeln!(
-        s,
-        "\n## Dirty tracking: collecting and re-arming, per round\n"
-    );
-    let _ = writeln!(
-        s,
-        "A region fully populated, a fraction of its pages written between rounds. `collect` is\n\
-         the tracker's cost per round (find what was written and re-arm), `write` the time the\n\
-         writes themselves took (the faults that record them). Median of the rounds, ms.\n\
-         Plot: [benchmarks-dirty-tracking.svg](benchmarks-dirty-tracking.svg).\n"
-    );
+}
+
+fn dt_table(s: &mut String, r: &Results, u: Unit) {
     let mut pcts: Vec<f64> = r.dt.iter().map(|d| d.pct).collect();
     pcts.sort_by(|a, b| a.total_cmp(b));
     pcts.dedup();
@@ -155,6 +167,13 @@ pub fn markdown(r: &Results, commit: &str, machine: &str, config: &str) -> Strin
             methods.push(&d.method);
         }
     }
+    let _ = writeln!(
+        s,
+        "A region fully populated, a fraction of its pages written between rounds. `collect` is\n\
+         the tracker's cost per round (find what was written and re-arm), `write` the cost of the\n\
+         writes themselves (the faults that record them). Median of the rounds, {}.\n",
+        u.head()
+    );
     let _ = write!(s, "| method |");
     for p in &pcts {
         let _ = write!(s, " collect @{p}% | write @{p}% |");
@@ -164,10 +183,11 @@ pub fn markdown(r: &Results, commit: &str, machine: &str, config: &str) -> Strin
         let _ = write!(s, "---:|---:|");
     }
     s.push('\n');
+    let get = |m: &str, p: f64| r.dt.iter().find(|d| d.method == m && d.pct == p);
     for m in &methods {
         let _ = write!(s, "| {m} |");
         for p in &pcts {
-            match r.dt.iter().find(|d| d.method == *m && d.pct == *p) {
+            match get(m, *p) {
                 Some(d) => {
                     let _ = write!(s, " {:.3} | {:.3} |", d.collect, d.write);
                 }
@@ -176,12 +196,35 @@ pub fn markdown(r: &Results, commit: &str, machine: &str, config: &str) -> Strin
         }
         s.push('\n');
     }
-    let _ = writeln!(s, "\n## Scaling\n");
+    // The soft-dirty get-and-clear against the two references the issue names.
+    let sd = "sd-get-and-clear";
+    for (other, label) in [
+        ("uffd-wp-c", "soft-dirty get-and-clear / uffd-wp get+WP (C)"),
+        (
+            "pagemap+clear_refs",
+            "soft-dirty get-and-clear / pagemap read + clear_refs",
+        ),
+    ] {
+        let _ = write!(s, "| *{label}* |");
+        for p in &pcts {
+            match (get(sd, *p), get(other, *p)) {
+                (Some(a), Some(b)) => {
+                    let _ = write!(s, " **{:.2}** | |", a.collect / b.collect);
+                }
+                _ => s.push_str(" - | |"),
+            }
+        }
+        s.push('\n');
+    }
+}
+
+fn scale_table(s: &mut String, r: &Results, u: Unit) {
+    let h = u.head();
     let _ = writeln!(
         s,
         "Report-only scan with CRIU's masks. Against the virtual size of the range (1% of pages\n\
-         populated), and against the populated fraction of the big range; median ms.\n\n\
-         | curve | x | C ms | Rust ms | Rust/C |\n|---|---:|---:|---:|---:|"
+         populated), and against the populated fraction of the big range; median {h}.\n\n\
+         | curve | x | C {h} | Rust {h} | Rust/C |\n|---|---:|---:|---:|---:|"
     );
     for p in &r.scale {
         let x = if p.kind == "size" {
@@ -198,11 +241,67 @@ pub fn markdown(r: &Results, commit: &str, machine: &str, config: &str) -> Strin
             p.rust / p.c
         );
     }
+}
+
+/// The Markdown report: the machine; the instruction counts (`icount`), then the same tables in
+/// wall time under plain TCG (`wall`, when there is such a run).
+pub fn markdown(
+    icount: &Results,
+    wall: Option<&Results>,
+    commit: &str,
+    machine: &str,
+    config: &str,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# PAGEMAP_SCAN benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Measured on commit `{commit}` by `cargo xtask bench` (tooling/guest/src/bin/pmscan-bench.rs).\n\n\
+         Machine: {machine}. Kernel: {config}. Only ratios taken in one boot, with the two\n\
+         implementations called alternately on the same memory (the order swapped every\n\
+         repetition), are meant to be compared.\n\n\
+         Two views. **Instructions** (first): QEMU TCG with `-icount shift=0` on one vCPU, so the\n\
+         guest clock advances 1 ns per guest instruction and every figure is in millions of\n\
+         instructions; the same on any host and from run to run (quartiles equal). It does not\n\
+         see memory, cache or TLB costs: a TLB flush counts as a few instructions. **Wall time**\n\
+         (second): plain TCG with 2 vCPUs, the emulator's time on this host, noisy, and with\n\
+         costs a real CPU does not have (a TLB flush or a page-table walk is dear under TCG).\n"
+    );
+    let _ = writeln!(s, "## Rust vs C, same boot, in instructions\n");
+    rows_table(&mut s, icount, Unit::Insns);
+    let _ = writeln!(s, "\n## Dirty tracking per round, in instructions\n");
+    let _ = writeln!(
+        s,
+        "Plot: [benchmarks-dirty-tracking.svg](benchmarks-dirty-tracking.svg).\n"
+    );
+    dt_table(&mut s, icount, Unit::Insns);
+    let _ = writeln!(s, "\n## Scaling, in instructions\n");
+    scale_table(&mut s, icount, Unit::Insns);
     let _ = writeln!(s, "\n## Summary lines\n\n```");
-    for l in &r.bench_lines {
+    for l in icount
+        .bench_lines
+        .iter()
+        .chain(wall.iter().flat_map(|w| &w.bench_lines))
+    {
         let _ = writeln!(s, "{l}");
     }
     let _ = writeln!(s, "```");
+    if let Some(w) = wall {
+        let _ = writeln!(s, "\n## Wall time under plain TCG (second view)\n");
+        let _ = writeln!(
+            s,
+            "The same runs timed by the emulator (2 vCPUs, no icount). Where the two views\n\
+             differ, the difference is what instructions do not count: TLB flushes (one per PTE\n\
+             table in the soft-dirty clear, one per mm in clear_refs) and page-table memory\n\
+             traffic cost far more under TCG than their instruction count says, and the noise\n\
+             of a shared host moves ratios by about 0.2 between runs.\n"
+        );
+        rows_table(&mut s, w, Unit::Ms);
+        let _ = writeln!(s);
+        dt_table(&mut s, w, Unit::Ms);
+        let _ = writeln!(s);
+        scale_table(&mut s, w, Unit::Ms);
+    }
     s
 }
 
@@ -318,7 +417,8 @@ mod tests {
         @@DT method=sd-get-and-clear pct=1 collect_med=0.5 write_med=2 found=164\n\
         @@DT method=pagemap+clear_refs pct=1 collect_med=12 write_med=2 found=164\n\
         @@DT method=sd-get-and-clear pct=10 collect_med=1.5 write_med=20 found=1640\n\
-        BENCH sd-vs-pagemap-clear_refs@1%: 24.0x\n";
+        BENCH sd-vs-pagemap-clear_refs@1%: 24.0x\n\
+        BENCH-ICOUNT dense: rust/c 1.100\n";
 
     #[test]
     fn parses_every_kind_of_line() {
@@ -329,16 +429,24 @@ mod tests {
         assert_eq!(r.dt.len(), 3);
         assert_eq!(r.dt[1].method, "pagemap+clear_refs");
         assert_eq!(r.scale[0].x, 16.0);
-        assert_eq!(r.bench_lines.len(), 2);
+        assert_eq!(r.bench_lines.len(), 3);
     }
 
     #[test]
     fn report_and_plot_name_every_method() {
         let r = parse(OUT);
-        let md = markdown(&r, "abc", "test", "cfg");
+        let md = markdown(&r, None, "abc", "test", "cfg");
         assert!(md.contains("| sparse | 16384 | 164 |"));
         assert!(md.contains("**0.50**"));
         assert!(md.contains("| pagemap+clear_refs |"));
+        // Instructions per page: 0.1 M instructions over 16384 pages.
+        assert!(md.contains("| 6.1 |"), "{md}");
+        // The get-and-clear against pagemap + clear_refs at 1%: 0.5 / 12.
+        assert!(md.contains("**0.04**"), "{md}");
+        assert!(!md.contains("Wall time under plain TCG"));
+        let both = markdown(&r, Some(&parse(OUT)), "abc", "test", "cfg");
+        assert!(both.contains("Wall time under plain TCG"));
+        assert!(both.find("## Rust vs C, same boot, in instructions") < both.find("## Wall time"));
         let svg = svg(&r);
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains(">sd-get-and-clear</text>"));

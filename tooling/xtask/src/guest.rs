@@ -109,16 +109,16 @@ pub struct Differential {
 pub enum Mode {
     /// Run the PAGEMAP_SCAN demonstration, then (optionally) a shell on the console.
     Demo { shell: bool },
-    /// Run the selftests for each implementation, then the differential tester and the short
-    /// benchmark run if both exist.
+    /// Run the selftests for each implementation, then the differential tester and the
+    /// reliability runs if both exist.
     Tests {
         impls: Vec<String>,
         differential: Option<Differential>,
-        bench: bool,
         reliability: Option<Reliability>,
     },
-    /// Run the full benchmark only.
-    Bench,
+    /// Run the benchmark only: the short one (`quick`, in the test run) or the full one; with
+    /// `icount` the guest is told its clock counts instructions.
+    Bench { quick: bool, icount: bool },
     /// The long reliability run: the fuzzer and the soak once per chunk, each chunk with its
     /// own seed, under the implementation label `seed-<seed>`; `timeout` seconds per suite.
     Long {
@@ -279,10 +279,17 @@ run_suite() {{
                 );
             }
         }
-        Mode::Bench => {
+        Mode::Bench { quick, icount } => {
+            let timeout = if *quick {
+                BENCH_QUICK_TIMEOUT
+            } else {
+                BENCH_FULL_TIMEOUT
+            };
             let _ = writeln!(
                 s,
-                "run_suite {BENCH_SUITE} {BENCH_IMPL} {BENCH_FULL_TIMEOUT} /bin/pmscan-bench"
+                "run_suite {BENCH_SUITE} {BENCH_IMPL} {timeout} /bin/pmscan-bench{}{}",
+                if *quick { " --quick" } else { "" },
+                if *icount { " --icount" } else { "" }
             );
         }
         Mode::Long { chunks, timeout } => {
@@ -293,7 +300,6 @@ run_suite() {{
         Mode::Tests {
             impls,
             differential,
-            bench,
             reliability,
         } => {
             for imp in impls {
@@ -329,12 +335,6 @@ run_suite() {{
             }
             if let Some(r) = reliability {
                 reliability_suites(&mut s, r, RELIABILITY_IMPL, FUZZ_TIMEOUT, SOAK_TIMEOUT);
-            }
-            if *bench {
-                let _ = writeln!(
-                    s,
-                    "run_suite {BENCH_SUITE} {BENCH_IMPL} {BENCH_QUICK_TIMEOUT} /bin/pmscan-bench --quick"
-                );
             }
         }
     }
@@ -427,7 +427,6 @@ mod tests {
         let s = init_script(&Mode::Tests {
             impls: vec!["c".into(), "rust".into()],
             differential: Some(Differential { calls: 7, seed: 3 }),
-            bench: true,
             reliability: Some(Reliability {
                 fuzz_calls: 5,
                 soak_writes: 6,
@@ -441,7 +440,14 @@ mod tests {
         assert!(
             s.contains("run_suite pmscan-soak c-vs-rust 900 /bin/pmscan-soak --writes 6 --seed 3")
         );
-        assert!(s.contains("run_suite pmscan-bench c-vs-rust 900 /bin/pmscan-bench --quick"));
+        assert!(!s.contains("pmscan-bench"));
+        let b = init_script(&Mode::Bench {
+            quick: true,
+            icount: true,
+        });
+        assert!(
+            b.contains("run_suite pmscan-bench c-vs-rust 900 /bin/pmscan-bench --quick --icount")
+        );
         assert!(
             s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
         );

@@ -43,8 +43,12 @@ commands:
              --skip-series      development shortcut: no series stage (the run then fails)
              --no-debug         development shortcut: no debug-kernel boot (the run then fails)
   bench      boot the vm kernel with the full benchmark (Rust vs C in one boot, dirty-tracking
-             methods compared); writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg
-             --from-results F   write them up from an earlier boot's results log instead
+             methods compared), first with the guest clock counting instructions (QEMU -icount,
+             one vCPU; BENCH-ICOUNT lines), then under plain TCG (wall time, 2 vCPUs); writes
+             docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg
+             --no-wall          the instruction-count boot only
+             --from-results F   write them up from an earlier icount boot's results log (the
+                                wall section from the last wall boot's log, if any)
   long       the long reliability run (issue 8): boots the debug kernel and runs the fuzzer
              and the no-lost-write soak in chunks of their own seed; prints each chunk's
              FUZZ/SOAK lines and their sums and writes docs/long-run.md
@@ -92,6 +96,8 @@ struct Opts {
     diff: Differential,
     skip_series: bool,
     no_debug: bool,
+    /// `bench --no-wall`: no plain-TCG boot after the instruction-count one.
+    no_wall: bool,
     /// `bench --from-results`: a results log of an earlier benchmark boot to write up.
     from_results: Option<std::path::PathBuf>,
     /// Whether `--variant` was given (`long` defaults to the debug kernel).
@@ -117,6 +123,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         },
         skip_series: false,
         no_debug: false,
+        no_wall: false,
         from_results: None,
         variant_set: false,
         long_calls: 1_000_000,
@@ -153,6 +160,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--test-identity" => o.test_identity = true,
             "--skip-series" => o.skip_series = true,
             "--no-debug" => o.no_debug = true,
+            "--no-wall" => o.no_wall = true,
             "--from-results" => {
                 o.from_results = Some(
                     it.next()
@@ -237,6 +245,7 @@ fn cmd_run(ctx: &Ctx, o: &Opts) -> Result<bool> {
         interactive: o.shell,
         logdir: &ctx.logs().join(format!("run-{}", o.variant)),
         echo_results: !o.shell,
+        icount: false,
     })?;
     let splats = splat::scan(&out.console);
     for l in &splats {
@@ -355,15 +364,13 @@ struct GuestRun {
     suites: Vec<report::Suite>,
     problems: Vec<String>,
     splats: Vec<String>,
-    /// `BENCH` lines of the benchmark run, if any.
-    bench_lines: Vec<String>,
     /// `FUZZ:` and `SOAK:` lines of the reliability runs, if any.
     figure_lines: Vec<String>,
 }
 
 /// Boots `kernel` with the test initramfs of `variant` and collects its suites: KUnit from the
 /// console, each per-implementation suite once per entry of `impls`, and the differential
-/// tester, the short benchmark and the reliability runs if asked for.
+/// tester and the reliability runs if asked for.
 // One boot's plan is these arguments; a struct for it would only be unpacked here.
 #[allow(clippy::too_many_arguments)]
 fn guest_suites(
@@ -372,7 +379,6 @@ fn guest_suites(
     kernel: &std::path::Path,
     impls: &[String],
     differential: Option<Differential>,
-    bench: bool,
     reliability: Option<guest::Reliability>,
     stage: &str,
 ) -> Result<GuestRun> {
@@ -384,7 +390,6 @@ fn guest_suites(
             &Mode::Tests {
                 impls: impls.to_vec(),
                 differential,
-                bench,
                 reliability,
             },
         )?
@@ -397,11 +402,6 @@ fn guest_suites(
             .map(|(_, t)| u64::from(t))
             .sum();
         let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT))
-            + if bench {
-                u64::from(guest::BENCH_QUICK_TIMEOUT)
-            } else {
-                0
-            }
             + reliability.map_or(0, |_| u64::from(guest::FUZZ_TIMEOUT + guest::SOAK_TIMEOUT));
         qemu::boot(&qemu::Boot {
             kernel,
@@ -412,6 +412,7 @@ fn guest_suites(
             interactive: false,
             logdir: &ctx.logs().join(format!("test-{variant}")),
             echo_results: false,
+            icount: false,
         })?
     };
     println!(
@@ -452,12 +453,6 @@ fn guest_suites(
         expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
         expected.push((guest::ORACLE_SUITE.to_string(), DIFF_IMPL.to_string()));
     }
-    if bench {
-        expected.push((
-            guest::BENCH_SUITE.to_string(),
-            guest::BENCH_IMPL.to_string(),
-        ));
-    }
     if reliability.is_some() {
         for n in [guest::FUZZ_SUITE, guest::SOAK_SUITE] {
             expected.push((n.to_string(), guest::RELIABILITY_IMPL.to_string()));
@@ -468,7 +463,6 @@ fn guest_suites(
         suites,
         problems,
         splats: splat::scan(&out.console),
-        bench_lines: bench::parse(&out.results).bench_lines,
         figure_lines: out
             .results
             .lines()
@@ -513,7 +507,6 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         &kernel,
         &impls,
         both.then_some(o.diff),
-        both,
         both.then_some(guest::Reliability {
             fuzz_calls: FUZZ_CALLS,
             soak_writes: SOAK_WRITES,
@@ -523,10 +516,18 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         "boot-and-suites",
     )?;
     suites.extend(guest.suites);
-    let bench_lines = guest.bench_lines;
     let mut figure_lines = guest.figure_lines;
     let mut problems = guest.problems;
     let mut splats = guest.splats;
+    // The short benchmark, in a boot of its own with the guest clock counting instructions.
+    let mut bench_lines = Vec::new();
+    if both {
+        let b = bench_boot(ctx, &o.variant, &kernel, true, true)?;
+        suites.extend(b.suites);
+        problems.extend(b.problems);
+        splats.extend(b.splats);
+        bench_lines = b.bench_lines;
+    }
     if o.no_debug {
         problems.push("the debug-kernel boot was skipped (--no-debug)".to_string());
     }
@@ -548,7 +549,6 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             &dkernel,
             &dimpls,
             (dimpls.len() == 2).then_some(diff),
-            false,
             (dimpls.len() == 2).then_some(guest::Reliability {
                 fuzz_calls: DEBUG_FUZZ_CALLS,
                 soak_writes: DEBUG_SOAK_WRITES,
@@ -586,7 +586,6 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 &norust,
                 &[NORUST_IMPL.to_string()],
                 None,
-                false,
                 None,
                 "boot-norust",
             )?;
@@ -603,7 +602,7 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         println!("{l}");
     }
     for l in &bench_lines {
-        println!("{l} (short run under TCG; `cargo xtask bench` for the full one)");
+        println!("{l} (short run, 64 MiB; `cargo xtask bench` for the full one)");
     }
     let mut total = ktap::Counts::default();
     for s in &suites {
@@ -637,45 +636,122 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     Ok(total.failed == 0 && extra == 0)
 }
 
-/// The full benchmark: boots the vm kernel with only `pmscan-bench`, prints its `BENCH` lines
-/// and writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg.
+/// What one benchmark boot gave.
+struct BenchRun {
+    results: String,
+    suites: Vec<report::Suite>,
+    problems: Vec<String>,
+    splats: Vec<String>,
+    bench_lines: Vec<String>,
+}
+
+/// Boots `kernel` with only `pmscan-bench`: the short run (`quick`) or the full one; with
+/// `icount`, on one vCPU whose clock counts instructions (QEMU `-icount shift=0`), else under
+/// plain TCG with the test guest's vCPUs.
+fn bench_boot(
+    ctx: &Ctx,
+    variant: &str,
+    kernel: &std::path::Path,
+    quick: bool,
+    icount: bool,
+) -> Result<BenchRun> {
+    let what = if icount { "icount" } else { "wall" };
+    let initrd = {
+        let _s = Stage::new(&format!("guest-userspace-bench-{what}"));
+        guest::initramfs(ctx, variant, &Mode::Bench { quick, icount })?
+    };
+    let cpus = if icount { 1 } else { GUEST_CPUS };
+    let timeout = if quick {
+        guest::BENCH_QUICK_TIMEOUT
+    } else {
+        guest::BENCH_FULL_TIMEOUT
+    };
+    let out = {
+        let _s = Stage::new(&format!("boot-bench-{what}"));
+        qemu::boot(&qemu::Boot {
+            kernel,
+            initrd: &initrd,
+            mem: "2G",
+            smp: cpus,
+            timeout: Duration::from_secs(120 + u64::from(timeout)),
+            interactive: false,
+            logdir: &ctx.logs().join(format!("bench-{variant}-{what}")),
+            echo_results: false,
+            icount,
+        })?
+    };
+    let mut problems = Vec::new();
+    if out.timed_out {
+        problems.push(format!("the {what} benchmark guest timed out"));
+    }
+    match out.results.lines().find(|l| l.starts_with("@@GUEST-READY")) {
+        None => problems.push(format!("the {what} benchmark guest never reached /init")),
+        Some(l) if !l.trim_end().ends_with(&format!("cpus={cpus}")) => problems.push(format!(
+            "the {what} benchmark guest did not bring up {cpus} CPU(s): {}",
+            l.trim_end()
+        )),
+        Some(_) => {}
+    }
+    let expected = [(
+        guest::BENCH_SUITE.to_string(),
+        guest::BENCH_IMPL.to_string(),
+    )];
+    Ok(BenchRun {
+        suites: report::guest_suites(&out.results, &expected),
+        problems,
+        splats: splat::scan(&out.console),
+        bench_lines: bench::parse(&out.results).bench_lines,
+        results: out.results,
+    })
+}
+
+/// The full benchmark: boots the vm kernel with only `pmscan-bench`, first counting
+/// instructions, then (unless `--no-wall`) under plain TCG; prints the `BENCH-ICOUNT` and
+/// `BENCH` lines and writes docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg.
 fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
-    let (results, console) = if let Some(path) = &o.from_results {
-        // An earlier boot's results channel (its console next to it, if any).
-        let console = path.with_file_name("console.log");
-        (
-            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?,
-            std::fs::read_to_string(console).unwrap_or_default(),
-        )
+    let wall_log = ctx
+        .logs()
+        .join(format!("bench-{}-wall", o.variant))
+        .join("results.log");
+    let mut ok = true;
+    let mut report_run = |r: &BenchRun| {
+        for s in &r.suites {
+            println!("{}", s.line());
+            for p in &s.problems {
+                println!("  {p}");
+            }
+            ok &= s.counts.failed == 0 && s.problems.is_empty();
+        }
+        for p in &r.problems {
+            println!("PROBLEM: {p}");
+        }
+        println!("SPLATS: {}", r.splats.len());
+        ok &= r.splats.is_empty() && r.problems.is_empty();
+    };
+    let (icount, wall) = if let Some(path) = &o.from_results {
+        // An earlier icount boot's results channel; the wall section from the last wall boot.
+        let results =
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+        let wall = std::fs::read_to_string(&wall_log).ok();
+        (results, wall)
     } else {
         let (_, kernel) = prepare(ctx, o)?;
         if built_impls(ctx, &o.variant).len() != 2 {
             bail!("the `{}` kernel has only the C implementation", o.variant);
         }
-        let initrd = {
-            let _s = Stage::new("guest-userspace");
-            guest::initramfs(ctx, &o.variant, &Mode::Bench)?
+        let i = bench_boot(ctx, &o.variant, &kernel, false, true)?;
+        report_run(&i);
+        let w = if o.no_wall {
+            None
+        } else {
+            let w = bench_boot(ctx, &o.variant, &kernel, false, false)?;
+            report_run(&w);
+            Some(w.results)
         };
-        let _s = Stage::new("boot-bench");
-        let out = qemu::boot(&qemu::Boot {
-            kernel: &kernel,
-            initrd: &initrd,
-            mem: "2G",
-            smp: GUEST_CPUS,
-            timeout: Duration::from_secs(120 + u64::from(guest::BENCH_FULL_TIMEOUT)),
-            interactive: false,
-            logdir: &ctx.logs().join(format!("bench-{}", o.variant)),
-            echo_results: false,
-        })?;
-        (out.results, out.console)
+        (i.results, w)
     };
-    let expected = [(
-        guest::BENCH_SUITE.to_string(),
-        guest::BENCH_IMPL.to_string(),
-    )];
-    let suites = report::guest_suites(&results, &expected);
-    let splats = splat::scan(&console);
-    let r = bench::parse(&results);
+    let ri = bench::parse(&icount);
+    let rw = wall.as_deref().map(bench::parse);
     let commit = repo_commit(ctx);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -699,28 +775,22 @@ fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
     std::fs::create_dir_all(&docs)?;
     std::fs::write(
         docs.join("benchmarks.md"),
-        bench::markdown(&r, commit.trim(), &machine, config),
+        bench::markdown(&ri, rw.as_ref(), commit.trim(), &machine, config),
     )?;
-    std::fs::write(docs.join("benchmarks-dirty-tracking.svg"), bench::svg(&r))?;
+    std::fs::write(docs.join("benchmarks-dirty-tracking.svg"), bench::svg(&ri))?;
     println!();
-    for l in &r.bench_lines {
+    for l in ri
+        .bench_lines
+        .iter()
+        .chain(rw.iter().flat_map(|r| &r.bench_lines))
+    {
         println!("{l}");
     }
-    for s in &suites {
-        println!("{}", s.line());
-        for p in &s.problems {
-            println!("  {p}");
-        }
-    }
-    println!("SPLATS: {}", splats.len());
     println!(
         "wrote docs/benchmarks.md and docs/benchmarks-dirty-tracking.svg (commit {})",
         commit.trim()
     );
-    Ok(splats.is_empty()
-        && suites
-            .iter()
-            .all(|s| s.counts.failed == 0 && s.problems.is_empty()))
+    Ok(ok)
 }
 
 /// Seconds before the guest kills one suite of one chunk of the long run.
@@ -830,6 +900,7 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 interactive: false,
                 logdir: &ctx.logs().join(format!("long-{variant}")),
                 echo_results: false,
+                icount: false,
             })?
         };
         (

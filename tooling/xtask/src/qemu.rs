@@ -21,6 +21,9 @@ pub struct Boot<'a> {
     pub logdir: &'a Path,
     /// Print results-channel lines as they arrive (all of them, or only `@@` markers).
     pub echo_results: bool,
+    /// `-icount shift=0`: the guest clock advances 1 ns per guest instruction, so guest times
+    /// count instructions (deterministic on a noisy host). Needs `smp` 1 (no MTTCG).
+    pub icount: bool,
 }
 
 pub struct Outcome {
@@ -66,6 +69,12 @@ pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
         .arg("-initrd")
         .arg(b.initrd)
         .args(["-append", APPEND]);
+    if b.icount {
+        if b.smp != 1 {
+            bail!("-icount needs one vCPU, not {}", b.smp);
+        }
+        c.args(["-icount", "shift=0"]);
+    }
     if b.interactive {
         c.args(["-nographic", "-serial", "mon:stdio", "-serial"])
             .arg(format!("file:{}", results_path.display()));

@@ -7,6 +7,8 @@
 //! Output: a TAP line per scenario, `BENCH <scenario>: rust/c <ratio>` lines, and `@@ROW`,
 //! `@@DT` and `@@SCALE` lines that `cargo xtask bench` turns into docs/benchmarks.md and the
 //! plot. `--quick` shrinks every size (64 MiB instead of 1 GiB) and the repetitions, for CI.
+//! `--icount` says the guest clock counts instructions (QEMU `-icount shift=0`, one vCPU): the
+//! summary lines are then `BENCH-ICOUNT ...` and every "ms" is a million instructions.
 
 use pmrs_guest::*;
 use std::fs::OpenOptions;
@@ -193,6 +195,8 @@ struct Bench {
     fd: i32,
     reps: usize,
     quick: bool,
+    /// `BENCH`, or `BENCH-ICOUNT` when the guest clock counts instructions.
+    label: &'static str,
     /// The size the issue calls 1 GiB.
     big: usize,
     vec: Vec<PageRegion>,
@@ -251,7 +255,7 @@ impl Bench {
             "@@ROW scenario={name} pages={pages} regions={} c_med={cm:.4} c_p25={c25:.4} c_p75={c75:.4} rust_med={rm:.4} rust_p25={r25:.4} rust_p75={r75:.4} reps={}",
             regions[1], self.reps
         );
-        println!("BENCH {name}: rust/c {ratio:.3}");
+        println!("{} {name}: rust/c {ratio:.3}", self.label);
         Ok(())
     }
 
@@ -587,7 +591,10 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
         Method::Mprotect,
     ];
     let mut at1 = [0.0f64; 2];
+    // The soft-dirty get-and-clear against the C uffd-wp get+WP walk, per written fraction.
+    let mut vs_uffd = Vec::new();
     for (pct, stride) in [(0.1, 1000), (1.0, 100), (10.0, 10), (100.0, 1)] {
+        let mut sd_uffd = [0.0f64; 2];
         let expect = (b.big / PAGE).div_ceil(stride);
         for method in methods {
             let (collect, write, found) = track(b, method, stride, rounds)?;
@@ -602,6 +609,12 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
                 "@@DT method={} pct={pct} collect_med={collect:.4} write_med={write:.4} found={found}",
                 method.name()
             );
+            if method == Method::SdClear {
+                sd_uffd[0] = collect;
+            }
+            if method == Method::UffdWp(Impl::C) {
+                sd_uffd[1] = collect;
+            }
             if pct == 1.0 && method == Method::SdClear {
                 at1[0] = collect;
             }
@@ -609,14 +622,23 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
                 at1[1] = collect;
             }
         }
+        vs_uffd.push((pct, sd_uffd[0] / sd_uffd[1]));
     }
-    println!("BENCH sd-vs-pagemap-clear_refs@1%: {:.1}x", at1[1] / at1[0]);
+    for (pct, r) in vs_uffd {
+        println!("{} sd-vs-uffd-wp-c@{pct}%: {r:.3}", b.label);
+    }
+    println!(
+        "{} sd-vs-pagemap-clear_refs@1%: {:.1}x",
+        b.label,
+        at1[1] / at1[0]
+    );
     Ok(())
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let icount = args.iter().any(|a| a == "--icount");
     let big = if quick { 64 * MIB } else { 1024 * MIB };
     let Ok(pm) = std::fs::File::open("/proc/self/pagemap") else {
         println!("Bail out! /proc/self/pagemap");
@@ -626,6 +648,7 @@ fn main() -> ExitCode {
         fd: pm.as_raw_fd(),
         reps: if quick { 5 } else { 15 },
         quick,
+        label: if icount { "BENCH-ICOUNT" } else { "BENCH" },
         big,
         vec: vec![PageRegion::default(); CRIU_REGIONS],
         tap: 0,
@@ -634,9 +657,14 @@ fn main() -> ExitCode {
     println!("TAP version 13");
     println!("1..9");
     println!(
-        "# pmscan-bench: {} MiB as the big size, {} repetitions, TCG guest",
+        "# pmscan-bench: {} MiB as the big size, {} repetitions, TCG guest{}",
         big / MIB,
-        b.reps
+        b.reps,
+        if icount {
+            ", clock counting instructions (ms = millions of instructions)"
+        } else {
+            ""
+        }
     );
     let r = b.sparse();
     b.ok("sparse", r);
