@@ -179,6 +179,30 @@ static char *map_anon(size_t n)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * n anonymous pages between two PROT_NONE guard pages, so that nothing mmap
+ * places around them can merge with them. Unmap n + 2 pages from the page
+ * before the one returned.
+ */
+static char *map_guarded(size_t n)
+{
+	char *raw = map_anon(n + 2);
+
+	if (!raw)
+		return NULL;
+	if (mprotect(raw, page_size, PROT_NONE) ||
+	    mprotect(raw + (n + 1) * page_size, page_size, PROT_NONE)) {
+		munmap(raw, (n + 2) * page_size);
+		return NULL;
+	}
+	return raw + page_size;
+}
+
+static void unmap_guarded(char *p, size_t n)
+{
+	munmap(p - page_size, (n + 2) * page_size);
+}
+
 FIXTURE(sd)
 {
 	struct scan *s;
@@ -319,13 +343,10 @@ TEST_F(sd, remap_in_place)
 TEST_F(sd, vma_split_merge)
 {
 	struct scan *s = self->s;
-	char *raw = map_anon(10), *p = raw + page_size;
+	char *p = map_guarded(8);
 	unsigned int i;
 
-	ASSERT_NE(NULL, raw);
-	/* Neighbours it cannot merge with, whatever mmap placed around it. */
-	ASSERT_EQ(0, mprotect(raw, page_size, PROT_NONE));
-	ASSERT_EQ(0, mprotect(p + 8 * page_size, page_size, PROT_NONE));
+	ASSERT_NE(NULL, p);
 	/* A new VMA is soft-dirty as a whole, populated or not. */
 	touch(p, 0, 2);
 	EXPECT_SD(s->fd, p, 8, pages(0, 8));
@@ -350,7 +371,7 @@ TEST_F(sd, vma_split_merge)
 		touch(p, i, i + 1);
 		EXPECT_SD(s->fd, p, 8, pages(0, i + 1));
 	}
-	munmap(raw, 10 * page_size);
+	unmap_guarded(p, 8);
 }
 
 /*
@@ -390,11 +411,9 @@ TEST_F(sd, no_merge_with_soft_dirty_neighbour)
 TEST_F(sd, mprotect_keeps_cleared_part_clean)
 {
 	struct scan *s = self->s;
-	char *raw = map_anon(18), *p = raw + page_size;
+	char *p = map_guarded(16);
 
-	ASSERT_NE(NULL, raw);
-	ASSERT_EQ(0, mprotect(raw, page_size, PROT_NONE));
-	ASSERT_EQ(0, mprotect(p + 16 * page_size, page_size, PROT_NONE));
+	ASSERT_NE(NULL, p);
 	touch(p, 0, 16);
 	ASSERT_EQ(1, sd_get_clear(s, p + 8 * page_size, p + 16 * page_size,
 				  MAX_REGIONS, 0));
@@ -406,7 +425,7 @@ TEST_F(sd, mprotect_keeps_cleared_part_clean)
 	touch(p, 9, 10);
 	EXPECT_SD(s->fd, p, 16, pages(0, 8) | pages(9, 10));
 	EXPECT_EQ(2, count_vmas(p, p + 16 * page_size));
-	munmap(raw, 18 * page_size);
+	unmap_guarded(p, 16);
 }
 
 /*
@@ -417,11 +436,9 @@ TEST_F(sd, mprotect_keeps_cleared_part_clean)
 TEST_F(sd, new_mapping_next_to_cleared_part)
 {
 	struct scan *s = self->s;
-	char *raw = map_anon(18), *p = raw + page_size;
+	char *p = map_guarded(16);
 
-	ASSERT_NE(NULL, raw);
-	ASSERT_EQ(0, mprotect(raw, page_size, PROT_NONE));
-	ASSERT_EQ(0, mprotect(p + 16 * page_size, page_size, PROT_NONE));
+	ASSERT_NE(NULL, p);
 	ASSERT_EQ(0, munmap(p + 8 * page_size, 8 * page_size));
 	touch(p, 0, 8);
 	ASSERT_EQ(1, sd_get_clear(s, p, p + 8 * page_size, MAX_REGIONS, 0));
@@ -435,7 +452,7 @@ TEST_F(sd, new_mapping_next_to_cleared_part)
 	ASSERT_EQ(2, sd_get_clear(s, p, p + 16 * page_size, MAX_REGIONS, 0));
 	EXPECT_SD(s->fd, p, 16, 0);
 	EXPECT_EQ(1, count_vmas(p, p + 16 * page_size));
-	munmap(raw, 18 * page_size);
+	unmap_guarded(p, 16);
 }
 
 static long read_long(const char *path)
@@ -474,17 +491,14 @@ TEST_F(sd, vma_budget_never_loses)
 	const char *sysctl = "/proc/sys/vm/max_map_count";
 	struct scan *s = self->s;
 	long old = read_long(sysctl), limit;
-	char *raw, *p;
+	char *p;
 	int before, after, lost = 0;
 	size_t i;
 
 	if (old < 0 || geteuid() != 0)
 		SKIP(return, "needs root to lower vm.max_map_count");
-	raw = map_anon(2050);
-	ASSERT_NE(NULL, raw);
-	p = raw + page_size;
-	ASSERT_EQ(0, mprotect(raw, page_size, PROT_NONE));
-	ASSERT_EQ(0, mprotect(p + 2048 * page_size, page_size, PROT_NONE));
+	p = map_guarded(2048);
+	ASSERT_NE(NULL, p);
 	/* Every other page present: no THP may fill the holes. */
 	ASSERT_EQ(0, madvise(p, 2048 * page_size, MADV_NOHUGEPAGE));
 	for (i = 0; i < 2048; i += 2)
@@ -511,7 +525,7 @@ TEST_F(sd, vma_budget_never_loses)
 	EXPECT_LE(after, limit / 4 + 2);
 	/* And the budget was used: VMAs were split up to it. */
 	EXPECT_GT(after, before + 8);
-	munmap(raw, 2050 * page_size);
+	unmap_guarded(p, 2048);
 }
 
 /* With max_pages or a small vec, nothing unreported is cleared. */
