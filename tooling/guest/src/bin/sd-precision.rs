@@ -291,6 +291,40 @@ fn range(first: usize, end: usize) -> BTreeSet<usize> {
     (first..end).collect()
 }
 
+/// Every page of `a` written, `first..end` get-and-cleared (checked: then only the pages outside
+/// read soft-dirty), `step`, the pages `written` written. Expected: the pages outside
+/// `first..end`, `written` and `extra`.
+fn clear_middle(
+    c: &Ctx,
+    a: &Arena,
+    (first, end): (usize, usize),
+    step: impl FnOnce(&Arena) -> Check,
+    written: &[usize],
+    extra: BTreeSet<usize>,
+    bound: usize,
+) -> Check<Outcome> {
+    a.write(0..a.pages);
+    c.clear(a, first, end, 0)?;
+    let outside: BTreeSet<usize> = range(0, first)
+        .union(&range(end, a.pages))
+        .copied()
+        .collect();
+    let after_clear = c.dirty(a)?;
+    if after_clear != outside {
+        return Err(format!(
+            "after the clear: {} pages soft-dirty, want the {} outside",
+            after_clear.len(),
+            outside.len()
+        ));
+    }
+    step(a)?;
+    a.write(written.iter().copied());
+    let mut expected = outside;
+    expected.extend(written);
+    expected.extend(extra);
+    measure(c, a, &expected, bound)
+}
+
 /// The common scenario: 64 anonymous pages written, [16, 48) get-and-cleared (the VMA split in
 /// three), `step`, page 20 written. Expected: [0, 16), [48, 64), page 20 and `extra`.
 fn std_case(
@@ -300,22 +334,7 @@ fn std_case(
     bound: usize,
 ) -> Check<Outcome> {
     let a = Arena::anon(64, PAGE)?;
-    a.write(0..64);
-    c.clear(&a, 16, 48, 0)?;
-    let after_clear = c.dirty(&a)?;
-    let want: BTreeSet<usize> = range(0, 16).union(&range(48, 64)).copied().collect();
-    if after_clear != want {
-        return Err(format!(
-            "after the clear: {} pages soft-dirty, want the 32 outside",
-            after_clear.len()
-        ));
-    }
-    step(&a)?;
-    a.write([20]);
-    let mut expected = want;
-    expected.insert(20);
-    expected.extend(extra);
-    measure(c, &a, &expected, bound)
+    clear_middle(c, &a, (16, 48), step, &[20], extra, bound)
 }
 
 /// The report of the issue: 64 pages right above 64 never cleared, in one VMA; the 64 cleared,
@@ -490,23 +509,8 @@ fn mremap_away_and_back(c: &Ctx) -> Check<Outcome> {
 fn thp_middle(c: &Ctx) -> Check<Outcome> {
     let a = Arena::anon(512, HUGE)?;
     a.madvise(0, 512, libc::MADV_HUGEPAGE)?;
-    a.write(0..512);
-    c.clear(&a, 128, 384, 0)?;
-    let after_clear = c.dirty(&a)?;
-    if after_clear != range(0, 128).union(&range(384, 512)).copied().collect() {
-        return Err(format!(
-            "after the clear: {} pages soft-dirty, want the 256 outside",
-            after_clear.len()
-        ));
-    }
-    a.ro_rw(128, 384)?;
-    a.write([200]);
-    let expected = range(0, 128)
-        .union(&range(384, 512))
-        .copied()
-        .chain([200])
-        .collect();
-    measure(c, &a, &expected, 3)
+    let step = |a: &Arena| a.ro_rw(128, 384);
+    clear_middle(c, &a, (128, 384), step, &[200], BTreeSet::new(), 3)
 }
 
 /// The common scenario on a file mapping: `shared` a memfd mapped MAP_SHARED (writes must fault
@@ -542,16 +546,8 @@ fn file_case(c: &Ctx, shared: bool) -> Check<Outcome> {
             libc::MAP_PRIVATE
         };
         a.map(0, 64, flags, fd)?;
-        a.write(0..64);
-        c.clear(&a, 16, 48, 0)?;
-        a.ro_rw(16, 48)?;
-        a.write([20]);
-        let expected = range(0, 16)
-            .union(&range(48, 64))
-            .copied()
-            .chain([20])
-            .collect();
-        measure(c, &a, &expected, 3)
+        let step = |a: &Arena| a.ro_rw(16, 48);
+        clear_middle(c, &a, (16, 48), step, &[20], BTreeSet::new(), 3)
     })();
     // SAFETY: our own fd.
     unsafe { libc::close(fd) };
