@@ -523,7 +523,10 @@ impl PageWalk for Scan {
         if wp_allowed {
             categories |= WPALLOWED;
         }
-        if vma.flags() & vm::SOFTDIRTY != 0 {
+        // VM_SOFTDIRTY is 0 without CONFIG_MEM_SOFT_DIRTY.
+        #[allow(clippy::bad_bit_mask)]
+        let soft_dirty_vma = vma.flags() & vm::SOFTDIRTY != 0;
+        if soft_dirty_vma {
             categories |= SOFT_DIRTY;
         }
         if !self.is_interesting_vma(categories) {

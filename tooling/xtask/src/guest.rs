@@ -138,9 +138,20 @@ fn selftest_dir(ctx: &Ctx) -> PathBuf {
 
 /// Builds one selftest statically against the built tree's uapi headers.
 fn build_selftest(ctx: &Ctx, variant: &str, t: &Selftest, out: &Path) -> Result<()> {
+    build_selftest_with(ctx, variant, t, out, "gcc")
+}
+
+/// `build_selftest` with the C compiler `cc` (a cross compiler for a foreign guest).
+pub fn build_selftest_with(
+    ctx: &Ctx,
+    variant: &str,
+    t: &Selftest,
+    out: &Path,
+    cc: &str,
+) -> Result<()> {
     let dir = selftest_dir(ctx);
     let inc = ctx.build_dir(variant).join("usr/include");
-    let mut c = Command::new("gcc");
+    let mut c = Command::new(cc);
     c.current_dir(&dir)
         .args(["-static", "-O2", "-Wall", "-U_FORTIFY_SOURCE", "-no-pie"])
         .args(t.cflags)
@@ -153,25 +164,40 @@ fn build_selftest(ctx: &Ctx, variant: &str, t: &Selftest, out: &Path) -> Result<
         .arg("-o")
         .arg(out)
         .args(["-lrt", "-lpthread", "-lm"]);
-    run_logged(&mut c, &ctx.logs().join(format!("selftest-{}.log", t.name)))
-        .context(|| format!("building selftest {}", t.name))
+    let log = if variant.starts_with("m-") {
+        format!("selftest-{variant}-{}.log", t.name)
+    } else {
+        format!("selftest-{}.log", t.name)
+    };
+    run_logged(&mut c, &ctx.logs().join(log)).context(|| format!("building selftest {}", t.name))
 }
 
 /// Builds the Rust guest programs (tooling/guest) as static binaries; returns their directory.
 fn build_rust_guest(ctx: &Ctx) -> Result<PathBuf> {
+    build_rust_guest_for(ctx, "x86_64-unknown-linux-gnu", None)
+}
+
+/// `build_rust_guest` for a Rust target, linked by `linker` (a cross compiler) if given.
+pub fn build_rust_guest_for(ctx: &Ctx, target: &str, linker: Option<&str>) -> Result<PathBuf> {
     let target_dir = ctx.repo.join("target/guest");
+    let var = format!("CARGO_TARGET_{}", target.to_uppercase().replace('-', "_"));
     let mut c = Command::new("cargo");
     c.current_dir(&ctx.repo)
         .args(["build", "--quiet", "--release", "-p", "pmrs-guest"])
-        .args(["--target", "x86_64-unknown-linux-gnu"])
+        .args(["--target", target])
         .arg("--target-dir")
         .arg(&target_dir)
-        .env(
-            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
-            "-C target-feature=+crt-static",
-        );
-    run_logged(&mut c, &ctx.logs().join("guest-cargo.log")).context(|| "building tooling/guest")?;
-    Ok(target_dir.join("x86_64-unknown-linux-gnu/release"))
+        .env(format!("{var}_RUSTFLAGS"), "-C target-feature=+crt-static");
+    if let Some(l) = linker {
+        c.env(format!("{var}_LINKER"), l);
+    }
+    let log = if linker.is_some() {
+        format!("guest-cargo-{target}.log")
+    } else {
+        "guest-cargo.log".to_string()
+    };
+    run_logged(&mut c, &ctx.logs().join(log)).context(|| "building tooling/guest")?;
+    Ok(target_dir.join(target).join("release"))
 }
 
 /// The Rust guest programs copied into the initramfs.
@@ -209,7 +235,8 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// The guest's /init (busybox sh). Markers on fd 3 (the results channel) frame each suite:
-/// `@@SUITE-BEGIN <name> <impl>` ... `@@SUITE-END <name> <impl> rc=<n>`, then `@@ALL-DONE`.
+/// `@@SUITE-BEGIN <name> <impl>` ... `@@SUITE-END <name> <impl> rc=<n> secs=<guest seconds>`,
+/// then `@@ALL-DONE`.
 pub fn init_script(mode: &Mode) -> String {
     let mut s = String::new();
     s.push_str(
@@ -262,8 +289,10 @@ run_suite() {{
 		echo "@@SUITE-END $name $impl rc=125 (cannot select implementation)" >&3
 		return
 	fi
+	t0=$(cut -d. -f1 /proc/uptime)
 	(cd /tmp && timeout -s KILL "$limit" "$@") >&3 2>&1
-	echo "@@SUITE-END $name $impl rc=$?" >&3
+	rc=$?
+	echo "@@SUITE-END $name $impl rc=$rc secs=$(($(cut -d. -f1 /proc/uptime) - t0))" >&3
 }}"#,
         sw = IMPL_SWITCH,
         c = IMPL_C,

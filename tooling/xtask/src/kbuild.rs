@@ -14,6 +14,32 @@ use std::process::Command;
 pub struct Variant {
     pub fragments: Vec<String>,
     pub required: Vec<String>,
+    /// `ARCH=` (the host's, x86_64, when absent).
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// Kconfig lines applied after the fragments (a matrix configuration's own change).
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Options that must not be `=y` after `make olddefconfig`.
+    #[serde(default)]
+    pub unset: Vec<String>,
+}
+
+impl Variant {
+    /// The kernel image `make` target and its path in the build directory.
+    pub fn image(&self) -> (&'static str, &'static str) {
+        match self.arch.as_deref() {
+            Some("arm64") => ("Image", "arch/arm64/boot/Image"),
+            Some("riscv") => ("Image", "arch/riscv/boot/Image"),
+            _ => ("bzImage", "arch/x86/boot/bzImage"),
+        }
+    }
+}
+
+fn variant(ctx: &Ctx, name: &str) -> Result<Variant> {
+    variants(ctx)?
+        .remove(name)
+        .ok_or_else(|| err!("no kernel variant `{name}` in tooling/configs/variants.toml"))
 }
 
 pub fn variants(ctx: &Ctx) -> Result<BTreeMap<String, Variant>> {
@@ -33,10 +59,18 @@ pub fn missing_options<'a>(config: &str, required: &'a [String]) -> Vec<&'a str>
 
 /// `make` in the cache tree for a variant's build directory, with the toolchain variables.
 pub fn make(ctx: &Ctx, variant: &str) -> Command {
+    make_arch(ctx, variant, None)
+}
+
+/// `make` for a build directory and an `ARCH=` (none: the host's).
+pub fn make_arch(ctx: &Ctx, variant: &str, arch: Option<&str>) -> Command {
     let mut c = Command::new("make");
     c.current_dir(ctx.tree())
-        .arg(format!("O={}", ctx.build_dir(variant).display()))
-        .args(ctx.make_vars())
+        .arg(format!("O={}", ctx.build_dir(variant).display()));
+    if let Some(a) = arch {
+        c.arg(format!("ARCH={a}"));
+    }
+    c.args(ctx.make_vars())
         // The rustup toolchain first on PATH must not be picked up by Kbuild's helpers.
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("CARGO")
@@ -68,10 +102,7 @@ pub fn build(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
 /// make variables and the toolchain's versions. With a tree's hash it keys the per-patch build
 /// cache.
 pub fn build_key(ctx: &Ctx, variant: &str) -> Result<String> {
-    let vs = variants(ctx)?;
-    let v = vs
-        .get(variant)
-        .ok_or_else(|| err!("no kernel variant `{variant}` in tooling/configs/variants.toml"))?;
+    let v = self::variant(ctx, variant)?;
     let mut texts = vec![variant.as_bytes().to_vec()];
     for f in &v.fragments {
         let p = ctx.configs().join(f);
@@ -108,10 +139,13 @@ pub fn build_as_is(ctx: &Ctx, variant: &str, log: &std::path::Path) -> Result<bo
 /// Writes the variant's .config (only when its fragments changed) and checks that every
 /// required option survived olddefconfig. Returns the build directory.
 pub fn configure(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
-    let vs = variants(ctx)?;
-    let v = vs
-        .get(variant)
-        .ok_or_else(|| err!("no kernel variant `{variant}` in tooling/configs/variants.toml"))?;
+    configure_as(ctx, variant, &self::variant(ctx, variant)?)
+}
+
+/// `configure` for a variant described by `v` (a matrix configuration), built in the build
+/// directory of `variant`.
+pub fn configure_as(ctx: &Ctx, variant: &str, v: &Variant) -> Result<PathBuf> {
+    let arch = v.arch.as_deref();
     let out = ctx.build_dir(variant);
     std::fs::create_dir_all(&out)?;
     let logs = ctx.logs();
@@ -121,6 +155,13 @@ pub fn configure(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
         let p = ctx.configs().join(f);
         texts.push(std::fs::read(&p).context(|| format!("read {}", p.display()))?);
     }
+    let own = out.join(".pmrs-options.config");
+    if !v.options.is_empty() || arch.is_some() {
+        let mut t = v.options.join("\n");
+        t.push('\n');
+        std::fs::write(&own, &t)?;
+        texts.push(format!("{arch:?}\n{t}").into_bytes());
+    }
     let parts: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
     let hash = fnv64(&parts);
     let stamp = out.join(".pmrs-config");
@@ -128,7 +169,7 @@ pub fn configure(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(hash.as_str()) || !config.exists() {
         println!("config: tinyconfig + {}", v.fragments.join(" + "));
         let log = logs.join(format!("config-{variant}.log"));
-        run_logged(make(ctx, variant).arg("tinyconfig"), &log)?;
+        run_logged(make_arch(ctx, variant, arch).arg("tinyconfig"), &log)?;
         let mut merge = Command::new(ctx.tree().join("scripts/kconfig/merge_config.sh"));
         merge
             .current_dir(ctx.tree())
@@ -139,8 +180,14 @@ pub fn configure(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
         for f in &v.fragments {
             merge.arg(ctx.configs().join(f));
         }
+        if !v.options.is_empty() {
+            merge.arg(&own);
+        }
+        if let Some(a) = arch {
+            merge.env("ARCH", a);
+        }
         run_logged(&mut merge, &logs.join(format!("merge-{variant}.log")))?;
-        run_logged(make(ctx, variant).arg("olddefconfig"), &log)?;
+        run_logged(make_arch(ctx, variant, arch).arg("olddefconfig"), &log)?;
         std::fs::write(&stamp, &hash)?;
     }
     let cfg = std::fs::read_to_string(&config)?;
@@ -151,6 +198,20 @@ pub fn configure(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
             "after olddefconfig, {} lacks {} (a dependency is missing from the fragments)",
             config.display(),
             missing.join(" ")
+        );
+    }
+    let present: Vec<&str> = v
+        .unset
+        .iter()
+        .map(String::as_str)
+        .filter(|o| missing_options(&cfg, &[o.to_string()]).is_empty())
+        .collect();
+    if !present.is_empty() {
+        let _ = std::fs::remove_file(&stamp);
+        bail!(
+            "after olddefconfig, {} still has {} (something selects it)",
+            config.display(),
+            present.join(" ")
         );
     }
     println!("config: {} has every required option", config.display());

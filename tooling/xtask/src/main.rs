@@ -15,6 +15,7 @@ mod ktap;
 mod lint;
 mod manifest;
 mod materialize;
+mod matrix;
 mod qemu;
 mod report;
 mod series;
@@ -57,6 +58,9 @@ commands:
              --chunks K         chunks (default 10), seeds --seed S (default 1) .. S+K-1
              --variant NAME     the kernel (default: debug; only its run writes the file)
              --from-results F   write up an earlier boot's results log instead
+  matrix     build the series in the configurations of tooling/configs/matrix.toml (x86_64
+             with one option off at a time, arm64, riscv64), boot those with suites under
+             QEMU TCG, write docs/matrix.md; `cargo xtask matrix --help` for its options
   setup      install packages and bindgen, fetch and unpack the base (idempotent)
   materialize  base + series as commits on branch `series` in the cache tree (refuses to
              run over uncommitted changes or commits not exported)
@@ -217,16 +221,20 @@ fn setup_and_materialize(ctx: &Ctx, o: &Opts) -> Result<Manifest> {
 /// build log holds every warning about them.
 fn prepare_with(ctx: &Ctx, o: &Opts, relint: bool) -> Result<(Manifest, std::path::PathBuf)> {
     let m = setup_and_materialize(ctx, o)?;
+    let kernel = build_variant(ctx, o, &m, relint)?;
+    Ok((m, kernel))
+}
+
+/// Builds `o.variant` from the materialized tree; with `relint`, the series' objects are
+/// rebuilt so that the build log holds every warning about them.
+fn build_variant(ctx: &Ctx, o: &Opts, m: &Manifest, relint: bool) -> Result<std::path::PathBuf> {
     if relint {
-        for obj in lint::objects_for(&lint::series_paths(&ctx.repo, &m)) {
+        for obj in lint::objects_for(&lint::series_paths(&ctx.repo, m)) {
             let _ = std::fs::remove_file(ctx.build_dir(&o.variant).join(obj));
         }
     }
-    let kernel = {
-        let _s = Stage::new(&format!("build-{}", o.variant));
-        kbuild::build(ctx, &o.variant)?
-    };
-    Ok((m, kernel))
+    let _s = Stage::new(&format!("build-{}", o.variant));
+    kbuild::build(ctx, &o.variant)
 }
 
 fn cmd_run(ctx: &Ctx, o: &Opts) -> Result<bool> {
@@ -237,6 +245,8 @@ fn cmd_run(ctx: &Ctx, o: &Opts) -> Result<bool> {
     };
     let _s = Stage::new("boot");
     let out = qemu::boot(&qemu::Boot {
+        machine: &qemu::X86_64,
+        init_args: "",
         kernel: &kernel,
         initrd: &initrd,
         mem: "2G",
@@ -404,6 +414,8 @@ fn guest_suites(
         let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT))
             + reliability.map_or(0, |_| u64::from(guest::FUZZ_TIMEOUT + guest::SOAK_TIMEOUT));
         qemu::boot(&qemu::Boot {
+            machine: &qemu::X86_64,
+            init_args: "",
             kernel,
             initrd: &initrd,
             mem: "2G",
@@ -422,6 +434,9 @@ fn guest_suites(
         out.console_path.display(),
         out.results_path.display()
     );
+    for l in report::suite_times(&out.results) {
+        println!("  {l}");
+    }
     let mut problems = Vec::new();
     if out.timed_out {
         problems.push("the guest timed out".to_string());
@@ -480,7 +495,18 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         let _s = Stage::new("host-unit-tests");
         suites.push(host_unit_tests(ctx)?);
     }
-    let (m, kernel) = prepare_with(ctx, o, true)?;
+    let m = setup_and_materialize(ctx, o)?;
+    // The series stage first: its per-patch builds run in this variant's build directory and
+    // end at the series head, so the build below only recompiles the series' objects. (After
+    // it, going back from the head to patch 1 rebuilt nearly everything: a full build more on
+    // a cold machine.)
+    let series = if o.skip_series {
+        None
+    } else {
+        let _s = Stage::new("series");
+        Some(series_suite(ctx, o, &m)?)
+    };
+    let kernel = build_variant(ctx, o, &m, true)?;
     {
         let _s = Stage::new("lint");
         suites.push(lint_suite(ctx, &o.variant, &m)?);
@@ -569,14 +595,8 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 .map(|l| format!("{l} ({DEBUG} kernel)")),
         );
     }
-    if o.skip_series {
-        // A development shortcut: such a run never passes.
-        problems.push("the series stage was skipped (--skip-series)".to_string());
-    } else {
-        {
-            let _s = Stage::new("series");
-            suites.push(series_suite(ctx, o, &m)?);
-        }
+    if let Some(series) = series {
+        suites.push(series);
         // The series stage built the CONFIG_RUST=n kernel: the C suites must pass on it too.
         let norust = ctx.build_dir(NORUST).join("arch/x86/boot/bzImage");
         if norust.exists() {
@@ -595,6 +615,9 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         } else {
             problems.push("no CONFIG_RUST=n kernel to boot".to_string());
         }
+    } else {
+        // A development shortcut: such a run never passes.
+        problems.push("the series stage was skipped (--skip-series)".to_string());
     }
 
     println!();
@@ -669,6 +692,8 @@ fn bench_boot(
     let out = {
         let _s = Stage::new(&format!("boot-bench-{what}"));
         qemu::boot(&qemu::Boot {
+            machine: &qemu::X86_64,
+            init_args: "",
             kernel,
             initrd: &initrd,
             mem: "2G",
@@ -892,6 +917,8 @@ fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         let out = {
             let _s = Stage::new("boot-long");
             qemu::boot(&qemu::Boot {
+                machine: &qemu::X86_64,
+                init_args: "",
                 kernel: &kernel,
                 initrd: &initrd,
                 mem: "2G",
@@ -1166,6 +1193,17 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let ctx = Ctx::new();
+    if cmd == "matrix" {
+        // Its own options (tooling by command).
+        return match matrix::cmd(&ctx, &args[1..]) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("xtask: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let res = parse_opts(&args[1..]).and_then(|o| match cmd.as_str() {
         "run" => cmd_run(&ctx, &o),
         "test" => cmd_test(&ctx, &o),

@@ -9,7 +9,40 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// A QEMU machine the guests boot on: the emulator, its machine arguments, the kernel's console
+/// and how the results channel reaches the guest.
+pub struct Machine {
+    pub qemu: &'static str,
+    pub args: &'static [&'static str],
+    /// The kernel's console device (`console=`).
+    pub console: &'static str,
+    /// The results channel is a virtio console (`/dev/hvc0`, over virtio-mmio) rather than
+    /// the second serial port (`/dev/ttyS1`).
+    pub virtio_results: bool,
+}
+
+/// The x86_64 PC the test suites run on: console on ttyS0, results on ttyS1.
+pub const X86_64: Machine = Machine {
+    qemu: "qemu-system-x86_64",
+    args: &[],
+    console: "ttyS0",
+    virtio_results: false,
+};
+
+impl Machine {
+    /// Kernel command line: serial console, and any warning or oops ends the run.
+    pub fn append(&self) -> String {
+        format!(
+            "console={} panic=-1 panic_on_warn=1 oops=panic rdinit=/init",
+            self.console
+        )
+    }
+}
+
 pub struct Boot<'a> {
+    pub machine: &'a Machine,
+    /// Appended to the kernel command line (after `--`: arguments of /init).
+    pub init_args: &'a str,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub mem: &'a str,
@@ -36,9 +69,6 @@ pub struct Outcome {
     pub results_path: PathBuf,
 }
 
-/// Kernel command line: serial console, and any warning or oops ends the run.
-pub const APPEND: &str = "console=ttyS0 panic=-1 panic_on_warn=1 oops=panic rdinit=/init";
-
 fn read_from(path: &Path, pos: &mut u64, out: &mut String) {
     if let Ok(mut f) = std::fs::File::open(path) {
         if f.seek(SeekFrom::Start(*pos)).is_ok() {
@@ -52,41 +82,66 @@ fn read_from(path: &Path, pos: &mut u64, out: &mut String) {
 }
 
 pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
-    if !crate::util::have("qemu-system-x86_64") {
-        bail!("qemu-system-x86_64 is missing: run `cargo xtask setup`");
+    let qemu = b.machine.qemu;
+    if !crate::util::have(qemu) {
+        bail!("{qemu} is missing: run `cargo xtask setup`");
     }
     std::fs::create_dir_all(b.logdir)?;
     let console_path = b.logdir.join("console.log");
     let results_path = b.logdir.join("results.log");
     let _ = std::fs::remove_file(&console_path);
     let _ = std::fs::write(&results_path, "");
-    let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-accel", "tcg", "-no-reboot", "-smp"])
+    // The results device, for an /init that reads it from its environment (the matrix's).
+    let mut append = format!(
+        "{} results=/dev/{}",
+        b.machine.append(),
+        if b.machine.virtio_results {
+            "hvc0"
+        } else {
+            "ttyS1"
+        }
+    );
+    if !b.init_args.is_empty() {
+        append.push_str(" -- ");
+        append.push_str(b.init_args);
+    }
+    let mut c = Command::new(qemu);
+    c.args(b.machine.args)
+        .args(["-accel", "tcg", "-no-reboot", "-smp"])
         .arg(b.smp.to_string())
         .args(["-m", b.mem])
         .arg("-kernel")
         .arg(b.kernel)
         .arg("-initrd")
         .arg(b.initrd)
-        .args(["-append", APPEND]);
+        .arg("-append")
+        .arg(&append);
     if b.icount {
         if b.smp != 1 {
             bail!("-icount needs one vCPU, not {}", b.smp);
         }
         c.args(["-icount", "shift=0"]);
     }
+    let results_file = format!("file:{}", results_path.display());
     if b.interactive {
-        c.args(["-nographic", "-serial", "mon:stdio", "-serial"])
-            .arg(format!("file:{}", results_path.display()));
+        c.args(["-nographic", "-serial", "mon:stdio"]);
     } else {
         c.args(["-display", "none", "-monitor", "none", "-serial"])
             .arg(format!("file:{}", console_path.display()))
-            .arg("-serial")
-            .arg(format!("file:{}", results_path.display()))
             .stdin(Stdio::null());
     }
+    if b.machine.virtio_results {
+        c.args(["-device", "virtio-serial-device", "-chardev"])
+            .arg(format!(
+                "{},id=results",
+                results_file.replacen(':', ",path=", 1)
+            ))
+            .args(["-device", "virtconsole,chardev=results"]);
+    } else {
+        c.arg("-serial").arg(&results_file);
+    }
     let start = Instant::now();
-    let mut child = c.spawn().context(|| "starting qemu-system-x86_64")?;
+    let mut child = c.spawn().context(|| format!("starting {qemu}"))?;
     let mut results = String::new();
     let mut pos = 0u64;
     let mut line_buf = String::new();

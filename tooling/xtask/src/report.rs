@@ -68,6 +68,21 @@ pub fn suite_frame<'a, 'b>(
     }
 }
 
+/// How long each suite ran, in guest seconds, from the `secs=` of its `@@SUITE-END` line:
+/// `TIME <name> <impl>: <n> s` lines, in the order the suites ran.
+pub fn suite_times(results: &str) -> Vec<String> {
+    result_lines(results)
+        .iter()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("@@SUITE-END ")?;
+            let mut w = rest.split_whitespace();
+            let (name, imp) = (w.next()?, w.next()?);
+            let secs = w.find_map(|t| t.strip_prefix("secs="))?;
+            Some(format!("TIME {name} {imp}: {secs} s"))
+        })
+        .collect()
+}
+
 /// Suites framed by `@@SUITE-BEGIN`/`@@SUITE-END` on the results channel. Every `(name, impl)`
 /// in `expected` appears in the answer; one that never started or never ended has failed.
 pub fn guest_suites(results: &str, expected: &[(String, String)]) -> Vec<Suite> {
@@ -196,6 +211,13 @@ mod tests {
         v.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn suite_times_come_from_the_end_markers() {
+        let r = "@@SUITE-BEGIN a c\r\nok 1 x\r\n@@SUITE-END a c rc=0 secs=12\r\n\
+                 @@SUITE-END b rust rc=125 (cannot select implementation)\n";
+        assert_eq!(suite_times(r), vec!["TIME a c: 12 s".to_string()]);
     }
 
     #[test]

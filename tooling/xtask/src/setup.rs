@@ -110,9 +110,55 @@ fn default_mirror() -> (String, String) {
     (uri, key)
 }
 
+/// What `cargo xtask matrix` needs besides the rest: cross compilers and C libraries for the
+/// arm64 and riscv64 guests' static programs, and their emulators.
+const MATRIX_PACKAGES: &[&str] = &[
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+    "gcc-riscv64-linux-gnu",
+    "libc6-dev-riscv64-cross",
+];
+const MATRIX_BACKPORTS: &[(&str, &str)] = &[
+    ("qemu-system-arm", "bookworm-backports"),
+    ("qemu-system-misc", "bookworm-backports"),
+];
+
+/// Rust targets of the matrix guests' programs (tooling/guest), for rustup's toolchain, which
+/// builds them (the kernel uses Debian's rustc, which has no standard library for them).
+const MATRIX_RUST_TARGETS: &[&str] = &["aarch64-unknown-linux-gnu", "riscv64gc-unknown-linux-gnu"];
+
+/// Installs what the build matrix needs (after `setup`).
+pub fn matrix_packages(ctx: &Ctx, m: &Manifest) -> Result<()> {
+    install(ctx, m, MATRIX_PACKAGES, MATRIX_BACKPORTS)?;
+    let have_targets = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context(|| "rustup (the toolchain that builds tooling/guest) is missing")?;
+    let missing: Vec<&str> = MATRIX_RUST_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !have_targets.lines().any(|l| l.trim() == *t))
+        .collect();
+    if !missing.is_empty() {
+        println!("rustup: adding targets {}", missing.join(" "));
+        run_logged(
+            Command::new("rustup")
+                .args(["target", "add"])
+                .args(&missing),
+            &ctx.logs().join("rustup-targets.log"),
+        )?;
+    }
+    Ok(())
+}
+
 fn packages(ctx: &Ctx, m: &Manifest) -> Result<()> {
+    install(ctx, m, PACKAGES, BACKPORTS)
+}
+
+fn install(ctx: &Ctx, m: &Manifest, packages: &[&str], backports: &[(&str, &str)]) -> Result<()> {
+    // The sources file names every backports suite the tooling uses, whichever list is
+    // installed now, so that installing one list never drops another's suite.
     let suites: Vec<&str> = BACKPORTS
         .iter()
+        .chain(MATRIX_BACKPORTS)
         .map(|(_, s)| *s)
         .chain([m.base.suite.as_str()])
         .collect();
@@ -132,15 +178,15 @@ fn packages(ctx: &Ctx, m: &Manifest) -> Result<()> {
         }
         s
     };
-    let missing: Vec<&str> = PACKAGES
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
-        .chain(BACKPORTS.iter().map(|(p, _)| *p))
+        .chain(backports.iter().map(|(p, _)| *p))
         .filter(|p| !installed(p))
         .collect();
     let sources_ok = std::fs::read_to_string(SOURCES_FILE).is_ok_and(|t| t == want_sources);
     if missing.is_empty() && sources_ok {
-        println!("packages: all {} present", PACKAGES.len() + BACKPORTS.len());
+        println!("packages: all {} present", packages.len() + backports.len());
         return Ok(());
     }
     if !have("apt-get") {
@@ -164,7 +210,7 @@ fn packages(ctx: &Ctx, m: &Manifest) -> Result<()> {
     let plain: Vec<&str> = missing
         .iter()
         .copied()
-        .filter(|p| !BACKPORTS.iter().any(|(b, _)| b == p))
+        .filter(|p| !backports.iter().any(|(b, _)| b == p))
         .collect();
     if !plain.is_empty() {
         println!("apt: installing {}", plain.join(" "));
@@ -173,7 +219,7 @@ fn packages(ctx: &Ctx, m: &Manifest) -> Result<()> {
         run_logged(&mut apt(&args), &log)
             .context(|| format!("installing {plain:?} (is bookworm-security reachable?)"))?;
     }
-    for (p, suite) in BACKPORTS {
+    for (p, suite) in backports {
         if missing.contains(p) {
             println!("apt: installing {p} from {suite}");
             run_logged(
