@@ -251,6 +251,7 @@ pub fn markdown(
     commit: &str,
     machine: &str,
     config: &str,
+    plot: &str,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# PAGEMAP_SCAN benchmarks\n");
@@ -270,10 +271,7 @@ pub fn markdown(
     let _ = writeln!(s, "## Rust vs C, same boot, in instructions\n");
     rows_table(&mut s, icount, Unit::Insns);
     let _ = writeln!(s, "\n## Dirty tracking per round, in instructions\n");
-    let _ = writeln!(
-        s,
-        "Plot: [benchmarks-dirty-tracking.svg](benchmarks-dirty-tracking.svg).\n"
-    );
+    let _ = writeln!(s, "Plot: [{plot}]({plot}).\n");
     dt_table(&mut s, icount, Unit::Insns);
     let _ = writeln!(s, "\n## Scaling, in instructions\n");
     scale_table(&mut s, icount, Unit::Insns);
@@ -435,7 +433,7 @@ mod tests {
     #[test]
     fn report_and_plot_name_every_method() {
         let r = parse(OUT);
-        let md = markdown(&r, None, "abc", "test", "cfg");
+        let md = markdown(&r, None, "abc", "test", "cfg", "p.svg");
         assert!(md.contains("| sparse | 16384 | 164 |"));
         assert!(md.contains("**0.50**"));
         assert!(md.contains("| pagemap+clear_refs |"));
@@ -444,7 +442,7 @@ mod tests {
         // The get-and-clear against pagemap + clear_refs at 1%: 0.5 / 12.
         assert!(md.contains("**0.04**"), "{md}");
         assert!(!md.contains("Wall time under plain TCG"));
-        let both = markdown(&r, Some(&parse(OUT)), "abc", "test", "cfg");
+        let both = markdown(&r, Some(&parse(OUT)), "abc", "test", "cfg", "p.svg");
         assert!(both.contains("Wall time under plain TCG"));
         assert!(both.find("## Rust vs C, same boot, in instructions") < both.find("## Wall time"));
         let svg = svg(&r);

@@ -108,6 +108,9 @@ pub fn build_key(ctx: &Ctx, variant: &str) -> Result<String> {
         let p = ctx.configs().join(f);
         texts.push(std::fs::read(&p).context(|| format!("read {}", p.display()))?);
     }
+    if !v.options.is_empty() || v.arch.is_some() {
+        texts.push(format!("{:?}\n{}", v.arch, v.options.join("\n")).into_bytes());
+    }
     texts.push(ctx.make_vars().join(" ").into_bytes());
     for tool in ["/usr/bin/rustc", "clang-22", "ld.lld-22"] {
         let out = Command::new(tool).arg("--version").output();

@@ -794,15 +794,32 @@ fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
             .unwrap_or("")
             .trim()
     );
-    let config = "Linux 7.3.4 + this series, clang/rustc LLVM 22, -O2 \
-        (CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE), CONFIG_RUST_INLINE_HELPERS=y, no debug options";
+    let inline = if kbuild::config_has(ctx, &o.variant, "CONFIG_RUST_INLINE_HELPERS") {
+        "CONFIG_RUST_INLINE_HELPERS=y"
+    } else {
+        "CONFIG_RUST_INLINE_HELPERS not set (every C helper a call)"
+    };
+    let config = format!(
+        "Linux 7.3.4 + this series, clang/rustc LLVM 22, -O2 \
+         (CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE), {inline}, no debug options (variant {})",
+        o.variant
+    );
     let docs = ctx.repo.join("docs");
     std::fs::create_dir_all(&docs)?;
+    // The vm kernel's figures are the series' own; another variant's go beside them.
+    let (md, svg) = if o.variant == "vm" {
+        ("benchmarks.md".to_string(), "benchmarks-dirty-tracking.svg".to_string())
+    } else {
+        (
+            format!("benchmarks-{}.md", o.variant),
+            format!("benchmarks-{}-dirty-tracking.svg", o.variant),
+        )
+    };
     std::fs::write(
-        docs.join("benchmarks.md"),
-        bench::markdown(&ri, rw.as_ref(), commit.trim(), &machine, config),
+        docs.join(&md),
+        bench::markdown(&ri, rw.as_ref(), commit.trim(), &machine, &config, &svg),
     )?;
-    std::fs::write(docs.join("benchmarks-dirty-tracking.svg"), bench::svg(&ri))?;
+    std::fs::write(docs.join(&svg), bench::svg(&ri))?;
     println!();
     for l in ri
         .bench_lines
