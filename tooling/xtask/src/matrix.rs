@@ -374,7 +374,9 @@ fn one(ctx: &Ctx, c: &Config, tree_hash: &str, paths: &[String], boot: bool) -> 
         let out = Command::new(tool).arg("--version").output();
         toolchain.extend(out.map(|o| o.stdout).unwrap_or_default());
     }
-    let init_src = std::fs::read(init_source(ctx)).unwrap_or_default();
+    // What the guest runs besides the tree's selftests: /init and the Rust guest programs.
+    let mut init_src = std::fs::read(init_source(ctx)).unwrap_or_default();
+    init_src.extend(sources_of(&ctx.repo.join("tooling/guest")));
     let key = fnv64(&[
         tree_hash.as_bytes(),
         &config_text,
@@ -447,6 +449,29 @@ fn one(ctx: &Ctx, c: &Config, tree_hash: &str, paths: &[String], boot: bool) -> 
     }
     std::fs::write(&stamp, format!("{key}\n{}", out.to_text()))?;
     Ok(out)
+}
+
+/// The contents of every file under `dir`, in path order (for a cache key).
+fn sources_of(dir: &Path) -> Vec<u8> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(f.to_string_lossy().as_bytes());
+        out.extend(std::fs::read(&f).unwrap_or_default());
+    }
+    out
 }
 
 /// The first compiler or linker error of a build log.
