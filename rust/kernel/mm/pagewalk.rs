@@ -242,6 +242,12 @@ impl<'a> PmdEntry<'a> {
     /// no longer) huge, and then its PTEs may be walked with [`PmdEntry::map_ptes`].
     #[inline]
     pub fn lock_huge(&mut self) -> Option<HugePmdGuard<'_>> {
+        if !cfg!(CONFIG_TRANSPARENT_HUGEPAGE) {
+            // No PMD is huge without THP (`pmd_trans_huge_lock()` is then NULL). Said here, the
+            // compiler drops what a guard calls (`pmdp_invalidate()` and others THP alone
+            // builds) even when the C helpers are not inlined into the Rust code.
+            return None;
+        }
         // SAFETY: By the type invariants `pmd` and `vma` are valid and the mmap lock is held.
         let ptl = unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) };
         // INVARIANT: A non-NULL return is the PMD lock, now held.
