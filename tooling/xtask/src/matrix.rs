@@ -671,8 +671,8 @@ fn document(ctx: &Ctx, cs: &[&Config], rows: &[Outcome], line: &str) -> Result<P
          the build here) in its own build directory, one at a time on this machine's {} cores. \
          Configurations with suites boot under QEMU TCG (2 vCPUs) with a small static /init \
          (`tooling/matrix/init.c`) and run them; `clear_flag` is what `PM_SCAN_CLEAR_SOFT_DIRTY` \
-         must do there. A time of 0 s means the result was kept from an earlier run of the same \
-         tree and configuration.\n\n\
+         must do there. A configuration whose tree, configuration and guest did not change since \
+         an earlier run keeps that run's result and times.\n\n\
          ```\n{line}\n```\n\n\
          Commit: `{}`\n\n\
          | configuration | ARCH | why | build | time | boot | time | suites |\n\
