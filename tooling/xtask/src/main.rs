@@ -808,7 +808,10 @@ fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
     std::fs::create_dir_all(&docs)?;
     // The vm kernel's figures are the series' own; another variant's go beside them.
     let (md, svg) = if o.variant == "vm" {
-        ("benchmarks.md".to_string(), "benchmarks-dirty-tracking.svg".to_string())
+        (
+            "benchmarks.md".to_string(),
+            "benchmarks-dirty-tracking.svg".to_string(),
+        )
     } else {
         (
             format!("benchmarks-{}.md", o.variant),
