@@ -411,14 +411,18 @@ pub fn initramfs(ctx: &Ctx, variant: &str, mode: &Mode) -> Result<PathBuf> {
     let init = root.join("init");
     std::fs::write(&init, init_script(mode))?;
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))?;
-    let out = g.join("initramfs.cpio.gz");
+    pack(&root, &g.join("initramfs.cpio.gz"))
+}
+
+/// Packs the directory `root` as a gzipped newc initramfs at `out`; returns `out`.
+pub fn pack(root: &Path, out: &Path) -> Result<PathBuf> {
     let cmd = format!(
         "cd {} && find . -print0 | cpio --null -o -H newc --quiet | gzip -1 > {}",
         sh_quote(&root.to_string_lossy()),
         sh_quote(&out.to_string_lossy())
     );
     run(Command::new("sh").arg("-c").arg(&cmd)).map_err(|e| err!("packing initramfs: {e}"))?;
-    Ok(out)
+    Ok(out.to_path_buf())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::ctx::Ctx;
 use crate::kbuild::{self, Variant};
 use crate::manifest::Manifest;
 use crate::report::{self, Suite};
-use crate::util::{fnv64, output, run, run_logged, Context, Result, Stage};
+use crate::util::{fnv64, output, run_logged, Context, Result, Stage};
 use crate::{bail, err, guest, lint, materialize, qemu, setup, splat};
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -528,14 +528,7 @@ fn initramfs(ctx: &Ctx, c: &Config, a: &Arch) -> Result<PathBuf> {
             guest::build_selftest_with(ctx, &dir, t, &dst, a.cc)?;
         }
     }
-    let out = g.join("initramfs.cpio.gz");
-    let cmd = format!(
-        "cd '{}' && find . -print0 | cpio --null -o -H newc --quiet | gzip -1 > '{}'",
-        root.display(),
-        out.display()
-    );
-    run(Command::new("sh").arg("-c").arg(&cmd)).map_err(|e| err!("packing initramfs: {e}"))?;
-    Ok(out)
+    guest::pack(&root, &g.join("initramfs.cpio.gz"))
 }
 
 /// Boots a configuration's kernel and checks its suites; returns (ok, why not, suite lines).
