@@ -13,6 +13,8 @@ use std::process::Command;
 /// Implementations of PAGEMAP_SCAN a suite can run against.
 pub const IMPL_C: &str = "c";
 pub const IMPL_RUST: &str = "rust";
+/// The label of a suite run once per boot, whatever implementation is selected.
+pub const ONCE_IMPL: &str = "kernel";
 
 /// Kconfig option that builds the Rust PAGEMAP_SCAN (added by the series).
 pub const RUST_IMPL_OPTION: &str = "CONFIG_PROC_PAGEMAP_SCAN_RUST";
@@ -25,7 +27,8 @@ pub struct Selftest {
     /// Sources relative to tools/testing/selftests/mm.
     pub sources: &'static [&'static str],
     pub cflags: &'static [&'static str],
-    /// Run once per PAGEMAP_SCAN implementation.
+    /// Run once per PAGEMAP_SCAN implementation; otherwise once per boot, under the label
+    /// [`ONCE_IMPL`] (a test that never calls PAGEMAP_SCAN gains nothing from a second run).
     pub per_impl: bool,
     /// Tests what only the Rust implementation offers (PM_SCAN_CLEAR_SOFT_DIRTY): run for it
     /// alone.
@@ -43,11 +46,13 @@ pub const SELFTESTS: &[Selftest] = &[
         rust_only: false,
         timeout: 900,
     },
+    // soft-dirty.c reads /proc/PID/pagemap and writes clear_refs; it never calls PAGEMAP_SCAN,
+    // so the implementation switch cannot change what it sees: once per boot.
     Selftest {
         name: "soft-dirty",
         sources: &["soft-dirty.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &["-D_GNU_SOURCE"],
-        per_impl: true,
+        per_impl: false,
         rust_only: false,
         timeout: 600,
     },
@@ -98,10 +103,11 @@ pub struct Reliability {
     pub seed: u64,
 }
 
-/// A differential run: how many calls, from which seed.
+/// A differential run and the clear-flag oracle's run: how many calls each, from which seed.
 #[derive(Clone, Copy, Debug)]
 pub struct Differential {
     pub calls: u64,
+    pub oracle_calls: u64,
     pub seed: u64,
 }
 
@@ -230,6 +236,14 @@ pub fn per_impl_suites(imp: &str) -> impl Iterator<Item = (&'static str, u32)> +
         )
 }
 
+/// The selftests run once per boot (label [`ONCE_IMPL`]), with their time limits.
+pub fn once_suites() -> impl Iterator<Item = (&'static str, u32)> {
+    SELFTESTS
+        .iter()
+        .filter(|t| !t.per_impl)
+        .map(|t| (t.name, t.timeout))
+}
+
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -341,13 +355,12 @@ run_suite() {{
                     );
                 }
             }
-            for t in SELFTESTS.iter().filter(|t| !t.per_impl) {
+            for (name, timeout) in once_suites() {
                 let _ = writeln!(
                     s,
-                    "run_suite {} - {} /bin/{}",
-                    sh_quote(t.name),
-                    t.timeout,
-                    t.name
+                    "run_suite {} {} {timeout} /bin/{name}",
+                    sh_quote(name),
+                    sh_quote(ONCE_IMPL),
                 );
             }
             if let Some(d) = differential {
@@ -359,7 +372,7 @@ run_suite() {{
                 let _ = writeln!(
                     s,
                     "run_suite {ORACLE_SUITE} {DIFF_IMPL} {ORACLE_TIMEOUT} /bin/pmscan-diff --clear-oracle --calls {} --seed {}",
-                    d.calls, d.seed
+                    d.oracle_calls, d.seed
                 );
             }
             if let Some(r) = reliability {
@@ -459,7 +472,11 @@ mod tests {
     fn init_runs_each_suite_per_impl_then_finishes() {
         let s = init_script(&Mode::Tests {
             impls: vec!["c".into(), "rust".into()],
-            differential: Some(Differential { calls: 7, seed: 3 }),
+            differential: Some(Differential {
+                calls: 7,
+                oracle_calls: 5,
+                seed: 3,
+            }),
             reliability: Some(Reliability {
                 fuzz_calls: 5,
                 soak_writes: 6,
@@ -485,10 +502,13 @@ mod tests {
             s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
         );
         assert!(s.contains(
-            "run_suite sd-oracle c-vs-rust 1800 /bin/pmscan-diff --clear-oracle --calls 7 --seed 3"
+            "run_suite sd-oracle c-vs-rust 1800 /bin/pmscan-diff --clear-oracle --calls 5 --seed 3"
         ));
         for imp in ["c", "rust"] {
-            for t in SELFTESTS.iter().filter(|t| !t.rust_only || imp == "rust") {
+            for t in SELFTESTS
+                .iter()
+                .filter(|t| t.per_impl && (!t.rust_only || imp == "rust"))
+            {
                 assert!(
                     s.contains(&format!(
                         "run_suite '{}' '{imp}' {} /bin/{}",
@@ -499,6 +519,12 @@ mod tests {
             }
         }
         assert!(!s.contains("run_suite 'soft-dirty-clear' 'c'"), "{s}");
+        // A selftest that never calls PAGEMAP_SCAN runs once, not per implementation.
+        assert_eq!(s.matches("run_suite 'soft-dirty' ").count(), 1, "{s}");
+        assert!(
+            s.contains("run_suite 'soft-dirty' 'kernel' 600 /bin/soft-dirty"),
+            "{s}"
+        );
         assert!(s.contains("exec 3>/dev/ttyS1"));
         let done = s.find("@@ALL-DONE").unwrap();
         assert!(done > s.rfind("run_suite '").unwrap());

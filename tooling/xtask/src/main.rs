@@ -40,6 +40,7 @@ commands:
   test       every test: host unit tests, build, boot, all guest suites (what .ci/run runs)
              --impl c|rust|all  implementations to run the suites against (default: all built)
              --diff-calls N     calls the differential tester compares (default 100000)
+             --oracle-calls N   calls the clear-flag oracle checks (default 40000)
              --diff-seed S      its seed (default 1); a difference prints the seed to replay
              --skip-series      development shortcut: no series stage (the run then fails)
              --no-debug         development shortcut: no debug-kernel boot (the run then fails)
@@ -123,6 +124,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         imp: None,
         diff: Differential {
             calls: 100_000,
+            oracle_calls: 40_000,
             seed: 1,
         },
         skip_series: false,
@@ -181,15 +183,15 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
                 }
                 o.imp = Some(v.clone());
             }
-            "--diff-calls" | "--diff-seed" => {
+            "--diff-calls" | "--oracle-calls" | "--diff-seed" => {
                 let v: u64 = it
                     .next()
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| err!("{a} needs a number"))?;
-                if a == "--diff-calls" {
-                    o.diff.calls = v;
-                } else {
-                    o.diff.seed = v;
+                match a.as_str() {
+                    "--diff-calls" => o.diff.calls = v,
+                    "--oracle-calls" => o.diff.oracle_calls = v,
+                    _ => o.diff.seed = v,
                 }
             }
             _ => bail!("unknown option `{a}`\n\n{USAGE}"),
@@ -353,17 +355,22 @@ fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
     Ok(s)
 }
 
-/// The debug variant, booted after the vm one, and the differential calls run on it (KASAN
-/// makes each about seven times slower under TCG).
+/// The debug variant, booted after the vm one, and the differential and oracle calls run on
+/// it (KASAN makes each about seven times slower under TCG). The debug boot is there for what
+/// KASAN, lockdep and the VM checks see on every path; the volume is the vm boot's (and
+/// `cargo xtask long`'s). pmscan-diff builds its twins anew every 4000 calls, each build under
+/// the next shmem THP mode (always, advise, never): 4000 differential calls are one build
+/// (always), 12000 oracle calls one build per mode.
 const DEBUG: &str = "debug";
-const DEBUG_DIFF_CALLS: u64 = 20_000;
+const DEBUG_DIFF_CALLS: u64 = 4_000;
+const DEBUG_ORACLE_CALLS: u64 = 12_000;
 
 /// CI-sized reliability runs (issue 8): fuzzed calls and checked writes, on the vm kernel and
 /// on the debug kernel (there with slab and page-allocation fault injection).
 const FUZZ_CALLS: u64 = 50_000;
 const SOAK_WRITES: u64 = 1_000_000;
 const DEBUG_FUZZ_CALLS: u64 = 20_000;
-const DEBUG_SOAK_WRITES: u64 = 300_000;
+const DEBUG_SOAK_WRITES: u64 = 150_000;
 
 /// The variant built with CONFIG_RUST=n, and the label its (C only) suites run under.
 const NORUST: &str = "norust";
@@ -409,6 +416,7 @@ fn guest_suites(
         let per_impl: u64 = impls
             .iter()
             .flat_map(|i| guest::per_impl_suites(i))
+            .chain(guest::once_suites())
             .map(|(_, t)| u64::from(t))
             .sum();
         let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT))
@@ -463,6 +471,7 @@ fn guest_suites(
     let mut expected: Vec<(String, String)> = impls
         .iter()
         .flat_map(|i| guest::per_impl_suites(i).map(move |(n, _)| (n.to_string(), i.clone())))
+        .chain(guest::once_suites().map(|(n, _)| (n.to_string(), guest::ONCE_IMPL.to_string())))
         .collect();
     if differential.is_some() {
         expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
@@ -567,6 +576,7 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         let dimpls = built_impls(ctx, DEBUG);
         let diff = Differential {
             calls: DEBUG_DIFF_CALLS.min(o.diff.calls),
+            oracle_calls: DEBUG_ORACLE_CALLS.min(o.diff.oracle_calls),
             seed: o.diff.seed,
         };
         let g = guest_suites(
@@ -609,7 +619,13 @@ fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 None,
                 "boot-norust",
             )?;
-            suites.extend(g.suites);
+            // A suite run once per boot says which kernel it ran on, as the others do.
+            suites.extend(g.suites.into_iter().map(|mut s| {
+                if s.imp == guest::ONCE_IMPL {
+                    s.imp = format!("{}-{NORUST}", s.imp);
+                }
+                s
+            }));
             problems.extend(g.problems.into_iter().map(|p| format!("{NORUST}: {p}")));
             splats.extend(g.splats);
         } else {
