@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `cargo xtask long`: the long reliability run on the debug kernel.
+
+use crate::*;
+
+/// Seconds before the guest kills one suite of one chunk of the long run.
+pub(crate) const LONG_SUITE_TIMEOUT: u32 = 2400;
+
+/// Adds up `key <n>` figures of `FUZZ:`/`SOAK:` lines (`calls 5, chaos 7, ...`) into `sums`,
+/// keeping the order keys first appear in.
+pub(crate) fn add_figures(line: &str, sums: &mut Vec<(String, u64)>) {
+    let Some((_, body)) = line.split_once(": ") else {
+        return;
+    };
+    for part in body.split(", ") {
+        let Some((k, v)) = part.trim().rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = v.parse::<u64>() else {
+            continue;
+        };
+        match sums.iter_mut().find(|(key, _)| key == k) {
+            Some((_, n)) => *n += v,
+            None => sums.push((k.to_string(), v)),
+        }
+    }
+}
+
+pub(crate) fn figures_line(prefix: &str, sums: &[(String, u64)]) -> String {
+    let body: Vec<String> = sums.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!("{prefix}: {}", body.join(", "))
+}
+
+/// The repository's commit, `-dirty` with uncommitted changes, for write-ups of a run.
+pub(crate) fn repo_commit(ctx: &Ctx) -> String {
+    util::output(Command::new("git").current_dir(&ctx.repo).args([
+        "describe",
+        "--always",
+        "--dirty",
+        "--abbrev=12",
+    ]))
+    .unwrap_or_default()
+}
+
+/// The last `[ seconds]` kernel timestamp of a console log: how long the guest ran.
+pub(crate) fn last_timestamp(console: &str) -> Option<f64> {
+    console.lines().rev().find_map(|l| {
+        let (t, _) = l.strip_prefix('[')?.split_once(']')?;
+        t.trim().parse().ok()
+    })
+}
+
+/// The long reliability run (issue 8): the fuzzer (with fault injection) and the soak in
+/// chunks on the debug kernel, in one boot; sums their figures and writes docs/long-run.md.
+pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let variant = if o.variant_set {
+        o.variant.as_str()
+    } else {
+        DEBUG
+    };
+    let chunks: Vec<guest::Reliability> = (0..o.chunks)
+        .map(|i| guest::Reliability {
+            fuzz_calls: o.long_calls.div_ceil(o.chunks),
+            soak_writes: o.long_writes.div_ceil(o.chunks),
+            inject: true,
+            seed: o.seed + i,
+        })
+        .collect();
+    let (results, console, minutes, timed_out) = if let Some(path) = &o.from_results {
+        // An earlier boot's results channel, its console next to it.
+        let console = path.with_file_name("console.log");
+        let console = std::fs::read_to_string(&console)
+            .context(|| format!("reading {}", console.display()))?;
+        let minutes = last_timestamp(&console).map(|s| s / 60.0);
+        (
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?,
+            console,
+            minutes,
+            false,
+        )
+    } else {
+        setup_and_materialize(ctx, o)?;
+        let kernel = {
+            let _s = Stage::new(&format!("build-{variant}"));
+            kbuild::build(ctx, variant)?
+        };
+        if built_impls(ctx, variant).len() != 2 {
+            bail!("the `{variant}` kernel has only the C implementation");
+        }
+        let initrd = {
+            let _s = Stage::new("guest-userspace");
+            guest::initramfs(
+                ctx,
+                variant,
+                &Mode::Long {
+                    chunks: chunks.clone(),
+                    timeout: LONG_SUITE_TIMEOUT,
+                },
+            )?
+        };
+        let t0 = Instant::now();
+        let out = {
+            let _s = Stage::new("boot-long");
+            qemu::boot(&qemu::Boot {
+                machine: &qemu::X86_64,
+                init_args: "",
+                kernel: &kernel,
+                initrd: &initrd,
+                mem: "2G",
+                smp: GUEST_CPUS,
+                timeout: Duration::from_secs(120 + 2 * o.chunks * u64::from(LONG_SUITE_TIMEOUT)),
+                interactive: false,
+                logdir: &ctx.logs().join(format!("long-{variant}")),
+                echo_results: false,
+                icount: false,
+            })?
+        };
+        (
+            out.results,
+            out.console,
+            Some(t0.elapsed().as_secs_f64() / 60.0),
+            out.timed_out,
+        )
+    };
+    let expected: Vec<(String, String)> = chunks
+        .iter()
+        .flat_map(|c| {
+            [guest::FUZZ_SUITE, guest::SOAK_SUITE]
+                .map(|n| (n.to_string(), guest::long_label(c.seed)))
+        })
+        .collect();
+    let suites = report::guest_suites(&results, &expected);
+    let splats = splat::scan(&console);
+    let lines = report::result_lines(&results);
+    let mut rows = Vec::new();
+    let (mut fuzz, mut soak) = (Vec::new(), Vec::new());
+    for c in &chunks {
+        let label = guest::long_label(c.seed);
+        let figure = |n: &str, p: &str| {
+            report::suite_frame(&lines, n, &label)
+                .and_then(|(body, _)| body.iter().rev().find(|l| l.starts_with(p)))
+                .map_or(format!("{p} (none printed)"), |l| l.to_string())
+        };
+        let (f, s) = (
+            figure(guest::FUZZ_SUITE, "FUZZ:"),
+            figure(guest::SOAK_SUITE, "SOAK:"),
+        );
+        add_figures(&f, &mut fuzz);
+        add_figures(&s, &mut soak);
+        rows.push((c.seed, f, s));
+    }
+    let (fuzz, soak) = (figures_line("FUZZ", &fuzz), figures_line("SOAK", &soak));
+    let stalls: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("# worker ") || l.starts_with("#   "))
+        .collect();
+    let commit = repo_commit(ctx);
+    let mut md = format!(
+        "# The long reliability run\n\n\
+         Written by `cargo xtask long`{} (commit {}, kernel variant `{variant}`, {} chunks, \
+         {} under TCG on 2 vCPUs). Each chunk runs `pmscan-fuzz --inject` and \
+         `pmscan-soak` with its own seed; the kernel has KASAN, lockdep, DEBUG_VM, page-table \
+         check, Rust debug assertions and overflow checks, and boots with `panic_on_warn=1`.\n\n\
+         ```\n{fuzz}\n{soak}\nconsole splats: {}\n```\n\n\
+         | seed | fuzzer | soak |\n|---|---|---|\n",
+        if o.from_results.is_some() {
+            " from the logs of an earlier boot (`--from-results`)"
+        } else {
+            ""
+        },
+        commit.trim(),
+        o.chunks,
+        minutes.map_or("an earlier boot".to_string(), |m| format!("{m:.0} min")),
+        splats.len()
+    );
+    for (seed, f, s) in &rows {
+        md.push_str(&format!("| {seed} | `{f}` | `{s}` |\n"));
+    }
+    if !stalls.is_empty() {
+        md.push_str("\nWhat the fuzzer printed about stalled workers:\n\n```\n");
+        for l in &stalls {
+            md.push_str(l);
+            md.push('\n');
+        }
+        md.push_str("```\n");
+    }
+    // Only the debug kernel's run is the documented one.
+    if variant == DEBUG {
+        let docs = ctx.repo.join("docs");
+        std::fs::create_dir_all(&docs)?;
+        std::fs::write(docs.join("long-run.md"), md)?;
+    }
+    println!();
+    for (seed, f, s) in &rows {
+        println!("seed {seed}: {f}; {s}");
+    }
+    for l in &stalls {
+        println!("{l}");
+    }
+    for s in &suites {
+        println!("{}", s.line());
+        for p in &s.problems {
+            println!("  {p}");
+        }
+    }
+    println!("{fuzz} ({variant} kernel, {} chunks)", o.chunks);
+    println!("{soak} ({variant} kernel, {} chunks)", o.chunks);
+    println!("SPLATS: {}", splats.len());
+    for l in splats.iter().take(20) {
+        println!("  splat: {l}");
+    }
+    if let Some(m) = minutes {
+        println!("long: {m:.0} min");
+    }
+    if variant == DEBUG {
+        println!("wrote docs/long-run.md");
+    }
+    Ok(!timed_out
+        && splats.is_empty()
+        && suites
+            .iter()
+            .all(|s| s.counts.failed == 0 && s.problems.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_add_up_by_key() {
+        let mut sums = Vec::new();
+        add_figures(
+            "FUZZ: calls 10, chaos 3, splats 0, errno-mismatch 0, hangs 1",
+            &mut sums,
+        );
+        add_figures(
+            "FUZZ: calls 5, chaos 4, splats 0, errno-mismatch 2, hangs 0",
+            &mut sums,
+        );
+        assert_eq!(
+            figures_line("FUZZ", &sums),
+            "FUZZ: calls 15, chaos 7, splats 0, errno-mismatch 2, hangs 1"
+        );
+        add_figures("FUZZ: (none printed)", &mut sums);
+        assert_eq!(sums.len(), 5);
+    }
+
+    #[test]
+    fn guest_time_is_the_last_kernel_timestamp() {
+        let log = "[    0.000000] Linux\n[ 5042.125000] reboot: Restarting\nqemu: done\n";
+        assert_eq!(last_timestamp(log), Some(5042.125));
+        assert_eq!(last_timestamp("no kernel here"), None);
+    }
+}

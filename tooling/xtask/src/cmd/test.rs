@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `cargo xtask test`: every test (what `.ci/run` runs): host unit tests, the series stage,
+//! lint, the vm, debug and `CONFIG_RUST=n` boots with their suites.
+
+use crate::*;
+
+pub(crate) fn host_unit_tests(ctx: &Ctx) -> Result<report::Suite> {
+    let out = Command::new("cargo")
+        .current_dir(&ctx.repo)
+        .args(["test", "--quiet", "--workspace"])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = report::cargo_test_counts(&text).unwrap_or_default();
+    let mut problems = Vec::new();
+    if !out.status.success() {
+        print!("{text}");
+        problems.push(format!("cargo test exited {}", out.status));
+    }
+    Ok(report::Suite {
+        name: "host-unit".into(),
+        imp: "tooling".into(),
+        counts: ktap::Counts {
+            failed: counts.failed.max(usize::from(!problems.is_empty())),
+            ..counts
+        },
+        problems,
+    })
+}
+
+/// Lint checks on the series' files: build (compiler and clippy) warnings, rustfmtcheck,
+/// rustdoc warnings. One case each.
+pub(crate) fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
+    let paths = lint::series_paths(&ctx.repo, m);
+    let mut s = report::Suite::new("lint", "series");
+    let build_log = std::fs::read_to_string(ctx.logs().join(format!("build-{variant}.log")))
+        .unwrap_or_default();
+    let mut cases: Vec<(&str, Vec<String>)> = vec![(
+        "build warnings (CLIPPY=1)",
+        lint::findings(&build_log, &paths),
+    )];
+    let (ok, out) = lint::make_target(ctx, variant, "rustfmtcheck")?;
+    let mut fmt = Vec::new();
+    if !ok {
+        fmt.extend(
+            out.lines()
+                .filter(|l| l.starts_with("Diff in"))
+                .map(str::to_string),
+        );
+        if fmt.is_empty() {
+            fmt.push("make rustfmtcheck failed".to_string());
+        }
+    }
+    cases.push(("rustfmtcheck", fmt));
+    let (ok, out) = lint::make_target(ctx, variant, "rustdoc")?;
+    let mut doc = lint::findings(&out, &paths);
+    if !ok {
+        doc.push("make rustdoc failed".to_string());
+    }
+    cases.push(("rustdoc", doc));
+    for (name, found) in cases {
+        s.add_case(name, found.is_empty(), found);
+    }
+    Ok(s)
+}
+
+/// The debug variant, booted after the vm one, and the differential and oracle calls run on
+/// it (KASAN makes each about seven times slower under TCG). The debug boot is there for what
+/// KASAN, lockdep and the VM checks see on every path; the volume is the vm boot's (and
+/// `cargo xtask long`'s). pmscan-diff builds its twins anew every 4000 calls, each build under
+/// the next shmem THP mode (always, advise, never): 4000 differential calls are one build
+/// (always), 12000 oracle calls one build per mode.
+pub(crate) const DEBUG: &str = "debug";
+pub(crate) const DEBUG_DIFF_CALLS: u64 = 4_000;
+pub(crate) const DEBUG_ORACLE_CALLS: u64 = 12_000;
+
+/// CI-sized reliability runs (issue 8): fuzzed calls and checked writes, on the vm kernel and
+/// on the debug kernel (there with slab and page-allocation fault injection).
+pub(crate) const FUZZ_CALLS: u64 = 50_000;
+pub(crate) const SOAK_WRITES: u64 = 1_000_000;
+pub(crate) const DEBUG_FUZZ_CALLS: u64 = 20_000;
+pub(crate) const DEBUG_SOAK_WRITES: u64 = 150_000;
+
+/// The variant built with CONFIG_RUST=n, and the label its (C only) suites run under.
+pub(crate) const NORUST: &str = "norust";
+pub(crate) const NORUST_IMPL: &str = "c-norust";
+
+/// What one boot of the test guest found.
+pub(crate) struct GuestRun {
+    pub(crate) suites: Vec<report::Suite>,
+    pub(crate) problems: Vec<String>,
+    pub(crate) splats: Vec<String>,
+    /// `FUZZ:` and `SOAK:` lines of the reliability runs, if any.
+    pub(crate) figure_lines: Vec<String>,
+}
+
+/// Boots `kernel` with the test initramfs of `variant` and collects its suites: KUnit from the
+/// console, each per-implementation suite once per entry of `impls`, and the differential
+/// tester and the reliability runs if asked for.
+// One boot's plan is these arguments; a struct for it would only be unpacked here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn guest_suites(
+    ctx: &Ctx,
+    variant: &str,
+    kernel: &std::path::Path,
+    impls: &[String],
+    differential: Option<Differential>,
+    reliability: Option<guest::Reliability>,
+    stage: &str,
+) -> Result<GuestRun> {
+    let initrd = {
+        let _s = Stage::new(&format!("guest-userspace-{variant}"));
+        guest::initramfs(
+            ctx,
+            variant,
+            &Mode::Tests {
+                impls: impls.to_vec(),
+                differential,
+                reliability,
+            },
+        )?
+    };
+    let out = {
+        let _s = Stage::new(stage);
+        let per_impl: u64 = impls
+            .iter()
+            .flat_map(|i| guest::per_impl_suites(i))
+            .chain(guest::once_suites())
+            .map(|(_, t)| u64::from(t))
+            .sum();
+        let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT))
+            + reliability.map_or(0, |_| u64::from(guest::FUZZ_TIMEOUT + guest::SOAK_TIMEOUT));
+        qemu::boot(&qemu::Boot {
+            machine: &qemu::X86_64,
+            init_args: "",
+            kernel,
+            initrd: &initrd,
+            mem: "2G",
+            smp: GUEST_CPUS,
+            timeout: Duration::from_secs(120 + per_impl + diff),
+            interactive: false,
+            logdir: &ctx.logs().join(format!("test-{variant}")),
+            echo_results: false,
+            icount: false,
+        })?
+    };
+    println!(
+        "guest ran {:.1}s (qemu {}); console {} results {}",
+        out.seconds,
+        out.status.map_or("killed".to_string(), |s| s.to_string()),
+        out.console_path.display(),
+        out.results_path.display()
+    );
+    for l in report::suite_times(&out.results) {
+        println!("  {l}");
+    }
+    let mut problems = Vec::new();
+    if out.timed_out {
+        problems.push("the guest timed out".to_string());
+    }
+    match out.results.lines().find(|l| l.starts_with("@@GUEST-READY")) {
+        None => problems.push("the guest never reached /init".to_string()),
+        Some(l) if !l.trim_end().ends_with(&format!("cpus={GUEST_CPUS}")) => {
+            problems.push(format!(
+                "the guest did not bring up {GUEST_CPUS} CPUs: {}",
+                l.trim_end()
+            ))
+        }
+        Some(_) => {}
+    }
+    if !out.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
+        problems.push("the guest did not finish its suites".to_string());
+    }
+    let mut suites = report::kunit_suites(&out.console);
+    for (opt, suite) in KUNIT_SUITES {
+        if kbuild::config_has(ctx, variant, opt) && !suites.iter().any(|s| s.name == *suite) {
+            problems.push(format!("{opt} is set but KUnit printed no {suite} suite"));
+        }
+    }
+    let mut expected: Vec<(String, String)> = impls
+        .iter()
+        .flat_map(|i| guest::per_impl_suites(i).map(move |(n, _)| (n.to_string(), i.clone())))
+        .chain(guest::once_suites().map(|(n, _)| (n.to_string(), guest::ONCE_IMPL.to_string())))
+        .collect();
+    if differential.is_some() {
+        expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
+        expected.push((guest::ORACLE_SUITE.to_string(), DIFF_IMPL.to_string()));
+    }
+    if reliability.is_some() {
+        for n in [guest::FUZZ_SUITE, guest::SOAK_SUITE] {
+            expected.push((n.to_string(), guest::RELIABILITY_IMPL.to_string()));
+        }
+    }
+    suites.extend(report::guest_suites(&out.results, &expected));
+    Ok(GuestRun {
+        suites,
+        problems,
+        splats: splat::scan(&out.console),
+        figure_lines: out
+            .results
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| l.starts_with("FUZZ: ") || l.starts_with("SOAK: "))
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let t0 = Instant::now();
+    let mut suites = Vec::new();
+    {
+        let _s = Stage::new("host-unit-tests");
+        suites.push(host_unit_tests(ctx)?);
+    }
+    let m = setup_and_materialize(ctx, o)?;
+    // The series stage first: its per-patch builds run in this variant's build directory and
+    // end at the series head, so the build below only recompiles the series' objects. (After
+    // it, going back from the head to patch 1 rebuilt nearly everything: a full build more on
+    // a cold machine.)
+    let series = if o.skip_series {
+        None
+    } else {
+        let _s = Stage::new("series");
+        Some(series_suite(ctx, o, &m)?)
+    };
+    let kernel = build_variant(ctx, o, &m, true)?;
+    {
+        let _s = Stage::new("lint");
+        suites.push(lint_suite(ctx, &o.variant, &m)?);
+    }
+    let built = built_impls(ctx, &o.variant);
+    let impls: Vec<String> = match o.imp.as_deref() {
+        None | Some("all") => built.clone(),
+        Some(i) => vec![i.to_string()],
+    };
+    for i in &impls {
+        if !built.contains(i) {
+            bail!(
+                "the `{}` kernel has no `{i}` implementation ({RUST_IMPL_OPTION} is not set)",
+                o.variant
+            );
+        }
+    }
+    println!("implementations: {}", impls.join(" "));
+    // The differential tester needs both implementations in the kernel.
+    let both = built.len() == 2 && impls.len() == 2;
+    let guest = guest_suites(
+        ctx,
+        &o.variant,
+        &kernel,
+        &impls,
+        both.then_some(o.diff),
+        both.then_some(guest::Reliability {
+            fuzz_calls: FUZZ_CALLS,
+            soak_writes: SOAK_WRITES,
+            inject: false,
+            seed: o.diff.seed,
+        }),
+        "boot-and-suites",
+    )?;
+    suites.extend(guest.suites);
+    let mut figure_lines = guest.figure_lines;
+    let mut problems = guest.problems;
+    let mut splats = guest.splats;
+    // The short benchmark, in a boot of its own with the guest clock counting instructions.
+    let mut bench_lines = Vec::new();
+    if both {
+        let b = bench_boot(ctx, &o.variant, &kernel, true, true)?;
+        suites.extend(b.suites);
+        problems.extend(b.problems);
+        splats.extend(b.splats);
+        bench_lines = b.bench_lines;
+    }
+    if o.no_debug {
+        problems.push("the debug-kernel boot was skipped (--no-debug)".to_string());
+    }
+    if o.variant == "vm" && !o.no_debug {
+        // The same suites on the debug kernel (KASAN, lockdep, DEBUG_VM, page-table check,
+        // Rust debug assertions and overflow checks): any splat fails the run.
+        let dkernel = {
+            let _s = Stage::new(&format!("build-{DEBUG}"));
+            kbuild::build(ctx, DEBUG)?
+        };
+        let dimpls = built_impls(ctx, DEBUG);
+        let diff = Differential {
+            calls: DEBUG_DIFF_CALLS.min(o.diff.calls),
+            oracle_calls: DEBUG_ORACLE_CALLS.min(o.diff.oracle_calls),
+            seed: o.diff.seed,
+        };
+        let g = guest_suites(
+            ctx,
+            DEBUG,
+            &dkernel,
+            &dimpls,
+            (dimpls.len() == 2).then_some(diff),
+            (dimpls.len() == 2).then_some(guest::Reliability {
+                fuzz_calls: DEBUG_FUZZ_CALLS,
+                soak_writes: DEBUG_SOAK_WRITES,
+                inject: true,
+                seed: o.diff.seed,
+            }),
+            "boot-debug",
+        )?;
+        suites.extend(g.suites.into_iter().map(|mut s| {
+            s.imp = format!("{}-{DEBUG}", s.imp);
+            s
+        }));
+        problems.extend(g.problems.into_iter().map(|p| format!("{DEBUG}: {p}")));
+        splats.extend(g.splats);
+        figure_lines.extend(
+            g.figure_lines
+                .into_iter()
+                .map(|l| format!("{l} ({DEBUG} kernel)")),
+        );
+    }
+    if let Some(series) = series {
+        suites.push(series);
+        // The series stage built the CONFIG_RUST=n kernel: the C suites must pass on it too.
+        let norust = ctx.build_dir(NORUST).join("arch/x86/boot/bzImage");
+        if norust.exists() {
+            let g = guest_suites(
+                ctx,
+                NORUST,
+                &norust,
+                &[NORUST_IMPL.to_string()],
+                None,
+                None,
+                "boot-norust",
+            )?;
+            // A suite run once per boot says which kernel it ran on, as the others do.
+            suites.extend(g.suites.into_iter().map(|mut s| {
+                if s.imp == guest::ONCE_IMPL {
+                    s.imp = format!("{}-{NORUST}", s.imp);
+                }
+                s
+            }));
+            problems.extend(g.problems.into_iter().map(|p| format!("{NORUST}: {p}")));
+            splats.extend(g.splats);
+        } else {
+            problems.push("no CONFIG_RUST=n kernel to boot".to_string());
+        }
+    } else {
+        // A development shortcut: such a run never passes.
+        problems.push("the series stage was skipped (--skip-series)".to_string());
+    }
+
+    println!();
+    for l in &figure_lines {
+        println!("{l}");
+    }
+    for l in &bench_lines {
+        println!("{l} (short run, 64 MiB; `cargo xtask bench` for the full one)");
+    }
+    let mut total = ktap::Counts::default();
+    for s in &suites {
+        println!("{}", s.line());
+        for p in &s.problems {
+            println!("  {}: {p}", s.name);
+        }
+        if s.counts.skipped > 0 {
+            problems.push(format!(
+                "{} {}: {} unexpected skip(s)",
+                s.name, s.imp, s.counts.skipped
+            ));
+        }
+        total.add(s.counts);
+    }
+    println!("SPLATS: {}", splats.len());
+    for l in splats.iter().take(20) {
+        println!("  splat: {l}");
+    }
+    for p in &problems {
+        println!("PROBLEM: {p}");
+    }
+    let extra = splats.len() + problems.len();
+    println!("test: {:.0}s wall", t0.elapsed().as_secs_f64());
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed,
+        total.failed + extra,
+        total.skipped
+    );
+    Ok(total.failed == 0 && extra == 0)
+}
