@@ -16,8 +16,8 @@
 //! difference the seed and call number to replay it. With `--clear-oracle` it checks
 //! `PM_SCAN_CLEAR_SOFT_DIRTY` instead (see `oracle.rs`).
 //!
-//! Each rebuild of the twins picks shmem_enabled (always, advise or never), so memfd, SysV shm
-//! and tmpfs files (one tmpfs mounted huge=always) get shmem THPs or not.
+//! Each rebuild of the twins sets shmem_enabled to the next of always, advise, never, so memfd,
+//! SysV shm and tmpfs files (one tmpfs mounted huge=always) get shmem THPs or not.
 
 mod oracle;
 
@@ -869,11 +869,11 @@ fn resume_khugepaged(old: Option<String>) {
 }
 
 /// Picks the shmem THP policy for the next build: users (QEMU guest RAM, tmpfs) turn it on.
-fn set_shmem_thp(r: &mut Rng) {
-    let _ = std::fs::write(
-        SHMEM_ENABLED,
-        r.pick(&["always", "advise", "advise", "never"]),
-    );
+/// Sets shmem_enabled for the `build`-th build of the twins: `always`, `advise`, `never` in
+/// turn, so that a short run (three builds, as on the debug kernel) has each mode once.
+fn set_shmem_thp(build: u64) {
+    let modes = ["always", "advise", "never"];
+    let _ = std::fs::write(SHMEM_ENABLED, modes[(build % 3) as usize]);
 }
 
 fn ensure_hugepages(n: u64) {
@@ -977,8 +977,10 @@ fn main() -> ExitCode {
     let mut prev_state: Option<Vec<PageRegion>> = None;
     // Pages seen per category in the states after each call: what the address spaces covered.
     let mut seen_pages = [0u64; CATEGORY_NAMES.len()];
+    let mut builds = 0u64;
     'outer: while n < calls {
-        set_shmem_thp(&mut r);
+        set_shmem_thp(builds);
+        builds += 1;
         let (mut a, mut b) = build(&mut r);
         let mut need_check = true;
         for _ in 0..CALLS_PER_BUILD {

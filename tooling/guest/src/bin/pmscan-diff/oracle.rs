@@ -277,8 +277,10 @@ pub fn run(calls: u64, seed: u64, sw: &mut Switch) -> bool {
     let (mut cleared_pages, mut nonempty, mut errors, mut refused) = (0u64, 0u64, 0u64, 0u64);
     let (mut out_c, mut out_r) = (Out::new(), Out::new());
     let mut printed = 0;
+    let mut builds = 0u64;
     'outer: while n < calls {
-        set_shmem_thp(&mut r);
+        set_shmem_thp(builds);
+        builds += 1;
         let (mut t, _) = build(&mut r);
         for _ in 0..CALLS_PER_BUILD {
             if n >= calls {
