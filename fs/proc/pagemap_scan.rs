@@ -11,6 +11,7 @@
 //!
 //! The walk runs on `kernel::mm::pagewalk`; every page-table access and change goes through it.
 
+use core::mem::{offset_of, size_of};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KVec},
     bindings, current,
@@ -32,40 +33,65 @@ use kernel::{
 };
 
 // The categories of include/uapi/linux/fs.h.
-const WPALLOWED: u64 = 1 << 0;
-const WRITTEN: u64 = 1 << 1;
-const FILE: u64 = 1 << 2;
-const PRESENT: u64 = 1 << 3;
-const SWAPPED: u64 = 1 << 4;
-const PFNZERO: u64 = 1 << 5;
-const HUGE: u64 = 1 << 6;
-const SOFT_DIRTY: u64 = 1 << 7;
-const GUARD: u64 = 1 << 8;
-const ACCESSED: u64 = 1 << 9;
+const WPALLOWED: u64 = bindings::PAGE_IS_WPALLOWED as u64;
+const WRITTEN: u64 = bindings::PAGE_IS_WRITTEN as u64;
+const FILE: u64 = bindings::PAGE_IS_FILE as u64;
+const PRESENT: u64 = bindings::PAGE_IS_PRESENT as u64;
+const SWAPPED: u64 = bindings::PAGE_IS_SWAPPED as u64;
+const PFNZERO: u64 = bindings::PAGE_IS_PFNZERO as u64;
+const HUGE: u64 = bindings::PAGE_IS_HUGE as u64;
+const SOFT_DIRTY: u64 = bindings::PAGE_IS_SOFT_DIRTY as u64;
+const GUARD: u64 = bindings::PAGE_IS_GUARD as u64;
+const ACCESSED: u64 = bindings::PAGE_IS_ACCESSED as u64;
 
 /// Every category userspace may name in a mask.
 const CATEGORIES: u64 =
     WPALLOWED | WRITTEN | FILE | PRESENT | SWAPPED | PFNZERO | HUGE | SOFT_DIRTY | GUARD | ACCESSED;
 
 // The flags of include/uapi/linux/fs.h.
-const WP_MATCHING: u64 = 1 << 0;
-const CHECK_WPASYNC: u64 = 1 << 1;
+const WP_MATCHING: u64 = bindings::PM_SCAN_WP_MATCHING as u64;
+const CHECK_WPASYNC: u64 = bindings::PM_SCAN_CHECK_WPASYNC as u64;
 
 /// Every flag userspace may set.
 const FLAGS: u64 = WP_MATCHING | CHECK_WPASYNC;
 
-/// `struct pm_scan_arg`: twelve `__u64`.
-const ARG_WORDS: usize = 12;
-const ARG_SIZE: usize = ARG_WORDS * 8;
+/// `struct pm_scan_arg`, read as the `__u64` words it is made of (`Args::read()` takes them in
+/// the order checked below).
+const ARG_SIZE: usize = size_of::<bindings::pm_scan_arg>();
+const ARG_WORDS: usize = ARG_SIZE / size_of::<u64>();
 /// Offset of `walk_end` in `struct pm_scan_arg`, the only field written back.
-const WALK_END_OFFSET: usize = 4 * 8;
+const WALK_END_OFFSET: usize = offset_of!(bindings::pm_scan_arg, walk_end);
+const _: () = {
+    use bindings::pm_scan_arg as A;
+    let fields = [
+        offset_of!(A, size),
+        offset_of!(A, flags),
+        offset_of!(A, start),
+        offset_of!(A, end),
+        offset_of!(A, walk_end),
+        offset_of!(A, vec),
+        offset_of!(A, vec_len),
+        offset_of!(A, max_pages),
+        offset_of!(A, category_inverted),
+        offset_of!(A, category_mask),
+        offset_of!(A, category_anyof_mask),
+        offset_of!(A, return_mask),
+    ];
+    assert!(fields.len() * size_of::<u64>() == ARG_SIZE);
+    let mut i = 0;
+    while i < fields.len() {
+        assert!(fields[i] == i * size_of::<u64>());
+        i += 1;
+    }
+};
 
-/// `struct page_region`: start, end, categories.
+/// `struct page_region`, kept as the three `__u64` it is made of.
 type Region = [u64; 3];
-const REGION_SIZE: usize = core::mem::size_of::<Region>();
-const START: usize = 0;
-const END: usize = 1;
-const CATS: usize = 2;
+const REGION_SIZE: usize = size_of::<bindings::page_region>();
+const START: usize = offset_of!(bindings::page_region, start) / size_of::<u64>();
+const END: usize = offset_of!(bindings::page_region, end) / size_of::<u64>();
+const CATS: usize = offset_of!(bindings::page_region, categories) / size_of::<u64>();
+const _: () = assert!(size_of::<Region>() == REGION_SIZE);
 
 /// Regions buffered in the kernel between copies to userspace (`PAGEMAP_WALK_SIZE >>
 /// PAGE_SHIFT`).
