@@ -549,15 +549,13 @@ fn boot_one(ctx: &Ctx, c: &Config, a: &Arch, kernel: &Path) -> Result<(bool, Str
     let res = qemu::boot(&qemu::Boot {
         machine: &a.machine,
         init_args: &init_args.join(" "),
-        kernel,
-        initrd: &initrd,
-        mem: "2G",
-        smp: 2,
-        timeout: Duration::from_secs(u64::from(timeout) + 300),
-        interactive: false,
-        logdir: &ctx.logs().join(format!("boot-{}", c.dir())),
-        echo_results: false,
-        icount: false,
+        ..qemu::Boot::new(
+            kernel,
+            &initrd,
+            2,
+            Duration::from_secs(u64::from(timeout) + 300),
+            &ctx.logs().join(format!("boot-{}", c.dir())),
+        )
     })?;
     let mut problems = Vec::new();
     if res.timed_out {

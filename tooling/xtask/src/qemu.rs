@@ -59,6 +59,32 @@ pub struct Boot<'a> {
     pub icount: bool,
 }
 
+impl<'a> Boot<'a> {
+    /// A non-interactive boot of a test guest on x86_64 (2 GiB, `smp` vCPUs, no /init
+    /// arguments, results to a file, no icount); callers change what differs with `..`.
+    pub fn new(
+        kernel: &'a Path,
+        initrd: &'a Path,
+        smp: u32,
+        timeout: Duration,
+        logdir: &'a Path,
+    ) -> Self {
+        Boot {
+            machine: &X86_64,
+            init_args: "",
+            kernel,
+            initrd,
+            mem: "2G",
+            smp,
+            timeout,
+            interactive: false,
+            logdir,
+            echo_results: false,
+            icount: false,
+        }
+    }
+}
+
 pub struct Outcome {
     pub console: String,
     pub results: String,

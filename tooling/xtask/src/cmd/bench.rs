@@ -37,17 +37,14 @@ pub(crate) fn bench_boot(
     let out = {
         let _s = Stage::new(&format!("boot-bench-{what}"));
         qemu::boot(&qemu::Boot {
-            machine: &qemu::X86_64,
-            init_args: "",
-            kernel,
-            initrd: &initrd,
-            mem: "2G",
-            smp: cpus,
-            timeout: Duration::from_secs(120 + u64::from(timeout)),
-            interactive: false,
-            logdir: &ctx.logs().join(format!("bench-{variant}-{what}")),
-            echo_results: false,
             icount,
+            ..qemu::Boot::new(
+                kernel,
+                &initrd,
+                cpus,
+                Duration::from_secs(120 + u64::from(timeout)),
+                &ctx.logs().join(format!("bench-{variant}-{what}")),
+            )
         })?
     };
     let mut problems = Vec::new();

@@ -101,19 +101,13 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         let t0 = Instant::now();
         let out = {
             let _s = Stage::new("boot-long");
-            qemu::boot(&qemu::Boot {
-                machine: &qemu::X86_64,
-                init_args: "",
-                kernel: &kernel,
-                initrd: &initrd,
-                mem: "2G",
-                smp: GUEST_CPUS,
-                timeout: Duration::from_secs(120 + 2 * o.chunks * u64::from(LONG_SUITE_TIMEOUT)),
-                interactive: false,
-                logdir: &ctx.logs().join(format!("long-{variant}")),
-                echo_results: false,
-                icount: false,
-            })?
+            qemu::boot(&qemu::Boot::new(
+                &kernel,
+                &initrd,
+                GUEST_CPUS,
+                Duration::from_secs(120 + 2 * o.chunks * u64::from(LONG_SUITE_TIMEOUT)),
+                &ctx.logs().join(format!("long-{variant}")),
+            ))?
         };
         (
             out.results,

@@ -11,17 +11,15 @@ pub(crate) fn cmd_run(ctx: &Ctx, o: &Opts) -> Result<bool> {
     };
     let _s = Stage::new("boot");
     let out = qemu::boot(&qemu::Boot {
-        machine: &qemu::X86_64,
-        init_args: "",
-        kernel: &kernel,
-        initrd: &initrd,
-        mem: "2G",
-        smp: GUEST_CPUS,
-        timeout: Duration::from_secs(if o.shell { 24 * 3600 } else { 300 }),
         interactive: o.shell,
-        logdir: &ctx.logs().join(format!("run-{}", o.variant)),
         echo_results: !o.shell,
-        icount: false,
+        ..qemu::Boot::new(
+            &kernel,
+            &initrd,
+            GUEST_CPUS,
+            Duration::from_secs(if o.shell { 24 * 3600 } else { 300 }),
+            &ctx.logs().join(format!("run-{}", o.variant)),
+        )
     })?;
     let splats = splat::scan(&out.console);
     for l in &splats {

@@ -133,19 +133,13 @@ pub(crate) fn guest_suites(
             .sum();
         let diff = differential.map_or(0, |_| u64::from(DIFF_TIMEOUT))
             + reliability.map_or(0, |_| u64::from(guest::FUZZ_TIMEOUT + guest::SOAK_TIMEOUT));
-        qemu::boot(&qemu::Boot {
-            machine: &qemu::X86_64,
-            init_args: "",
+        qemu::boot(&qemu::Boot::new(
             kernel,
-            initrd: &initrd,
-            mem: "2G",
-            smp: GUEST_CPUS,
-            timeout: Duration::from_secs(120 + per_impl + diff),
-            interactive: false,
-            logdir: &ctx.logs().join(format!("test-{variant}")),
-            echo_results: false,
-            icount: false,
-        })?
+            &initrd,
+            GUEST_CPUS,
+            Duration::from_secs(120 + per_impl + diff),
+            &ctx.logs().join(format!("test-{variant}")),
+        ))?
     };
     println!(
         "guest ran {:.1}s (qemu {}); console {} results {}",
