@@ -116,53 +116,50 @@ struct Opts {
     seed: u64,
 }
 
-/// The options each command takes; one meant for another command is refused, not ignored.
-fn command_options(cmd: &str) -> &'static [&'static str] {
-    const BUILD: &[&str] = &["--variant", "--no-setup", "--no-materialize"];
+/// The options of the commands that build a kernel (all but setup, materialize and export).
+const BUILD_OPTIONS: &[&str] = &["--variant", "--no-setup", "--no-materialize"];
+
+/// The options each command takes besides [`BUILD_OPTIONS`], and whether it takes those; an
+/// option meant for another command is refused, not ignored.
+fn command_options(cmd: &str) -> (bool, &'static [&'static str]) {
     match cmd {
-        "run" => &["--variant", "--no-setup", "--no-materialize", "--shell"],
-        "test" => &[
-            "--variant",
-            "--no-setup",
-            "--no-materialize",
-            "--impl",
-            "--diff-calls",
-            "--oracle-calls",
-            "--diff-seed",
-            "--skip-series",
-            "--no-debug",
-            "--test-identity",
-        ],
-        "bench" => &[
-            "--variant",
-            "--no-setup",
-            "--no-materialize",
-            "--no-wall",
-            "--from-results",
-        ],
-        "long" => &[
-            "--variant",
-            "--no-setup",
-            "--no-materialize",
-            "--calls",
-            "--writes",
-            "--chunks",
-            "--seed",
-            "--from-results",
-        ],
-        "series" => &[
-            "--variant",
-            "--no-setup",
-            "--no-materialize",
-            "--test-identity",
-        ],
-        "configure" | "build" | "check-series" => BUILD,
-        _ => &[],
+        "run" => (true, &["--shell"]),
+        "test" => (
+            true,
+            &[
+                "--impl",
+                "--diff-calls",
+                "--oracle-calls",
+                "--diff-seed",
+                "--skip-series",
+                "--no-debug",
+                "--test-identity",
+            ],
+        ),
+        "bench" => (true, &["--no-wall", "--from-results"]),
+        "long" => (
+            true,
+            &[
+                "--calls",
+                "--writes",
+                "--chunks",
+                "--seed",
+                "--from-results",
+            ],
+        ),
+        "series" => (true, &["--test-identity"]),
+        "configure" | "build" | "check-series" => (true, &[]),
+        _ => (false, &[]),
     }
 }
 
 fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
-    let allowed = command_options(cmd);
+    let (build, own) = command_options(cmd);
+    let allowed: Vec<&str> = if build { BUILD_OPTIONS } else { &[] }
+        .iter()
+        .chain(own)
+        .copied()
+        .collect();
     if let Some(a) = args
         .iter()
         .find(|a| a.starts_with("--") && !allowed.contains(&a.as_str()))

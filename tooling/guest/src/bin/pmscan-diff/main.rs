@@ -868,9 +868,9 @@ fn resume_khugepaged(old: Option<String>) {
     }
 }
 
-/// Picks the shmem THP policy for the next build: users (QEMU guest RAM, tmpfs) turn it on.
-/// Sets shmem_enabled for the `build`-th build of the twins: `always`, `advise`, `never` in
-/// turn, so that a short run (three builds, as on the debug kernel) has each mode once.
+/// Sets the shmem THP policy (users such as QEMU guest RAM and tmpfs turn it on) for the
+/// `build`-th build of the twins: `always`, `advise`, `never` in turn, so that a short run (three
+/// builds, as on the debug kernel) has each mode once.
 fn set_shmem_thp(build: u64) {
     let modes = ["always", "advise", "never"];
     let _ = std::fs::write(SHMEM_ENABLED, modes[(build % 3) as usize]);
