@@ -216,8 +216,9 @@ pub fn page_size() -> usize {
     }
 }
 
-/// Kernel log lines (from /dev/kmsg, since boot) that look like a warning, a bug, a KASAN,
-/// UBSAN or lockdep report, or a hung task; prints the first five. For guest programs that
+/// Kernel log lines (from /dev/kmsg, since boot) that start a splat (a warning, a bug, a KASAN,
+/// UBSAN or lockdep report, a hung task: `pmrs_protocol::SPLAT_PATTERNS`, which the host
+/// checks the console with too); prints the first five. For guest programs that
 /// report `splats` in their summary line.
 pub fn kmsg_splats() -> u64 {
     use std::io::Read;
@@ -237,20 +238,7 @@ pub fn kmsg_splats() -> u64 {
         }
         let l = String::from_utf8_lossy(&buf[..len]);
         let msg = l.split_once(';').map_or(&*l, |(_, m)| m);
-        if [
-            "WARNING:",
-            "BUG:",
-            "Oops",
-            "KASAN",
-            "possible circular locking",
-            "inconsistent lock",
-            "UBSAN",
-            "Call Trace",
-            "hung_task",
-        ]
-        .iter()
-        .any(|p| msg.contains(p))
-        {
+        if pmrs_protocol::is_splat(msg) {
             n += 1;
             if n <= 5 {
                 println!("# kernel: {}", msg.trim_end());
@@ -290,6 +278,160 @@ pub fn mount_huge_tmpfs(dir: &str) -> bool {
     }
 }
 
+pub use pmrs_protocol::{IMPL_C, IMPL_RUST, IMPL_SWITCH};
+
+/// The page size the programs assume (x86_64, arm64 and riscv64 as configured here).
+pub const PAGE: usize = 4096;
+/// A PMD-sized huge page.
+pub const HUGE: usize = 2 << 20;
+
+/// xorshift64*: small, seedable, good enough to pick test cases; the same stream for a seed in
+/// every program.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    /// One element of a non-empty slice.
+    pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// The debugfs switch between the C and the Rust `PAGEMAP_SCAN` ([`IMPL_SWITCH`]), kept open.
+pub struct ImplSwitch(std::fs::File);
+
+impl ImplSwitch {
+    /// Fails where the kernel has no switch (only one implementation, or no debugfs).
+    pub fn open() -> io::Result<Self> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(IMPL_SWITCH)
+            .map(ImplSwitch)
+    }
+    /// Selects [`IMPL_C`] or [`IMPL_RUST`] for the calls that follow, in every process.
+    pub fn set(&self, imp: &str) -> io::Result<()> {
+        use std::io::Write;
+        (&self.0).write_all(imp.as_bytes())
+    }
+    /// [`ImplSwitch::set`], for programs that cannot go on without it: panics if the switch
+    /// refuses.
+    pub fn select(&self, imp: &str) {
+        if let Err(e) = self.set(imp) {
+            panic!("{IMPL_SWITCH}: selecting {imp}: {e}");
+        }
+    }
+    /// What is selected now.
+    pub fn get(&self) -> io::Result<String> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 16];
+        let n = self.0.read_at(&mut buf, 0)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    }
+}
+
+/// The value after `--name` on the command line, if it is a number; `default` otherwise.
+pub fn arg_u64(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Whether `--name` is on the command line.
+pub fn arg_flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// An anonymous (or hugetlb) mapping of `len` bytes at a [`HUGE`] boundary, unmapped on drop.
+pub struct Map {
+    pub addr: usize,
+    pub len: usize,
+    raw: usize,
+    raw_len: usize,
+}
+
+impl Map {
+    /// `flags` are added to `MAP_ANONYMOUS` (`MAP_PRIVATE` or `MAP_SHARED`, `MAP_HUGETLB`,
+    /// `MAP_NORESERVE`, ...). A hugetlb mapping is aligned by the kernel; any other is placed in
+    /// an over-sized reservation.
+    pub fn new(len: usize, flags: i32) -> io::Result<Map> {
+        let hugetlb = flags & libc::MAP_HUGETLB != 0;
+        let raw_len = if hugetlb { len } else { len + HUGE };
+        // SAFETY: a fresh mapping chosen by the kernel.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                raw_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let raw = p as usize;
+        let addr = if hugetlb {
+            raw
+        } else {
+            (raw + HUGE - 1) & !(HUGE - 1)
+        };
+        Ok(Map {
+            addr,
+            len,
+            raw,
+            raw_len,
+        })
+    }
+
+    /// The address of page `i`.
+    pub fn page(&self, i: usize) -> usize {
+        self.addr + i * PAGE
+    }
+
+    pub fn pages(&self) -> usize {
+        self.len / PAGE
+    }
+
+    pub fn end(&self) -> u64 {
+        (self.addr + self.len) as u64
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping.
+        unsafe { libc::munmap(self.raw as *mut _, self.raw_len) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +452,15 @@ mod tests {
         );
         assert_eq!(category_names(0), "-");
         assert_eq!(category_names(PM_SCAN_CATEGORIES).matches('|').count(), 9);
+    }
+
+    #[test]
+    fn rng_is_seeded() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let x: Vec<u64> = (0..8).map(|_| a.next()).collect();
+        assert_eq!(x, (0..8).map(|_| b.next()).collect::<Vec<_>>());
+        assert_ne!(x[0], Rng::new(8).next());
+        assert!((0..1000).all(|_| a.below(10) < 10));
+        assert_eq!(a.below(0), 0);
     }
 }

@@ -10,16 +10,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Implementations of PAGEMAP_SCAN a suite can run against.
-pub const IMPL_C: &str = "c";
-pub const IMPL_RUST: &str = "rust";
+use pmrs_protocol::{ALL_DONE, GUEST_READY, NOTE, SUITE_BEGIN, SUITE_END};
+/// Implementations of PAGEMAP_SCAN a suite can run against, and the test-only switch (added by
+/// the series) that selects one for later calls.
+pub use pmrs_protocol::{IMPL_C, IMPL_RUST, IMPL_SWITCH};
 /// The label of a suite run once per boot, whatever implementation is selected.
 pub const ONCE_IMPL: &str = "kernel";
 
 /// Kconfig option that builds the Rust PAGEMAP_SCAN (added by the series).
 pub const RUST_IMPL_OPTION: &str = "CONFIG_PROC_PAGEMAP_SCAN_RUST";
-/// Test-only switch that selects the implementation for later calls (added by the series).
-pub const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
 
 /// A selftest program run in the guest; its TAP output is parsed on the host.
 pub struct Selftest {
@@ -266,6 +265,11 @@ mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug
 "#,
     );
+    // The results channel's markers (pmrs_protocol, which the host parses them with).
+    let _ = writeln!(
+        s,
+        "READY={GUEST_READY} NOTE={NOTE} BEGIN={SUITE_BEGIN} END={SUITE_END} DONE={ALL_DONE}"
+    );
     let interactive = matches!(mode, Mode::Demo { shell: true });
     if interactive {
         s.push_str("exec 3>/dev/console\n");
@@ -273,13 +277,21 @@ mount -t debugfs debugfs /sys/kernel/debug
         s.push_str("exec 3>/dev/ttyS1\n");
     }
     s.push_str(
-        r#"echo "@@GUEST-READY $(uname -r) cpus=$(nproc)" >&3
+        r#"echo "$READY $(uname -r) cpus=$(nproc)" >&3
 # zram swap, for pages paged out with MADV_PAGEOUT.
 if [ -e /sys/block/zram0/disksize ] && echo 256M > /sys/block/zram0/disksize &&
    mkswap /dev/zram0 >/dev/null && swapon /dev/zram0; then
-	echo "@@NOTE swap on zram0" >&3
+	echo "$NOTE swap on zram0" >&3
 else
-	echo "@@NOTE no swap" >&3
+	echo "$NOTE no swap" >&3
+fi
+# ext4 on a ram disk: the page cache of a block filesystem (a mke2fs file system, mounted by ext4).
+mkdir -p /mnt/ext4
+if [ -b /dev/ram0 ] && mke2fs -q /dev/ram0 >/dev/null 2>&1 &&
+   mount -t ext4 /dev/ram0 /mnt/ext4; then
+	echo "$NOTE ext4 on ram0 at /mnt/ext4" >&3
+else
+	echo "$NOTE no ext4" >&3
 fi
 "#,
     );
@@ -298,15 +310,15 @@ fi
 run_suite() {{
 	name=$1 impl=$2 limit=$3
 	shift 3
-	echo "@@SUITE-BEGIN $name $impl" >&3
+	echo "$BEGIN $name $impl" >&3
 	if ! select_impl "$impl"; then
-		echo "@@SUITE-END $name $impl rc=125 (cannot select implementation)" >&3
+		echo "$END $name $impl rc=125 (cannot select implementation)" >&3
 		return
 	fi
 	t0=$(cut -d. -f1 /proc/uptime)
 	(cd /tmp && timeout -s KILL "$limit" "$@") >&3 2>&1
 	rc=$?
-	echo "@@SUITE-END $name $impl rc=$rc secs=$(($(cut -d. -f1 /proc/uptime) - t0))" >&3
+	echo "$END $name $impl rc=$rc secs=$(($(cut -d. -f1 /proc/uptime) - t0))" >&3
 }}"#,
         sw = IMPL_SWITCH,
         c = IMPL_C,
@@ -380,7 +392,7 @@ run_suite() {{
             }
         }
     }
-    s.push_str("echo '@@ALL-DONE' >&3\nsync\nreboot -f\n");
+    s.push_str("echo \"$DONE\" >&3\nsync\nreboot -f\n");
     s
 }
 
@@ -526,7 +538,8 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("exec 3>/dev/ttyS1"));
-        let done = s.find("@@ALL-DONE").unwrap();
+        assert!(s.contains(" DONE=@@ALL-DONE\n"), "{s}");
+        let done = s.find("echo \"$DONE\" >&3").unwrap();
         assert!(done > s.rfind("run_suite '").unwrap());
         assert!(s.trim_end().ends_with("reboot -f"));
     }

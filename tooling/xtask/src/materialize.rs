@@ -14,11 +14,11 @@
 //! [`guard_tree`]) refuse to run over uncommitted changes in the tree, over a rebase in
 //! progress, and over commits on `series` that the repository does not hold.
 
-use crate::bail;
 use crate::ctx::Ctx;
 use crate::manifest::Manifest;
 use crate::setup::{git, BASE_TAG};
 use crate::util::{output, run, Context, Result};
+use crate::{bail, err};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -304,9 +304,22 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
         let mut carried: Vec<(String, Option<&String>)> =
             p.files.iter().map(|f| (f.clone(), None)).collect();
         for d in &p.diffs {
-            let text = std::fs::read_to_string(ctx.repo.join(d))?;
-            for t in diff_targets(&text) {
-                carried.push((t, Some(d)));
+            match std::fs::read_to_string(ctx.repo.join(d)) {
+                Ok(text) => {
+                    for t in diff_targets(&text) {
+                        carried.push((t, Some(d)));
+                    }
+                }
+                // A diff new in the manifest: `<path>.<topic>.diff` names the file it changes.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let target = d
+                        .strip_suffix(".diff")
+                        .and_then(|t| t.rsplit_once('.'))
+                        .map(|(path, _topic)| path.to_string())
+                        .ok_or_else(|| err!("diff {d} is not named <path>.<topic>.diff"))?;
+                    carried.push((target, Some(d)));
+                }
+                Err(e) => return Err(e).context(|| format!("read {d}")),
             }
         }
         let touched = output(git(&tree).args([

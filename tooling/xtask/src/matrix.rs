@@ -561,7 +561,11 @@ fn boot_one(ctx: &Ctx, c: &Config, a: &Arch, kernel: &Path) -> Result<(bool, Str
     if res.timed_out {
         problems.push("timed out".to_string());
     }
-    if !res.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
+    if !res
+        .results
+        .lines()
+        .any(|l| l.trim_end() == pmrs_protocol::ALL_DONE)
+    {
         problems.push("never reached @@ALL-DONE".to_string());
     }
     let splats = splat::scan(&res.console);

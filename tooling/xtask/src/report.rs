@@ -3,6 +3,7 @@
 //! `SUITE <name> <impl>: N passed, N failed, N skipped` per suite, then `N passed, N failed`.
 
 use crate::ktap::{count, parse, Counts};
+use pmrs_protocol::{COUNTS, SUITE_BEGIN, SUITE_END};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suite {
@@ -59,8 +60,8 @@ pub fn suite_frame<'a, 'b>(
     name: &str,
     imp: &str,
 ) -> Option<(&'b [&'a str], Option<&'a str>)> {
-    let begin = format!("@@SUITE-BEGIN {name} {imp}");
-    let end = format!("@@SUITE-END {name} {imp} rc=");
+    let begin = format!("{SUITE_BEGIN} {name} {imp}");
+    let end = format!("{SUITE_END} {name} {imp} rc=");
     let b = lines.iter().position(|l| *l == begin)? + 1;
     match lines[b..].iter().position(|l| l.starts_with(&end)) {
         Some(i) => Some((&lines[b..b + i], Some(&lines[b + i][end.len()..]))),
@@ -74,7 +75,7 @@ pub fn suite_times(results: &str) -> Vec<String> {
     result_lines(results)
         .iter()
         .filter_map(|l| {
-            let rest = l.strip_prefix("@@SUITE-END ")?;
+            let rest = l.strip_prefix(SUITE_END)?.strip_prefix(' ')?;
             let mut w = rest.split_whitespace();
             let (name, imp) = (w.next()?, w.next()?);
             let secs = w.find_map(|t| t.strip_prefix("secs="))?;
@@ -143,7 +144,7 @@ fn stated_counts(body: &str) -> Option<Counts> {
     let line = body
         .lines()
         .rev()
-        .find_map(|l| l.trim().strip_prefix("@@COUNTS "))?;
+        .find_map(|l| l.trim().strip_prefix(COUNTS)?.strip_prefix(' '))?;
     let mut c = Counts::default();
     let mut seen = 0;
     for kv in line.split_whitespace() {

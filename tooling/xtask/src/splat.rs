@@ -1,41 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Finding kernel splats (warnings, BUGs, oopses, lockdep, sanitizer reports) in a console log.
+//! Finding kernel splats (warnings, BUGs, oopses, lockdep, sanitizer reports) in a console log;
+//! what counts as one is `pmrs_protocol::SPLAT_PATTERNS`, shared with the guest programs.
 
 use crate::ktap::strip_timestamp;
-
-/// Substrings that start a kernel report nobody should ever see in a test run.
-const PATTERNS: &[&str] = &[
-    "WARNING:",
-    "BUG:",
-    "kernel BUG at",
-    "Oops",
-    "general protection fault",
-    "Kernel panic",
-    "Call Trace:",
-    "INFO: possible",
-    "INFO: task ",
-    "INFO: rcu",
-    "rcu: INFO:",
-    "KASAN:",
-    "UBSAN:",
-    "KFENCE:",
-    "KMSAN:",
-    "panicked at",
-    "unreferenced object",
-    "list_add corruption",
-    "list_del corruption",
-    "Unable to handle",
-    "page_table_check",
-    "RIP: ",
-];
 
 /// Console lines that are the start of a splat (timestamps stripped), in order.
 pub fn scan(console: &str) -> Vec<String> {
     console
         .lines()
         .map(strip_timestamp)
-        .filter(|l| !l.starts_with("Kernel command line:"))
-        .filter(|l| PATTERNS.iter().any(|p| l.contains(p)))
+        .filter(|l| pmrs_protocol::is_splat(l))
         .map(str::to_string)
         .collect()
 }

@@ -13,7 +13,6 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::ExitCode;
 
 const MADV_GUARD_INSTALL: i32 = 102;
-const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
 
 fn die(what: &str) -> ! {
     eprintln!("pagemap-demo: {what}: {}", std::io::Error::last_os_error());
@@ -158,7 +157,7 @@ fn show(
 
 /// Switches the PAGEMAP_SCAN implementation; false if the kernel has only C.
 fn use_impl(which: &str) -> bool {
-    std::fs::write(IMPL_SWITCH, which).is_ok()
+    ImplSwitch::open().and_then(|s| s.set(which)).is_ok()
 }
 
 /// Scans every category of `ranges` with C, then with Rust, prints the regions once and whether

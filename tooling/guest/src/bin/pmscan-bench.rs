@@ -11,17 +11,13 @@
 //! summary lines are then `BENCH-ICOUNT ...` and every "ms" is a million instructions.
 
 use pmrs_guest::*;
-use std::fs::OpenOptions;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-const PAGE: usize = 4096;
-const HUGE: usize = 2 << 20;
 const MIB: usize = 1 << 20;
-const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
 const MADV_POPULATE_WRITE: i32 = 23;
 
 /// CRIU's report-only masks (criu/pagemap-cache.c).
@@ -46,66 +42,31 @@ enum Impl {
 impl Impl {
     fn name(self) -> &'static str {
         match self {
-            Impl::C => "c",
-            Impl::Rust => "rust",
+            Impl::C => IMPL_C,
+            Impl::Rust => IMPL_RUST,
         }
     }
 }
 
 fn switch(i: Impl) -> Res<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .open(IMPL_SWITCH)
-        .map_err(|e| format!("{IMPL_SWITCH}: {e}"))?;
-    f.write_all(i.name().as_bytes())
-        .map_err(|e| format!("selecting {}: {e}", i.name()))
+    ImplSwitch::open()
+        .and_then(|s| s.set(i.name()))
+        .map_err(|e| format!("{IMPL_SWITCH}: selecting {}: {e}", i.name()))
 }
 
-/// An anonymous mapping, 2 MiB aligned, unmapped on drop.
-struct Map {
-    addr: usize,
-    len: usize,
-    raw: usize,
-    raw_len: usize,
+/// An anonymous private mapping (`MAP_NORESERVE`, plus `extra`) at a 2 MiB boundary.
+fn new_map(len: usize, extra: i32) -> Res<Map> {
+    Map::new(len, libc::MAP_PRIVATE | libc::MAP_NORESERVE | extra).map_err(|e| format!("mmap: {e}"))
 }
 
-impl Map {
-    fn new(len: usize, extra_flags: i32) -> Res<Map> {
-        let hugetlb = extra_flags & libc::MAP_HUGETLB != 0;
-        let raw_len = if hugetlb { len } else { len + HUGE };
-        // SAFETY: a fresh mapping chosen by the kernel.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                raw_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | extra_flags,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(os("mmap"));
-        }
-        let raw = p as usize;
-        let addr = (raw + HUGE - 1) & !(HUGE - 1);
-        let addr = if hugetlb { raw } else { addr };
-        Ok(Map {
-            addr,
-            len,
-            raw,
-            raw_len,
-        })
-    }
+/// What the benchmark does with its mappings.
+trait BenchMap {
+    fn madvise(&self, advice: i32) -> Res<()>;
+    fn populate(&self) -> Res<()>;
+    fn write_every(&self, stride: usize, first: usize);
+}
 
-    fn end(&self) -> u64 {
-        (self.addr + self.len) as u64
-    }
-
-    fn pages(&self) -> usize {
-        self.len / PAGE
-    }
-
+impl BenchMap for Map {
     fn madvise(&self, advice: i32) -> Res<()> {
         // SAFETY: advice on our own mapping.
         if unsafe { libc::madvise(self.addr as *mut _, self.len, advice) } != 0 {
@@ -129,13 +90,6 @@ impl Map {
             unsafe { std::ptr::write_volatile((self.addr + i * PAGE) as *mut u8, i as u8 | 1) };
             i += stride.max(1);
         }
-    }
-}
-
-impl Drop for Map {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping.
-        unsafe { libc::munmap(self.raw as *mut _, self.raw_len) };
     }
 }
 
@@ -272,7 +226,7 @@ impl Bench {
     }
 
     fn sparse(&mut self) -> Res<()> {
-        let m = Map::new(self.big, 0)?;
+        let m = new_map(self.big, 0)?;
         m.madvise(libc::MADV_NOHUGEPAGE)?;
         m.write_every(100, 0);
         self.pair("sparse", m.pages(), &mut || Ok(()), &mut |b| {
@@ -281,14 +235,14 @@ impl Bench {
     }
 
     fn dense(&mut self) -> Res<()> {
-        let m = Map::new(self.big, 0)?;
+        let m = new_map(self.big, 0)?;
         m.madvise(libc::MADV_NOHUGEPAGE)?;
         m.populate()?;
         self.pair("dense", m.pages(), &mut || Ok(()), &mut |b| b.criu_scan(&m))
     }
 
     fn thp(&mut self) -> Res<()> {
-        let m = Map::new(self.big, 0)?;
+        let m = new_map(self.big, 0)?;
         m.madvise(libc::MADV_HUGEPAGE)?;
         m.populate()?;
         let huge = scan_range(
@@ -318,7 +272,7 @@ impl Bench {
             return Err("no hugetlb page could be reserved".into());
         }
         let r = (|| {
-            let m = Map::new(got * HUGE, libc::MAP_HUGETLB)?;
+            let m = new_map(got * HUGE, libc::MAP_HUGETLB)?;
             m.populate()?;
             println!("# hugetlb: {got} pages of 2 MiB");
             self.pair("hugetlb", m.pages(), &mut || Ok(()), &mut |b| {
@@ -331,7 +285,7 @@ impl Bench {
 
     /// Wine's GetWriteWatch loop: written pages reported and write-protected again.
     fn uffd_wp(&mut self) -> Res<()> {
-        let m = Map::new(self.big / 4, 0)?;
+        let m = new_map(self.big / 4, 0)?;
         m.madvise(libc::MADV_NOHUGEPAGE)?;
         let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC).map_err(|e| format!("userfaultfd: {e}"))?;
         uffd_register_wp(uffd, m.addr, m.len).map_err(|e| format!("UFFDIO_REGISTER: {e}"))?;
@@ -361,7 +315,7 @@ impl Bench {
 
     fn many_vmas(&mut self) -> Res<()> {
         let n = if self.quick { 2000 } else { 10000 };
-        let m = Map::new(n * PAGE, 0)?;
+        let m = new_map(n * PAGE, 0)?;
         m.madvise(libc::MADV_NOHUGEPAGE)?;
         m.populate()?;
         for i in (1..n).step_by(2) {
@@ -384,14 +338,14 @@ impl Bench {
             &[64, 256, 1024, 4096]
         };
         for &mib in sizes {
-            let m = Map::new(mib * MIB, 0)?;
+            let m = new_map(mib * MIB, 0)?;
             m.madvise(libc::MADV_NOHUGEPAGE)?;
             m.write_every(100, 0);
             let (c, r) = self.time_both(&m)?;
             println!("@@SCALE kind=size x={mib} c={c:.4} rust={r:.4}");
         }
         for (pct, stride) in [(0.0, 0), (1.0, 100), (10.0, 10), (100.0, 1)] {
-            let m = Map::new(self.big, 0)?;
+            let m = new_map(self.big, 0)?;
             m.madvise(libc::MADV_NOHUGEPAGE)?;
             if stride > 0 {
                 m.write_every(stride, 0);
@@ -480,7 +434,7 @@ fn clear_refs() -> Res<()> {
 /// pages (timed separately), then collect and re-arm (timed). Returns (collect, write) medians
 /// in ms and the pages found in the last round.
 fn track(b: &mut Bench, method: Method, stride: usize, rounds: usize) -> Res<(f64, f64, usize)> {
-    let m = Map::new(b.big, 0)?;
+    let m = new_map(b.big, 0)?;
     m.madvise(libc::MADV_NOHUGEPAGE)?;
     let mut uffd = -1;
     if let Method::UffdWp(_) = method {

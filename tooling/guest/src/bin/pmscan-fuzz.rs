@@ -8,9 +8,10 @@
 //! start, unreadable arg, vec NULL/unmapped/read-only/overflowing, max_pages edges), through
 //! either implementation. Meanwhile chaos threads munmap and MAP_FIXED slots (the scanned range
 //! and `vec` both live there), mremap, madvise (DONTNEED, PAGEOUT, HUGEPAGE, COLLAPSE, guard
-//! install/remove), mprotect, register/unregister/write-protect with userfaultfd, fork and exit,
-//! kill the other process mid-scan, and (with `--inject`, where the kernel has fault injection)
-//! make slab and page allocations of the worker fail.
+//! install/remove, MERGEABLE/UNMERGEABLE for ksmd), mprotect, register/unregister/write-protect
+//! with userfaultfd, fork and exit, kill the other process mid-scan, compact memory (pages
+//! migrate under the scans), and (with `--inject`, where the kernel has fault injection) make
+//! slab and page allocations of the worker fail.
 //!
 //! Oracles: every errno is one the C version can return; one call in eight, chaos paused, no
 //! fault injected and without the flags that change page state, runs through C and then Rust
@@ -31,11 +32,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-const PAGE: usize = 4096;
-const HUGE: usize = 2 << 20;
 const ARENA: usize = 0x2000_0000_0000;
 const SLOTS: usize = 12;
-const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
 const HANG_SECS: u64 = 120;
 const CALLS_PER_WORKER: u64 = 4000;
 const MADV_PAGEOUT: i32 = 21;
@@ -66,7 +64,7 @@ struct Stats {
 }
 
 const CHAOS_THREADS: usize = 2;
-const CHAOS_OPS: [&str; 14] = [
+const CHAOS_OPS: [&str; 15] = [
     "munmap",
     "mmap",
     "mmap",
@@ -80,6 +78,7 @@ const CHAOS_OPS: [&str; 14] = [
     "write",
     "fork",
     "kill other",
+    "compact memory",
     "fault injection",
 ];
 
@@ -105,27 +104,6 @@ fn stats() -> &'static Stats {
     PTR.store(m as u64, Ordering::Relaxed);
     // SAFETY: as above.
     unsafe { &*(m as *const Stats) }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
 }
 
 fn slot(i: usize) -> usize {
@@ -272,7 +250,9 @@ fn chaos(w: &Worker, r: &mut Rng, t: usize) {
                 libc::MADV_NOHUGEPAGE,
                 MADV_COLLAPSE,
                 MADV_GUARD_REMOVE,
-            ][r.below(6) as usize];
+                libc::MADV_MERGEABLE,
+                libc::MADV_UNMERGEABLE,
+            ][r.below(8) as usize];
             // SAFETY: advice on our arena.
             unsafe { libc::madvise(a as *mut _, len, adv) };
         }
@@ -332,6 +312,13 @@ fn chaos(w: &Worker, r: &mut Rng, t: usize) {
                     libc::kill(pid, libc::SIGKILL);
                     libc::waitpid(pid, std::ptr::null_mut(), 0);
                 }
+            }
+        }
+        13 => {
+            // Pages migrate (migration entries in the scanned tables); one in ten, as a whole
+            // compaction is slow under TCG.
+            if r.chance(10) {
+                let _ = std::fs::write("/proc/sys/vm/compact_memory", "1");
             }
         }
         _ => {
@@ -422,21 +409,15 @@ fn spawn_other() -> i32 {
     pid
 }
 
-/// The implementation switch, opened once (before any fault is injected).
-static IMPL_FD: AtomicI32 = AtomicI32::new(-1);
+/// The implementation switch, opened once (before any fault is injected; forked workers inherit
+/// it).
+static SWITCH: std::sync::OnceLock<Option<ImplSwitch>> = std::sync::OnceLock::new();
 
 fn set_impl(rust: bool) -> bool {
-    let mut fd = IMPL_FD.load(Ordering::Relaxed);
-    if fd < 0 {
-        let Ok(f) = OpenOptions::new().write(true).open(IMPL_SWITCH) else {
-            return false;
-        };
-        fd = std::os::fd::IntoRawFd::into_raw_fd(f);
-        IMPL_FD.store(fd, Ordering::Relaxed);
-    }
-    let v: &[u8] = if rust { b"rust" } else { b"c" };
-    // SAFETY: writing our buffer to the switch at offset 0.
-    unsafe { libc::pwrite(fd, v.as_ptr().cast(), v.len(), 0) == v.len() as isize }
+    SWITCH
+        .get_or_init(|| ImplSwitch::open().ok())
+        .as_ref()
+        .is_some_and(|s| s.set(if rust { IMPL_RUST } else { IMPL_C }).is_ok())
 }
 
 /// A random argument, biased to edges and hostile values.
@@ -605,7 +586,7 @@ fn note_result(r: i64) {
 }
 
 fn worker(seed: u64, calls: u64, inject: bool) -> ! {
-    let mut r = Rng(seed | 1);
+    let mut r = Rng::new(seed);
     // SAFETY: opening /dev/zero.
     ZERO.store(
         unsafe { libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY) },
@@ -627,7 +608,7 @@ fn worker(seed: u64, calls: u64, inject: bool) -> ! {
     let chaos_threads: Vec<_> = (0..CHAOS_THREADS)
         .filter_map(|t| {
             let w = w.clone();
-            let mut r = Rng(seed.wrapping_mul(31).wrapping_add(t as u64 + 7) | 1);
+            let mut r = Rng::new(seed.wrapping_mul(31).wrapping_add(t as u64 + 7));
             std::thread::Builder::new()
                 .spawn(move || {
                     set_make_it_fail(false);
@@ -894,20 +875,16 @@ fn mm_state(pid: i32, ranges: &[(u64, u64)]) -> String {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |k: &str, d: u64| {
-        args.iter()
-            .position(|a| a == k)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let total = get("--calls", 20_000);
-    let seed = get("--seed", 1);
-    let inject = args.iter().any(|a| a == "--inject") && inject_available();
+    let total = arg_u64("--calls", 20_000);
+    let seed = arg_u64("--seed", 1);
+    let inject = arg_flag("--inject") && inject_available();
     let s = stats();
     println!("TAP version 13\n1..4");
     println!("# pmscan-fuzz: {total} calls, seed {seed}, fault injection {inject}");
+    // ksmd merges what the chaos threads mark MADV_MERGEABLE.
+    const KSM_RUN: &str = "/sys/kernel/mm/ksm/run";
+    let ksm_run = std::fs::read_to_string(KSM_RUN).ok();
+    let _ = std::fs::write(KSM_RUN, "1");
     let t0 = Instant::now();
     let mut hangs = 0u64;
     let mut workers = 0u64;
@@ -1027,6 +1004,9 @@ fn main() -> ExitCode {
         s.chaos.load(Ordering::Relaxed)
     );
     set_impl(true);
+    if let Some(v) = ksm_run {
+        let _ = std::fs::write(KSM_RUN, v.trim());
+    }
     if ok1 && ok2 && ok3 && ok4 {
         ExitCode::SUCCESS
     } else {

@@ -25,8 +25,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
-const PAGE: usize = 4096;
-const HUGE: usize = 2 << 20;
 const MADV_PAGEOUT: i32 = 21;
 /// Bit 57 of /proc/pid/pagemap: the page is uffd-wp write-protected.
 const PM_UFFD_WP: u64 = 1 << 57;
@@ -55,50 +53,19 @@ fn os(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
-/// An anonymous (or hugetlb) mapping aligned to 2 MiB, unmapped on drop.
-struct Map {
-    addr: usize,
-    len: usize,
-    raw: usize,
-    raw_len: usize,
+/// An anonymous (or hugetlb) mapping at a 2 MiB boundary (`pmrs_guest::Map`).
+fn new_map(len: usize, flags: i32) -> Result<Map, String> {
+    Map::new(len, flags).or_else(|_| fail(os("mmap")))
 }
 
-impl Map {
-    fn new(len: usize, flags: i32) -> Result<Map, String> {
-        let hugetlb = flags & libc::MAP_HUGETLB != 0;
-        let raw_len = if hugetlb { len } else { len + HUGE };
-        // SAFETY: a fresh mapping chosen by the kernel.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                raw_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return fail(os("mmap"));
-        }
-        let raw = p as usize;
-        let addr = if hugetlb {
-            raw
-        } else {
-            (raw + HUGE - 1) & !(HUGE - 1)
-        };
-        Ok(Map {
-            addr,
-            len,
-            raw,
-            raw_len,
-        })
-    }
+/// What the cases do with their mappings.
+trait CaseMap {
+    fn write(&self, i: usize);
+    fn read(&self, i: usize);
+    fn madvise(&self, first: usize, pages: usize, advice: i32) -> Check;
+}
 
-    fn page(&self, i: usize) -> usize {
-        self.addr + i * PAGE
-    }
-
+impl CaseMap for Map {
     fn write(&self, i: usize) {
         // SAFETY: page `i` lies in the mapping, which is writable.
         unsafe { ((self.page(i)) as *mut u8).write_volatile(1) };
@@ -120,13 +87,6 @@ impl Map {
             };
         }
         Ok(())
-    }
-}
-
-impl Drop for Map {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping.
-        unsafe { libc::munmap(self.raw as *mut _, self.raw_len) };
     }
 }
 
@@ -204,8 +164,8 @@ fn registered(c: &Ctx, m: &Map) -> Check {
 
 /// 2023: WP_MATCHING must not write-protect a VMA that is not registered for async uffd-wp.
 fn wp_matching_skips_unregistered_vma(c: &Ctx) -> Check {
-    let a = Map::new(8 * PAGE, libc::MAP_PRIVATE)?;
-    let b = Map::new(8 * PAGE, libc::MAP_PRIVATE)?;
+    let a = new_map(8 * PAGE, libc::MAP_PRIVATE)?;
+    let b = new_map(8 * PAGE, libc::MAP_PRIVATE)?;
     registered(c, &a)?;
     for i in 0..8 {
         a.write(i);
@@ -242,7 +202,7 @@ fn wp_matching_skips_unregistered_vma(c: &Ctx) -> Check {
 
 /// 2023: without WP_MATCHING, a call without output must not write-protect anything.
 fn no_wp_without_wp_matching(c: &Ctx) -> Check {
-    let a = Map::new(8 * PAGE, libc::MAP_PRIVATE)?;
+    let a = new_map(8 * PAGE, libc::MAP_PRIVATE)?;
     registered(c, &a)?;
     for i in 0..8 {
         a.write(i);
@@ -272,7 +232,7 @@ fn no_wp_without_wp_matching(c: &Ctx) -> Check {
 /// The uffd-wp bit of a swapped-out page is read from the swap entry: protected pages stay
 /// not WRITTEN after MADV_PAGEOUT, written ones stay WRITTEN.
 fn uffd_wp_bit_of_swapped_pages(c: &Ctx) -> Check {
-    let a = Map::new(8 * PAGE, libc::MAP_PRIVATE)?;
+    let a = new_map(8 * PAGE, libc::MAP_PRIVATE)?;
     a.madvise(0, 8, libc::MADV_NOHUGEPAGE)?;
     registered(c, &a)?;
     for i in 0..8 {
@@ -301,7 +261,7 @@ fn uffd_wp_bit_of_swapped_pages(c: &Ctx) -> Check {
 
 /// 2025: a read fault in a THP range maps the huge zero page: PFNZERO|HUGE|PRESENT.
 fn pfnzero_on_huge_zero_pmd(c: &Ctx) -> Check {
-    let a = Map::new(HUGE, libc::MAP_PRIVATE)?;
+    let a = new_map(HUGE, libc::MAP_PRIVATE)?;
     a.madvise(0, HUGE / PAGE, libc::MADV_HUGEPAGE)?;
     a.read(0);
     let (v, _) = c.scan(
@@ -327,7 +287,7 @@ fn pfnzero_on_huge_zero_pmd(c: &Ctx) -> Check {
 /// syzbot: backing out a partly write-protected THP with vec set but vec_len == 0 must not
 /// touch the (absent) bounce buffer; the first half gets protected by PTEs, the rest not.
 fn thp_backout_without_buffer(c: &Ctx) -> Check {
-    let a = Map::new(HUGE, libc::MAP_PRIVATE)?;
+    let a = new_map(HUGE, libc::MAP_PRIVATE)?;
     a.madvise(0, HUGE / PAGE, libc::MADV_HUGEPAGE)?;
     registered(c, &a)?;
     for i in 0..HUGE / PAGE {
@@ -366,7 +326,7 @@ fn hugetlb_map(c: &Ctx, pages: usize, shared: bool) -> Result<Map, String> {
     } else {
         libc::MAP_PRIVATE
     };
-    let m = Map::new(pages * HUGE, kind | libc::MAP_HUGETLB)?;
+    let m = new_map(pages * HUGE, kind | libc::MAP_HUGETLB)?;
     registered(c, &m)?;
     Ok(m)
 }
@@ -399,7 +359,7 @@ fn hugetlb_hole_wp(c: &Ctx) -> Check {
 fn fast_and_generic_paths_agree_on_pte_none(c: &Ctx) -> Check {
     // A synchronous uffd-wp registration leaves unpopulated entries empty (no markers).
     let fd = uffd_open(UFFD_FEATURE_PAGEFAULT_FLAG_WP).map_err(|e| format!("userfaultfd: {e}"))?;
-    let a = Map::new(16 * PAGE, libc::MAP_PRIVATE)?;
+    let a = new_map(16 * PAGE, libc::MAP_PRIVATE)?;
     a.madvise(0, 16, libc::MADV_NOHUGEPAGE)?;
     uffd_register_wp(fd, a.addr, a.len).map_err(|e| format!("UFFDIO_REGISTER: {e}"))?;
     for i in [0, 3, 4] {
@@ -431,7 +391,7 @@ fn fast_and_generic_paths_agree_on_pte_none(c: &Ctx) -> Check {
 /// 2026: an anonymous THP range zapped to pmd_none in a uffd-wp VMA is reported WRITTEN and
 /// re-armed by WP_MATCHING.
 fn anon_thp_pmd_none_hole(c: &Ctx) -> Check {
-    let a = Map::new(HUGE, libc::MAP_PRIVATE)?;
+    let a = new_map(HUGE, libc::MAP_PRIVATE)?;
     a.madvise(0, HUGE / PAGE, libc::MADV_HUGEPAGE)?;
     registered(c, &a)?;
     for i in 0..HUGE / PAGE {
@@ -490,7 +450,7 @@ fn hugetlb_partial_wp_stops_the_walk(c: &Ctx) -> Check {
 /// caller resuming there would get regions twice). Found here, fixed in this series.
 fn walk_end_after_full_bounce_buffer(c: &Ctx) -> Check {
     let pages = 2048;
-    let m = Map::new(pages * PAGE, libc::MAP_PRIVATE)?;
+    let m = new_map(pages * PAGE, libc::MAP_PRIVATE)?;
     m.madvise(0, pages, libc::MADV_NOHUGEPAGE)?;
     for i in 0..pages {
         m.write(i);

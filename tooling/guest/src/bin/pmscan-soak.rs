@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! No-lost-write soak, run in the guest: writer threads write random pages of anonymous, THP,
-//! shared memfd, shmem THP (memfd with MADV_HUGEPAGE under shmem_enabled "advise") and file THP
-//! (a file on a tmpfs mounted huge=always) memory and log each write; the tracker loops a
+//! shared memfd, shmem THP (memfd with MADV_HUGEPAGE under shmem_enabled "advise"), file THP
+//! (a file on a tmpfs mounted huge=always), ext4 file (the page cache of a block filesystem)
+//! and KSM memory (anonymous, MADV_MERGEABLE, written with the content it has, so that ksmd
+//! merges a page again after each write), while a thread compacts memory (pages migrate under
+//! the writers and the scans), and log each write; the tracker loops a
 //! dirty-tracking scan over sub-ranges whose edges fall inside huge pages (the soft-dirty
 //! get-and-clear, `PM_SCAN_CLEAR_SOFT_DIRTY`, and for comparison the uffd-wp get+WP of
 //! `PM_SCAN_WP_MATCHING`). A write made after scans 0..c-1 completed and before scan s started
@@ -16,8 +19,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-const PAGE: usize = 4096;
-const HUGE: usize = 2 << 20;
 const WRITERS: usize = 2;
 /// Writes a writer logs per epoch before it stops.
 const LOG_PER_EPOCH: usize = 150_000;
@@ -45,20 +46,31 @@ impl Mode {
 
 /// Where the tmpfs mounted huge=always for the file THP part is.
 const HUGE_TMPFS: &str = "/tmp/soak-huge";
+/// Where the guest's /init mounts ext4 (on a ram disk).
+const EXT4: &str = "/mnt/ext4";
 
-/// Kinds of tracked memory: (name, length, shared file source, THP advice).
-const KINDS: [(&str, usize); 5] = [
+/// Kinds of tracked memory: (name, length).
+const KINDS: [(&str, usize); 7] = [
     ("anon", 1 << 20),
     ("anon THP", 2 * HUGE),
     ("memfd", 1 << 20),
     ("shmem THP", 2 * HUGE),
     ("file THP", 2 * HUGE),
+    ("ext4 file", 2 * HUGE),
+    ("KSM", 1 << 20),
 ];
+/// The index of the KSM part in `KINDS`.
+const KSM_KIND: usize = 6;
+/// What every byte of the tracked memory is set to first, and what writers write to the KSM
+/// part: its pages stay identical, so ksmd merges each one again after a write broke it out.
+const FILL: u8 = 1;
 
 /// The tracked memory: one part per kind of `KINDS`, as one page index space.
 struct Mem {
     parts: Vec<(usize, usize)>,
     pages: usize,
+    /// The pages of the KSM part.
+    ksm: std::ops::Range<usize>,
 }
 
 impl Mem {
@@ -75,8 +87,9 @@ impl Mem {
                     }
                     (libc::MAP_SHARED, fd)
                 }
-                4 => {
-                    let path = format!("{HUGE_TMPFS}/soak-{}\0", mode.name());
+                4 | 5 => {
+                    let dir = if kind == 4 { HUGE_TMPFS } else { EXT4 };
+                    let path = format!("{dir}/soak-{}\0", mode.name());
                     // SAFETY: a NUL-terminated path.
                     let fd = unsafe {
                         libc::open(
@@ -127,24 +140,32 @@ impl Mem {
                 return Err(format!("{name}: mmap"));
             }
             let addr = p as usize;
-            let advice = if kind == 1 || kind == 3 || kind == 4 {
+            let advice = if (1..=5).contains(&kind) && kind != 2 {
                 libc::MADV_HUGEPAGE
             } else {
                 libc::MADV_NOHUGEPAGE
             };
             // SAFETY: advice on our own mapping.
             unsafe { libc::madvise(addr as *mut _, len, advice) };
+            // SAFETY: as above.
+            if kind == KSM_KIND
+                && unsafe { libc::madvise(addr as *mut _, len, libc::MADV_MERGEABLE) } != 0
+            {
+                return Err(format!("{name}: MADV_MERGEABLE"));
+            }
             if mode == Mode::UffdWp {
                 uffd_register_wp(uffd, addr, len).map_err(|e| format!("UFFDIO_REGISTER: {e}"))?;
             }
             for p in (0..len).step_by(PAGE) {
                 // SAFETY: inside the mapping.
-                unsafe { std::ptr::write_volatile((addr + p) as *mut u8, 1) };
+                unsafe { std::ptr::write_bytes((addr + p) as *mut u8, FILL, PAGE) };
             }
             parts.push((addr, len));
         }
         let pages = parts.iter().map(|p| p.1 / PAGE).sum();
-        Ok(Mem { parts, pages })
+        let ksm_start: usize = parts[..KSM_KIND].iter().map(|p| p.1 / PAGE).sum();
+        let ksm = ksm_start..ksm_start + parts[KSM_KIND].1 / PAGE;
+        Ok(Mem { parts, pages, ksm })
     }
 
     fn addr(&self, mut page: usize) -> usize {
@@ -182,11 +203,31 @@ struct Shared {
     stop: AtomicBool,
 }
 
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
+/// Stops an epoch's threads however the epoch ends.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A counter of /proc/vmstat.
+fn vmstat(name: &str) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+const KSM_SYSFS: &str = "/sys/kernel/mm/ksm";
+
+fn ksm_stat(name: &str) -> u64 {
+    std::fs::read_to_string(format!("{KSM_SYSFS}/{name}"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// One tracking pass over every part; marks reported pages in `rep`.
@@ -199,7 +240,7 @@ fn track(
     mem: &Mem,
     vec: &mut [PageRegion],
     rep: &mut [u8],
-    rng: &mut u64,
+    rng: &mut Rng,
 ) -> Result<(), String> {
     let (flags, cat) = match mode {
         Mode::SoftDirty => (PM_SCAN_CLEAR_SOFT_DIRTY, PAGE_IS_SOFT_DIRTY),
@@ -209,7 +250,7 @@ fn track(
     for &(a, l) in &mem.parts {
         let (mut at, end) = (a as u64, (a + l) as u64);
         while at < end {
-            let r = xorshift(rng);
+            let r = rng.next();
             let sub_end = end.min(at + (1 + r % 1536) * PAGE as u64);
             let (vec_len, max_pages) = match (r >> 16) % 8 {
                 0 => (1 + (r >> 24) % 4, 0),
@@ -283,11 +324,13 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
     );
     let mut vec = vec![PageRegion::default(); 512];
     let mut scratch = vec![0u8; mem.pages];
-    let mut rng = seed | 1;
+    let mut rng = Rng::new(seed);
     // Arm: everything clean / write-protected.
     track(fd, mode, &mem, &mut vec, &mut scratch, &mut rng)?;
     let (mut checked, mut missed, mut scans) = (0u64, 0u64, 0u64);
     let mut epoch = 0u64;
+    let mut ksm_merged_max = 0;
+    let (migrated0, ksm_scans0) = (vmstat("pgmigrate_success"), ksm_stat("full_scans"));
     // The control goes on (a few epochs at most) until it has shown a miss.
     while checked < target || (mode == Mode::ScanThenClearRefs && missed == 0 && epoch < 20) {
         let sh = Arc::new(Shared {
@@ -298,16 +341,19 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let (sh, mem) = (sh.clone(), mem.clone());
-                let mut rng = seed ^ (epoch << 8) ^ ((w as u64 + 1) * 0x9e37_79b9_7f4a_7c15);
+                let mut rng = Rng::new(seed ^ (epoch << 8) ^ ((w as u64 + 1) << 32));
                 std::thread::spawn(move || {
                     let mut log = Vec::with_capacity(LOG_PER_EPOCH);
                     while !sh.stop.load(Ordering::SeqCst) && log.len() < LOG_PER_EPOCH {
-                        let page = (xorshift(&mut rng) % mem.pages as u64) as usize;
+                        let page = rng.below(mem.pages as u64) as usize;
                         let c = sh.completed.load(Ordering::SeqCst);
-                        // SAFETY: a page of the tracked memory, alive for the whole run.
-                        unsafe {
-                            std::ptr::write_volatile(mem.addr(page) as *mut u32, c.wrapping_add(1))
+                        let value = if mem.ksm.contains(&page) {
+                            u32::from_ne_bytes([FILL; 4])
+                        } else {
+                            c.wrapping_add(1)
                         };
+                        // SAFETY: a page of the tracked memory, alive for the whole run.
+                        unsafe { std::ptr::write_volatile(mem.addr(page) as *mut u32, value) };
                         let s = sh.started.load(Ordering::SeqCst);
                         log.push(Write {
                             page: page as u32,
@@ -320,7 +366,7 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
                             // a write lost between scan and clear_refs hides behind the next
                             // one (a loaded machine ran 19 scans and found no miss).
                             std::thread::sleep(std::time::Duration::from_micros(100));
-                        } else if xorshift(&mut rng).is_multiple_of(128) {
+                        } else if rng.below(128) == 0 {
                             std::thread::yield_now();
                         }
                     }
@@ -328,6 +374,17 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
                 })
             })
             .collect();
+        // Pages migrate under the writers and the scans.
+        let _stop = StopOnDrop(sh.clone());
+        let compactor = {
+            let sh = sh.clone();
+            std::thread::spawn(move || {
+                while !sh.stop.load(Ordering::SeqCst) {
+                    let _ = std::fs::write("/proc/sys/vm/compact_memory", "1");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            })
+        };
         let mut reported: Vec<u8> = Vec::new();
         let mut k = 0u32;
         loop {
@@ -347,6 +404,12 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
                 for w in writers {
                     logs.push(w.join().map_err(|_| "writer panicked".to_string())?);
                 }
+                let _ = compactor.join();
+                let merged = std::fs::read_to_string("/proc/self/ksm_merging_pages")
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                ksm_merged_max = ksm_merged_max.max(merged);
                 sh.started.store(k + 1, Ordering::SeqCst);
                 let mut rep = vec![0u8; mem.pages];
                 track(fd, mode, &mem, &mut vec, &mut rep, &mut rng)?;
@@ -377,6 +440,14 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
         scans += u64::from(k);
         epoch += 1;
     }
+    // Evidence that the KSM part was merged and that pages migrated meanwhile.
+    println!(
+        "# {}: pages migrated {}, ksmd full scans {}, KSM pages merged at an epoch's end (most) {}",
+        mode.name(),
+        vmstat("pgmigrate_success") - migrated0,
+        ksm_stat("full_scans") - ksm_scans0,
+        ksm_merged_max
+    );
     if uffd >= 0 {
         // SAFETY: closing our descriptor.
         unsafe { libc::close(uffd) };
@@ -385,24 +456,37 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |k: &str, d: u64| {
-        args.iter()
-            .position(|a| a == k)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let writes = get("--writes", 1_000_000);
-    let seed = get("--seed", 1);
+    let writes = arg_u64("--writes", 1_000_000);
+    let seed = arg_u64("--seed", 1);
     println!("TAP version 13\n1..3");
     // The get-and-clear exists in the Rust implementation only: select it, whatever an earlier
     // program left the switch at (a kernel without the switch has only C: the flag fails there).
-    let _ = std::fs::write("/sys/kernel/debug/pagemap_scan/impl", "rust");
+    let _ = ImplSwitch::open().and_then(|s| s.set(IMPL_RUST));
     // Shmem THPs where asked for (memfd with MADV_HUGEPAGE), and a tmpfs that always has them.
     let old_shmem = sysfs_choice(SHMEM_ENABLED);
     let _ = std::fs::write(SHMEM_ENABLED, "advise");
     let mounted = mount_huge_tmpfs(HUGE_TMPFS);
+    if !std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .contains(&format!(" {EXT4} ext4 "))
+    {
+        println!("# no ext4 at {EXT4}: the ext4 part is a file on the root file system");
+    }
+    // ksmd merges the KSM part as fast as it can go here: a page broken out by a write is
+    // merged again within a few milliseconds.
+    let old_ksm: Vec<(&str, Option<String>)> = ["sleep_millisecs", "pages_to_scan", "run"]
+        .into_iter()
+        .map(|k| (k, std::fs::read_to_string(format!("{KSM_SYSFS}/{k}")).ok()))
+        .collect();
+    for (k, v) in [
+        ("sleep_millisecs", "5"),
+        ("pages_to_scan", "1000"),
+        ("run", "1"),
+    ] {
+        if std::fs::write(format!("{KSM_SYSFS}/{k}"), v).is_err() {
+            println!("# cannot set {KSM_SYSFS}/{k}: the KSM part is not merged");
+        }
+    }
     if !mounted {
         println!("# no huge=always tmpfs at {HUGE_TMPFS}: the file THP part is plain tmpfs");
     }
@@ -456,6 +540,11 @@ fn main() -> ExitCode {
     }
     if let Some(v) = old_shmem {
         let _ = std::fs::write(SHMEM_ENABLED, v);
+    }
+    for (k, v) in old_ksm.into_iter().rev() {
+        if let Some(v) = v {
+            let _ = std::fs::write(format!("{KSM_SYSFS}/{k}"), v.trim());
+        }
     }
     let splats = kmsg_splats();
     println!("SOAK: writes {all_checked}, missed {all_missed}, splats {splats}");

@@ -26,8 +26,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
-const PAGE: usize = 4096;
-const HUGE: usize = 2 << 20;
 /// Bit 55 of a /proc/pid/pagemap entry: the page is soft-dirty.
 const PM_SOFT_DIRTY: u64 = 1 << 55;
 

@@ -155,7 +155,11 @@ pub(crate) fn guest_suites(
     if out.timed_out {
         problems.push("the guest timed out".to_string());
     }
-    match out.results.lines().find(|l| l.starts_with("@@GUEST-READY")) {
+    match out
+        .results
+        .lines()
+        .find(|l| l.starts_with(pmrs_protocol::GUEST_READY))
+    {
         None => problems.push("the guest never reached /init".to_string()),
         Some(l) if !l.trim_end().ends_with(&format!("cpus={GUEST_CPUS}")) => {
             problems.push(format!(
@@ -165,7 +169,11 @@ pub(crate) fn guest_suites(
         }
         Some(_) => {}
     }
-    if !out.results.lines().any(|l| l.trim_end() == "@@ALL-DONE") {
+    if !out
+        .results
+        .lines()
+        .any(|l| l.trim_end() == pmrs_protocol::ALL_DONE)
+    {
         problems.push("the guest did not finish its suites".to_string());
     }
     let mut suites = report::kunit_suites(&out.console);

@@ -2,9 +2,9 @@
 //! Differential tester of the two PAGEMAP_SCAN implementations (C and Rust) in one kernel.
 //!
 //! Two twin processes build the same random address space at the same addresses (anonymous,
-//! THP, hugetlb, private and shared tmpfs files, memfd, SysV shm, zero pages, guard regions,
-//! uffd-wp async registrations, mprotect'ed, mremap'ed and swapped-out pieces) and change it in
-//! lockstep. For each random `pm_scan_arg` (biased to edges and hostile values) the tester scans
+//! THP, hugetlb, private and shared tmpfs and ext4 files, memfd, SysV shm, zero pages, guard
+//! regions, uffd-wp async registrations, mprotect'ed, mremap'ed and swapped-out pieces) and
+//! change it in lockstep. For each random `pm_scan_arg` (biased to edges and hostile values) the tester scans
 //! twin A with the C implementation and twin B with the Rust one, through their
 //! /proc/<pid>/pagemap, and compares return value, errno, the output vector, the argument
 //! struct afterwards (`walk_end`), and the state each scan left behind (a report-only scan of
@@ -27,9 +27,6 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::ExitCode;
 
-const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";
-const PAGE: usize = 4096;
-const HUGE: usize = 2 << 20;
 /// Slots of the arena, each a 2 MiB aligned piece holding one kind of mapping.
 const NSLOTS: usize = 10;
 const BASE: usize = 0x1000_0000_0000;
@@ -44,36 +41,6 @@ const MADV_PAGEOUT: i32 = 21;
 const MADV_COLLAPSE: i32 = 25;
 const MADV_GUARD_INSTALL: i32 = 102;
 const MADV_GUARD_REMOVE: i32 = 103;
-
-/// xorshift64*: small, seedable, good enough to pick test cases.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 /// Kinds of slot mappings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,12 +59,18 @@ enum Kind {
     MemfdThp,
     /// A file on a tmpfs mounted huge=always (`HUGE_TMPFS`).
     TmpfsHuge,
+    /// A file on ext4 (`EXT4`: the page cache of a block filesystem), shared, MADV_HUGEPAGE.
+    Ext4Shared,
+    /// The same, mapped private.
+    Ext4Private,
 }
 
 /// Where the tmpfs mounted with huge=always is (mounted by `main`; /tmp if that failed).
 const HUGE_TMPFS: &str = "/tmp/pmscan-huge";
+/// Where the guest's /init mounts ext4 (on a ram disk).
+const EXT4: &str = "/mnt/ext4";
 
-const KINDS: [Kind; 11] = [
+const KINDS: [Kind; 13] = [
     Kind::Unmapped,
     Kind::Anon,
     Kind::AnonThp,
@@ -109,6 +82,8 @@ const KINDS: [Kind; 11] = [
     Kind::Shm,
     Kind::MemfdThp,
     Kind::TmpfsHuge,
+    Kind::Ext4Shared,
+    Kind::Ext4Private,
 ];
 
 // Twin operations: [op, a, b, c, d, e].
@@ -187,11 +162,15 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
                 -1,
             ),
-            Kind::FilePrivate | Kind::FileShared | Kind::TmpfsHuge => {
-                let dir = if KINDS[kind as usize % KINDS.len()] == Kind::TmpfsHuge {
-                    HUGE_TMPFS
-                } else {
-                    "/tmp"
+            Kind::FilePrivate
+            | Kind::FileShared
+            | Kind::TmpfsHuge
+            | Kind::Ext4Shared
+            | Kind::Ext4Private => {
+                let dir = match KINDS[kind as usize] {
+                    Kind::TmpfsHuge => HUGE_TMPFS,
+                    Kind::Ext4Shared | Kind::Ext4Private => EXT4,
+                    _ => "/tmp",
                 };
                 let path = format!("{dir}/pmscan-diff-{name}-{slot}\0");
                 let fd = libc::open(
@@ -202,7 +181,7 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
                 if fd < 0 || libc::ftruncate(fd, HUGE as i64) != 0 {
                     return errno();
                 }
-                let shared = KINDS[kind as usize] != Kind::FilePrivate;
+                let shared = !matches!(KINDS[kind as usize], Kind::FilePrivate | Kind::Ext4Private);
                 (
                     if shared {
                         libc::MAP_SHARED
@@ -239,7 +218,10 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
         if p == libc::MAP_FAILED {
             return errno();
         }
-        if matches!(KINDS[kind as usize], Kind::AnonThp | Kind::MemfdThp) {
+        if matches!(
+            KINDS[kind as usize],
+            Kind::AnonThp | Kind::MemfdThp | Kind::Ext4Shared
+        ) {
             libc::madvise(addr, HUGE, libc::MADV_HUGEPAGE);
         } else if matches!(KINDS[kind as usize], Kind::Anon) {
             libc::madvise(addr, HUGE, libc::MADV_NOHUGEPAGE);
@@ -715,17 +697,9 @@ fn call(t: &Twin, out: &mut Out, c: &Case) -> Outcome {
     }
 }
 
-struct Switch(File);
-
-impl Switch {
-    fn set(&mut self, imp: &str) {
-        self.0.write_all(imp.as_bytes()).expect("write impl switch");
-    }
-}
-
 /// The page state of a twin's arena: every category of every page, by the C implementation.
-fn state(t: &Twin, sw: &mut Switch) -> std::io::Result<Vec<PageRegion>> {
-    sw.set("c");
+fn state(t: &Twin, sw: &ImplSwitch) -> std::io::Result<Vec<PageRegion>> {
+    sw.select("c");
     scan_all(
         t.pagemap.as_raw_fd(),
         (BASE - HUGE) as u64,
@@ -745,11 +719,11 @@ fn first_difference(a: &[u8], b: &[u8]) -> usize {
 
 /// The page state of the parts of a call's range outside the arena (by the C implementation):
 /// there the twins' own mappings are, which the tester does not control.
-fn outside_state(t: &Twin, sw: &mut Switch, c: &Case) -> Vec<PageRegion> {
+fn outside_state(t: &Twin, sw: &ImplSwitch, c: &Case) -> Vec<PageRegion> {
     let (lo, hi) = ((BASE - HUGE) as u64, (ARENA_END + HUGE) as u64);
     let (start, end) = (c.arg.start & !(PAGE as u64 - 1), c.arg.end.min(1 << 47));
     let mut v = Vec::new();
-    sw.set("c");
+    sw.select("c");
     for (s, e) in [(start, end.min(lo)), (start.max(hi), end)] {
         if s < e {
             let all = (0, 0, 0, PM_SCAN_CATEGORIES);
@@ -912,14 +886,13 @@ fn main() -> ExitCode {
             }
         }
     }
-    let Ok(f) = OpenOptions::new().read(true).write(true).open(IMPL_SWITCH) else {
+    let Ok(sw) = ImplSwitch::open() else {
         println!("pmscan-diff: {IMPL_SWITCH} missing: the kernel cannot run both implementations");
         println!("@@COUNTS passed=0 failed=1 skipped=0");
         return ExitCode::from(1);
     };
-    let mut sw = Switch(f);
     // Leave the switch as it was found: later programs may rely on it.
-    let impl_before = std::fs::read_to_string(IMPL_SWITCH).unwrap_or_default();
+    let impl_before = sw.get().unwrap_or_default();
     // The twins fault pages in with process_vm_writev: without it nothing would be populated
     // and the comparison would cover empty address spaces only.
     let mut probe = [0u8; 1];
@@ -949,10 +922,17 @@ fn main() -> ExitCode {
             "pmscan-diff: cannot mount a huge=always tmpfs at {HUGE_TMPFS}: plain tmpfs there"
         );
     }
+    let _ = std::fs::create_dir_all(EXT4);
+    if !std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .contains(&format!(" {EXT4} ext4 "))
+    {
+        println!("pmscan-diff: no ext4 at {EXT4}: its files are on the root file system");
+    }
     let shmem_thp = sysfs_choice(SHMEM_ENABLED);
     if clear_oracle {
-        let ok = oracle::run(calls, seed, &mut sw);
-        sw.set(impl_before.trim());
+        let ok = oracle::run(calls, seed, &sw);
+        sw.select(impl_before.trim());
         resume_khugepaged(khugepaged);
         if let Some(v) = shmem_thp {
             let _ = std::fs::write(SHMEM_ENABLED, v);
@@ -1004,7 +984,7 @@ fn main() -> ExitCode {
                 need_check = true;
             }
             if need_check {
-                let (sa, sb) = (state(&a, &mut sw), state(&b, &mut sw));
+                let (sa, sb) = (state(&a, &sw), state(&b, &sw));
                 prev_state = sa.as_ref().ok().cloned();
                 if sa.is_err() || sa.ok() != sb.ok() {
                     resyncs += 1;
@@ -1019,11 +999,11 @@ fn main() -> ExitCode {
             if n >= trace_from {
                 println!("call {n}: {case:x?}");
             }
-            sw.set("c");
+            sw.select("c");
             let oa = call(&a, &mut out_a, &case);
-            sw.set("rust");
+            sw.select("rust");
             let ob = call(&b, &mut out_b, &case);
-            let (sa, sb) = (state(&a, &mut sw), state(&b, &mut sw));
+            let (sa, sb) = (state(&a, &sw), state(&b, &sw));
             let same_state = sa.is_ok() && sa.as_ref().ok() == sb.as_ref().ok();
             if let Ok(after) = &sa {
                 if prev_state.as_ref() != Some(after) {
@@ -1053,8 +1033,7 @@ fn main() -> ExitCode {
                 need_check = false;
                 continue;
             }
-            if same_state && outside_state(&a, &mut sw, &case) != outside_state(&b, &mut sw, &case)
-            {
+            if same_state && outside_state(&a, &sw, &case) != outside_state(&b, &sw, &case) {
                 // The twins differ where the tester does not control them (their own heap,
                 // stack, libc: reclaim or THP treat the two processes differently): not a
                 // difference between the implementations. Rebuild and draw another call.
@@ -1103,7 +1082,7 @@ fn main() -> ExitCode {
             if case.arg.flags & PM_SCAN_WP_MATCHING == 0 {
                 // A report-only call leaves the state as it was: the C version on the Rust twin
                 // tells whether the twins or the implementations differ.
-                sw.set("c");
+                sw.select("c");
                 let oc = call(&b, &mut out_b, &case);
                 let verdict = if oc == ob {
                     "same as rust: the twins differ"
@@ -1113,7 +1092,7 @@ fn main() -> ExitCode {
                     "neither"
                 };
                 println!("  control, c on the rust twin: {verdict}");
-                sw.set("rust");
+                sw.select("rust");
                 let or = call(&b, &mut out_b, &case);
                 println!(
                     "  control, rust again on the rust twin: {}",
@@ -1153,7 +1132,7 @@ fn main() -> ExitCode {
     if let Some(v) = shmem_thp {
         let _ = std::fs::write(SHMEM_ENABLED, v);
     }
-    sw.set(impl_before.trim());
+    sw.select(impl_before.trim());
     println!("@@COUNTS passed={agreed} failed={differed} skipped=0");
     if differed == 0 && agreed == calls {
         ExitCode::SUCCESS

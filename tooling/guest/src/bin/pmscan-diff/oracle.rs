@@ -22,7 +22,7 @@ use super::*;
 
 /// The soft-dirty state of every page of the arena, by bit 55 of /proc/PID/pagemap and by a
 /// report-only scan (C); an error if they disagree on a page.
-fn sd_state(t: &Twin, sw: &mut Switch) -> Result<Vec<bool>, String> {
+fn sd_state(t: &Twin, sw: &ImplSwitch) -> Result<Vec<bool>, String> {
     let pages = (ARENA_END - BASE) / PAGE;
     let mut raw = vec![0u8; pages * 8];
     let mut f = File::open(format!("/proc/{}/pagemap", t.pid)).map_err(|e| e.to_string())?;
@@ -34,7 +34,7 @@ fn sd_state(t: &Twin, sw: &mut Switch) -> Result<Vec<bool>, String> {
         .chunks_exact(8)
         .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()) & (1 << 55) != 0)
         .collect();
-    sw.set("c");
+    sw.select("c");
     let sd = (0, PAGE_IS_SOFT_DIRTY, 0, PAGE_IS_SOFT_DIRTY);
     let regions = scan_all(
         t.pagemap.as_raw_fd(),
@@ -58,7 +58,7 @@ fn sd_state(t: &Twin, sw: &mut Switch) -> Result<Vec<bool>, String> {
 }
 
 /// The mapping and the categories (C) of the page at `addr`, to say what a failure was about.
-fn describe_page(t: &Twin, sw: &mut Switch, addr: usize) -> String {
+fn describe_page(t: &Twin, sw: &ImplSwitch, addr: usize) -> String {
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).unwrap_or_default();
     let vma = maps
         .lines()
@@ -75,7 +75,7 @@ fn describe_page(t: &Twin, sw: &mut Switch, addr: usize) -> String {
                 .is_some_and(|(s, e)| s <= addr as u64 && (addr as u64) < e)
         })
         .unwrap_or("(no VMA)");
-    sw.set("c");
+    sw.select("c");
     let all = (0, 0, 0, PM_SCAN_CATEGORIES);
     let cats = scan_all(
         t.pagemap.as_raw_fd(),
@@ -176,7 +176,7 @@ fn invalid_for_clear(a: &PmScanArg) -> bool {
 
 /// A clearing call, biased to the clear path's edges; `t` is scanned (report-only, C) to find
 /// them.
-fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &mut Switch) -> Case {
+fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &ImplSwitch) -> Case {
     let mut c = gen_case(r);
     let a = &mut c.arg;
     // Mostly a valid clearing call; some that the flag makes invalid.
@@ -233,7 +233,7 @@ fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &mut Switch) -> Case {
     if let (VecAt::Own, true) = (c.vec_at, r.chance(85)) {
         // How many regions and pages the call would report without limits: put vec_len and
         // max_pages at, around and inside them.
-        sw.set("c");
+        sw.select("c");
         let m = (
             a.category_inverted,
             a.category_mask,
@@ -270,7 +270,7 @@ fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &mut Switch) -> Case {
 }
 
 /// Runs `calls` oracle checks from `seed`; prints the outcome, returns whether all passed.
-pub fn run(calls: u64, seed: u64, sw: &mut Switch) -> bool {
+pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
     let t0 = std::time::Instant::now();
     let mut r = Rng::new(seed ^ 0x5d_0c1e);
     let (mut passed, mut failed, mut n) = (0u64, 0u64, 0u64);
@@ -311,7 +311,7 @@ pub fn run(calls: u64, seed: u64, sw: &mut Switch) -> bool {
                 case.arg.category_anyof_mask,
                 case.arg.return_mask,
             );
-            sw.set("c");
+            sw.select("c");
             let matching = if s < e && e <= (1 << 47) {
                 scan_all(t.pagemap.as_raw_fd(), s, e, m, VEC_REGIONS).unwrap_or_default()
             } else {
@@ -323,10 +323,10 @@ pub fn run(calls: u64, seed: u64, sw: &mut Switch) -> bool {
             } else {
                 let mut report = case;
                 report.arg.flags &= !PM_SCAN_CLEAR_SOFT_DIRTY;
-                sw.set("c");
+                sw.select("c");
                 Some(call(&t, &mut out_c, &report))
             };
-            sw.set("rust");
+            sw.select("rust");
             let or = call(&t, &mut out_r, &case);
             let after = sd_state(&t, sw);
             let mut why = Vec::new();
