@@ -9,26 +9,38 @@
 //! written pages in VMAs registered for asynchronous uffd-wp (`PM_SCAN_WP_MATCHING`,
 //! `PM_SCAN_CHECK_WPASYNC`), for PTEs, transparent huge pages, hugetlb pages and holes.
 //!
+//! And one thing the C version does not do: `PM_SCAN_CLEAR_SOFT_DIRTY` clears the soft-dirty
+//! state of exactly the pages it reports, atomically with the report. That call takes the mmap
+//! lock for writing (killable) and walks with `PGWALK_WRLOCK`, so no page fault, with the mmap
+//! lock or only the VMA lock, runs meanwhile; it clears PTEs and huge PMDs as `clear_refs` does,
+//! splits a transparent huge page it covers only in part (a huge page whose split only zaps the
+//! mapping, of a file, shmem or the huge zero page, keeps its unreported part soft-dirty through
+//! `VM_SOFTDIRTY` on exactly that part), splits VMAs so that `VM_SOFTDIRTY` is cleared only
+//! where every page was reported, brackets the changes with an `MMU_NOTIFY_SOFT_DIRTY`
+//! invalidation and flushes every cleared entry from the TLB before the lock is dropped.
+//! Hugetlb pages are reported and never cleared.
+//!
 //! The walk runs on `kernel::mm::pagewalk`; every page-table access and change goes through it.
 
 use core::mem::{offset_of, size_of};
+use core::ops::ControlFlow;
 use kernel::{
-    alloc::{flags::GFP_KERNEL, KVec},
+    alloc::{flags::GFP_KERNEL, kvec::PushError, KVec},
     bindings, current,
     ffi::{c_long, c_ulong},
     mm::{
         mmu_notifier::Event,
         pagewalk::{
             BuiltIn, Flow, Hole, HugePmdGuard, HugetlbEntry, PageWalk, PmdAction, PmdEntry,
-            PteTable, VmaFilter,
+            PteSlot, PteTable, VmaFilter,
         },
-        pgtable::Pte,
+        pgtable::{self, Pte},
         virt::{flags as vm, VmaRef},
-        Mm,
+        Mm, MmapReadGuard, MmapWriteGuard,
     },
     page::PAGE_SIZE,
     prelude::*,
-    task,
+    task::{self, PtraceMode, Task},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -51,9 +63,24 @@ const CATEGORIES: u64 =
 // The flags of include/uapi/linux/fs.h.
 const WP_MATCHING: u64 = bindings::PM_SCAN_WP_MATCHING as u64;
 const CHECK_WPASYNC: u64 = bindings::PM_SCAN_CHECK_WPASYNC as u64;
+const CLEAR_SOFT_DIRTY: u64 = bindings::PM_SCAN_CLEAR_SOFT_DIRTY as u64;
 
-/// Every flag userspace may set.
-const FLAGS: u64 = WP_MATCHING | CHECK_WPASYNC;
+/// Every flag userspace may set; clearing soft-dirty state needs soft-dirty tracking.
+const FLAGS: u64 = WP_MATCHING
+    | CHECK_WPASYNC
+    | if cfg!(CONFIG_MEM_SOFT_DIRTY) {
+        CLEAR_SOFT_DIRTY
+    } else {
+        0
+    };
+
+/// Contiguous reported ranges of `VM_SOFTDIRTY` VMAs recorded in one hold of the mmap lock;
+/// when full, the walk stops there, the VMAs are split and cleared, and the walk goes on.
+const MAX_VMA_RUNS: usize = 64;
+
+/// Unreported parts of huge pages that a walk had to zap (at most the head of the first and the
+/// tail of the last: only the range's edges and the walk's end cut a huge page).
+const MAX_KEPT: usize = 4;
 
 /// `struct pm_scan_arg`, read as the `__u64` words it is made of (`Args::read()` takes them in
 /// the order checked below).
@@ -125,6 +152,19 @@ impl Args {
         if flags & !FLAGS != 0 || (inv | mask | anyof | ret) & !CATEGORIES != 0 {
             return Err(EINVAL);
         }
+        if flags & CLEAR_SOFT_DIRTY != 0 {
+            // Clearing soft-dirty state is not write-protection, nor combined with a check that
+            // may fail the call after pages were cleared; it needs soft-dirty tracking in this
+            // machine's page tables (some riscv CPUs have none).
+            if flags & (WP_MATCHING | CHECK_WPASYNC) != 0 || !pgtable::soft_dirty_supported() {
+                return Err(EINVAL);
+            }
+            // It clears what it reports, so it must report soft-dirty pages only: a caller
+            // would otherwise lose state it was never told of.
+            if mask & SOFT_DIRTY == 0 || inv & SOFT_DIRTY != 0 {
+                return Err(EINVAL);
+            }
+        }
         let untag = |a: u64| UserPtr::from_addr(a as usize).untagged().addr();
         let (start, end, vec) = (untag(start), untag(end), untag(vec));
         if start % PAGE_SIZE != 0 {
@@ -167,6 +207,10 @@ impl Args {
     fn wp(&self) -> bool {
         self.flags & WP_MATCHING != 0
     }
+
+    fn clear(&self) -> bool {
+        self.flags & CLEAR_SOFT_DIRTY != 0
+    }
 }
 
 /// The state of one call (`struct pagemap_scan_private`).
@@ -185,6 +229,18 @@ struct Scan {
     found_pages: u64,
     /// Where the next copied-out region goes.
     vec_out: usize,
+    /// Clearing: the VMA being walked has `VM_SOFTDIRTY` to clear where its pages are reported.
+    cur_vma_softdirty: bool,
+    /// Clearing: the contiguous reported ranges of `VM_SOFTDIRTY` VMAs in this walk (room for
+    /// `MAX_VMA_RUNS`, allocated before any lock is taken).
+    vma_runs: KVec<(usize, usize)>,
+    /// Clearing: `vma_runs` was full at this address; the walk stopped there and goes on
+    /// from it under the same lock.
+    restart: Option<usize>,
+    /// Clearing: parts of huge pages that were soft-dirty, not reported, and whose mapping a
+    /// split zapped: `VM_SOFTDIRTY` is set on exactly them after the walk (room for
+    /// `MAX_KEPT`, allocated before any lock is taken).
+    kept: KVec<(usize, usize)>,
 }
 
 impl Scan {
@@ -197,6 +253,14 @@ impl Scan {
             buf.push([0; 3], GFP_KERNEL)?;
             buf
         };
+        let (vma_runs, kept) = if arg.clear() {
+            (
+                KVec::with_capacity(MAX_VMA_RUNS, GFP_KERNEL)?,
+                KVec::with_capacity(MAX_KEPT, GFP_KERNEL)?,
+            )
+        } else {
+            (KVec::new(), KVec::new())
+        };
         Ok(Self {
             masks_of_interest: arg.category_mask | arg.category_anyof_mask | arg.return_mask,
             cur_vma_category: 0,
@@ -205,6 +269,10 @@ impl Scan {
             buf,
             buf_len,
             found_pages: 0,
+            cur_vma_softdirty: false,
+            vma_runs,
+            restart: None,
+            kept,
         })
     }
 
@@ -283,9 +351,45 @@ impl Scan {
         ret
     }
 
+    /// Reports `addr..*end` as [`Scan::output`] does and, when clearing in a `VM_SOFTDIRTY`
+    /// VMA, records what was reported so that the flag is cleared there after the walk. Stops
+    /// the walk at `addr` (`ENOSPC` with `*end == addr`, `restart` set) when a new range would
+    /// not fit in `vma_runs`.
+    #[inline(always)]
+    fn report(&mut self, categories: u64, addr: usize, end: &mut usize) -> Result {
+        if !self.cur_vma_softdirty {
+            return self.output(categories, addr, end);
+        }
+        let extends = self.vma_runs.last().is_some_and(|r| r.1 == addr);
+        if !extends && self.vma_runs.len() >= MAX_VMA_RUNS {
+            *end = addr;
+            self.restart = Some(addr);
+            return Err(ENOSPC);
+        }
+        let ret = self.output(categories, addr, end);
+        if *end > addr {
+            match self.vma_runs.last_mut() {
+                Some(run) if run.1 == addr => run.1 = *end,
+                // Room was checked above.
+                _ => {
+                    let _ = self.vma_runs.push_within_capacity((addr, *end));
+                }
+            }
+        }
+        ret
+    }
+
     /// Takes back the report of `addr..end`, the tail of the current region (a huge page that
     /// is reported page by page instead, or not at all).
     fn backout_range(&mut self, addr: usize, end: usize) {
+        if let Some(run) = self.vma_runs.last_mut() {
+            if run.0 <= addr && addr < run.1 {
+                run.1 = addr;
+                if run.0 == run.1 {
+                    self.vma_runs.pop();
+                }
+            }
+        }
         let Some(cur) = self.buf.last_mut() else {
             return;
         };
@@ -298,6 +402,21 @@ impl Scan {
         self.found_pages = self
             .found_pages
             .wrapping_sub((end.wrapping_sub(addr) / PAGE_SIZE) as u64);
+    }
+
+    /// Records that `addr..end`, part of a huge page whose mapping was zapped unreported, must
+    /// read soft-dirty after the walk.
+    fn keep_soft_dirty(&mut self, addr: usize, end: usize) {
+        if addr >= end {
+            return;
+        }
+        if let Err(PushError((a, b))) = self.kept.push_within_capacity((addr, end)) {
+            // Cannot happen (see MAX_KEPT); if it did, cover both: over-reporting loses
+            // nothing.
+            if let Some(last) = self.kept.last_mut() {
+                *last = (last.0.min(a), last.1.max(b));
+            }
+        }
     }
 
     /// Copies the buffered regions to userspace; returns how many.
@@ -337,12 +456,23 @@ impl Scan {
         c
     }
 
-    /// Categories of the PTE `pte` of `addr` (`pagemap_page_category()`).
-    fn page_category(&self, t: &PteTable<'_>, addr: usize, pte: Pte) -> u64 {
-        let vma = t.vma();
+    /// Categories of an empty PTE of `vma`: in a uffd-wp VMA an empty entry was zapped after
+    /// registration, so written.
+    #[inline(always)]
+    fn empty_category(vma: &VmaRef) -> u64 {
+        if vma.userfaultfd_wp() {
+            WRITTEN
+        } else {
+            0
+        }
+    }
+
+    /// Categories of the PTE `pte` of `vma` (`pagemap_page_category()`); `file` says whether
+    /// it maps a file page, asked only when a mask names `PAGE_IS_FILE`.
+    #[inline(always)]
+    fn page_category(&self, vma: &VmaRef, pte: Pte, file: impl FnOnce() -> bool) -> u64 {
         if pte.is_none() {
-            // In a uffd-wp VMA an empty entry was zapped after registration: written.
-            return if vma.userfaultfd_wp() { WRITTEN } else { 0 };
+            return Self::empty_category(vma);
         }
         let want_file = self.masks_of_interest & FILE != 0;
         let mut c;
@@ -351,7 +481,7 @@ impl Scan {
             if !pte.is_uffd() {
                 c |= Self::unprotected(vma);
             }
-            if want_file && t.maps_file_page(addr) {
+            if want_file && file() {
                 c |= FILE;
             }
             if pte.is_zero_pfn() {
@@ -364,7 +494,7 @@ impl Scan {
             }
             if pte.is_guard_marker() {
                 c |= GUARD;
-            } else if want_file && t.maps_file_page(addr) {
+            } else if want_file && file() {
                 c |= FILE;
             }
         }
@@ -449,8 +579,42 @@ impl Scan {
         if !self.is_interesting_page(categories) {
             return Some(Ok(()));
         }
-        let ret = self.output(categories, start, &mut end);
-        if start == end || !self.arg.wp() || categories & WRITTEN == 0 {
+        let ret = self.report(categories, start, &mut end);
+        if start == end {
+            return Some(ret);
+        }
+        if self.arg.clear() {
+            if end != start + bindings::PMD_SIZE {
+                // Only part of the huge page is reported (with its categories, HUGE among them,
+                // as C reports it): split it and clear that part.
+                drop(huge);
+                pmd.split_huge();
+                let keeps_bits = vma.is_anonymous() && categories & PFNZERO == 0;
+                if keeps_bits {
+                    // Its PTEs keep the PMD's soft-dirty bit: clear the reported ones.
+                    if let Some(mut t) = pmd.map_ptes() {
+                        for addr in (start..end).step_by(PAGE_SIZE) {
+                            t.clear_soft_dirty(addr);
+                        }
+                        return Some(ret);
+                    }
+                }
+                // The split of a file, shmem or huge-zero PMD only zaps it (or maps the zero
+                // page without the bit), and a PTE table that went away took the entries with
+                // it: the reported part now reads clean, as it must, and the rest, soft-dirty
+                // before, would read clean too. Unless the VMA's flag covers it, keep it
+                // soft-dirty through the flag on exactly that part.
+                if !self.cur_vma_softdirty {
+                    let huge_start = start & !(bindings::PMD_SIZE - 1);
+                    self.keep_soft_dirty(huge_start, start);
+                    self.keep_soft_dirty(end, huge_start + bindings::PMD_SIZE);
+                }
+                return Some(ret);
+            }
+            huge.clear_soft_dirty();
+            return Some(ret);
+        }
+        if !self.arg.wp() || categories & WRITTEN == 0 {
             return Some(ret);
         }
         if end != start + bindings::PMD_SIZE {
@@ -464,20 +628,66 @@ impl Scan {
         Some(ret)
     }
 
+    /// One PTE of [`Scan::pte_range`]'s generic loop: reports it if it matches, then
+    /// write-protects it (`PM_SCAN_WP_MATCHING`, written) or clears its soft-dirty state
+    /// (`PM_SCAN_CLEAR_SOFT_DIRTY`). `ret` is the result of the last report.
+    #[inline(always)]
+    fn pte_entry(
+        &mut self,
+        e: &mut PteSlot<'_, '_>,
+        pte: Pte,
+        ret: &mut Result,
+    ) -> ControlFlow<()> {
+        let categories =
+            self.cur_vma_category | self.page_category(e.vma(), pte, || e.maps_file_page());
+        if !self.is_interesting_page(categories) {
+            return ControlFlow::Continue(());
+        }
+        self.report_entry(e, categories, ret)
+    }
+
+    /// Reports the entry of `e` with `categories`, then write-protects it
+    /// (`PM_SCAN_WP_MATCHING`, written) or clears its soft-dirty state
+    /// (`PM_SCAN_CLEAR_SOFT_DIRTY`); breaks when the report stops the walk. `ret` is the
+    /// result of the report.
+    #[inline(always)]
+    fn report_entry(
+        &mut self,
+        e: &mut PteSlot<'_, '_>,
+        categories: u64,
+        ret: &mut Result,
+    ) -> ControlFlow<()> {
+        let addr = e.addr();
+        let mut next = addr + PAGE_SIZE;
+        *ret = self.report(categories, addr, &mut next);
+        if next == addr {
+            return ControlFlow::Break(());
+        }
+        if self.arg.wp() && categories & WRITTEN != 0 {
+            e.make_uffd_wp();
+        } else if self.arg.clear() {
+            e.clear_soft_dirty();
+        }
+        ControlFlow::Continue(())
+    }
+
     /// The PTEs of `start..end` (the rest of `pagemap_scan_pmd_entry()`).
     fn pte_range(&mut self, t: &mut PteTable<'_>, start: usize, end: usize) -> Result {
         let vma = t.vma();
         let wp = self.arg.wp();
         let marked = |pte: Pte| (pte.is_present() && pte.is_uffd()) || pte.is_swp_uffd_any();
-        let pages = (start..end).step_by(PAGE_SIZE);
 
         if wp && !self.has_output() {
             // Write-protect everything not yet protected, whatever the masks say.
-            for addr in pages {
-                if t.get(addr).is_some_and(|pte| !marked(pte)) {
-                    t.make_uffd_wp(addr);
-                }
-            }
+            t.for_each_entry(
+                start,
+                end,
+                |pte| !marked(pte),
+                |e, _| {
+                    e.make_uffd_wp();
+                    ControlFlow::Continue(())
+                },
+            );
             return Ok(());
         }
 
@@ -490,37 +700,32 @@ impl Scan {
             && a.return_mask == WRITTEN
         {
             // Only WRITTEN is asked for: no other category needs computing.
-            for addr in pages {
-                let Some(pte) = t.get(addr) else { break };
-                if marked(pte) {
-                    continue;
-                }
-                let mut next = addr + PAGE_SIZE;
-                ret = self.output(self.cur_vma_category | WRITTEN, addr, &mut next);
-                if next == addr {
-                    break;
-                }
-                if wp {
-                    t.make_uffd_wp(addr);
-                }
-            }
+            let categories = self.cur_vma_category | WRITTEN;
+            t.for_each_entry(
+                start,
+                end,
+                |pte| !marked(pte),
+                |e, _| self.report_entry(e, categories, &mut ret),
+            );
             return ret;
         }
 
-        for addr in pages {
-            let Some(pte) = t.get(addr) else { break };
-            let categories = self.cur_vma_category | self.page_category(t, addr, pte);
-            if !self.is_interesting_page(categories) {
-                continue;
-            }
-            let mut next = addr + PAGE_SIZE;
-            ret = self.output(categories, addr, &mut next);
-            if next == addr {
-                break;
-            }
-            if wp && categories & WRITTEN != 0 {
-                t.make_uffd_wp(addr);
-            }
+        // Entries that cannot match are skipped on a bit or two, before any category is
+        // computed: when the masks require PAGE_IS_SOFT_DIRTY (always with
+        // PM_SCAN_CLEAR_SOFT_DIRTY) and the VMA does not have it as a whole, an entry without the
+        // soft-dirty bit; when an empty entry's categories do not match (CRIU's masks), an empty
+        // entry.
+        let need_soft_dirty = a.category_mask & !a.category_inverted & SOFT_DIRTY != 0
+            && self.cur_vma_category & SOFT_DIRTY == 0;
+        let empty_may_match =
+            self.is_interesting_page(self.cur_vma_category | Self::empty_category(vma));
+        let entry = |e: &mut PteSlot<'_, '_>, pte: Pte| self.pte_entry(e, pte, &mut ret);
+        if need_soft_dirty {
+            t.for_each_entry(start, end, Pte::is_soft_dirty, entry);
+        } else if !empty_may_match {
+            t.for_each_entry(start, end, |pte| !pte.is_none(), entry);
+        } else {
+            t.for_each_entry(start, end, |_| true, entry);
         }
         ret
     }
@@ -531,6 +736,7 @@ impl PageWalk for Scan {
     type OwnerModule = BuiltIn;
 
     fn test_walk(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaFilter> {
+        self.cur_vma_softdirty = false;
         let wp_allowed = vma.userfaultfd_wp_async() && vma.userfaultfd_wp_use_markers();
         if !wp_allowed {
             // The caller asked for failure on VMAs that cannot be write-protected...
@@ -559,6 +765,10 @@ impl PageWalk for Scan {
             return Ok(VmaFilter::Skip);
         }
         self.cur_vma_category = categories;
+        // Hugetlb page tables are not soft-dirty tracked: their pages are reported, never
+        // cleared, and their VMA keeps its flag.
+        self.cur_vma_softdirty =
+            self.arg.clear() && categories & SOFT_DIRTY != 0 && !vma.is_hugetlb();
         Ok(VmaFilter::Walk)
     }
 
@@ -597,7 +807,8 @@ impl PageWalk for Scan {
         if !self.is_interesting_page(categories) {
             return Ok(Flow::Continue);
         }
-        let ret = self.output(categories, addr, &mut end);
+        // Nothing is mapped: clearing only records the range for the VMA flag.
+        let ret = self.report(categories, addr, &mut end);
         if addr == end || !self.arg.wp() {
             return ret.map(|()| Flow::Continue);
         }
@@ -650,11 +861,58 @@ impl PageWalk for Scan {
     }
 }
 
-/// `PAGEMAP_SCAN` on `mm` with the user argument at `uarg` (`do_pagemap_scan()`).
-fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
+/// Whether the caller may clear the soft-dirty state of `mm`, whose pagemap file belongs to
+/// `task`. Opening the file checked `PTRACE_MODE_READ` only, and the descriptor may have been
+/// passed on or the caller's credentials changed since: unless the caller scans itself, it must
+/// now be allowed to ptrace-attach to the task (what `clear_refs` users such as CRIU hold).
+fn may_clear_soft_dirty(mm: &Mm, task: Option<&Task>) -> bool {
+    let current = current!();
+    if current.mm().is_some_and(|own| own.as_raw() == mm.as_raw()) {
+        return true;
+    }
+    task.is_some_and(|t| t.ptrace_may_access(PtraceMode::AttachFsCreds))
+}
+
+/// One walk of a clearing call from `start` with the mmap lock held for writing: the changes are
+/// inside an `MMU_NOTIFY_SOFT_DIRTY` invalidation with a TLB flush pending (each cleared entry is
+/// flushed before its page-table lock is dropped), then `VM_SOFTDIRTY` is cleared where whole
+/// ranges of such VMAs were reported, and set on the parts of huge pages a split zapped
+/// unreported. When the walk stopped only because its table of such ranges was full, it goes
+/// on from there under the same lock, with the output buffer as it was: the regions are those
+/// of one walk, as C reports them.
+fn clear_walk(guard: &mut MmapWriteGuard<'_>, p: &mut Scan, start: usize, end: usize) -> Result {
+    let mut from = start;
+    loop {
+        let walked = guard.with_tlb_flush_pending(|| {
+            guard.invalidate_range(Event::SoftDirty, from, end, || {
+                guard.walk_page_range(from, end, p)
+            })
+        });
+        for (run_start, run_end) in p.vma_runs.drain_all() {
+            // A VMA that cannot be split keeps its flag: its pages read soft-dirty again, which
+            // over-reports and loses nothing. The report stands.
+            let _ = guard.clear_vma_soft_dirty(run_start, run_end);
+        }
+        for (start, end) in p.kept.drain_all() {
+            guard.mark_vma_soft_dirty(start, end);
+        }
+        match p.restart.take() {
+            Some(at) if walked == Err(ENOSPC) => from = at,
+            _ => return walked.map(|_| ()),
+        }
+    }
+}
+
+/// `PAGEMAP_SCAN` on `mm`, whose pagemap file belongs to `task`, with the user argument at
+/// `uarg` (`do_pagemap_scan()`).
+fn pagemap_scan(mm: &Mm, task: Option<&Task>, uarg: usize) -> Result<usize> {
     let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
     let mut p = Scan::new(Args::read(uarg)?)?;
+    if p.arg.clear() && !may_clear_soft_dirty(&mm, task) {
+        return Err(EACCES);
+    }
     let end = p.arg.end;
+    let mut cleared = false;
     let mut n_ranges_out = 0usize;
     let mut ret = Ok(());
     let mut walk_start = p.arg.start;
@@ -664,23 +922,28 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
             ret = Err(EINTR);
             break;
         }
-        let guard = match mm.mmap_read_lock_killable() {
-            Ok(guard) => guard,
-            Err(e) => {
-                ret = Err(e);
-                break;
+        let walked = if p.arg.clear() {
+            let mut guard = match mm.mmap_write_lock_killable() {
+                Ok(guard) => guard,
+                Err(e) => {
+                    ret = Err(e);
+                    break;
+                }
+            };
+            cleared = true;
+            let walked = clear_walk(&mut guard, &mut p, walk_start, end);
+            drop(guard);
+            walked
+        } else {
+            match mm.mmap_read_lock_killable() {
+                Ok(guard) => scan_walk(&guard, &mut p, walk_start, end),
+                Err(e) => {
+                    ret = Err(e);
+                    break;
+                }
             }
         };
-        let walked = if p.arg.wp() {
-            // Protection changes for the range happen under the lock.
-            guard.invalidate_range(Event::ProtectionVma, walk_start, end, || {
-                guard.walk_page_range(walk_start, end, &mut p)
-            })
-        } else {
-            guard.walk_page_range(walk_start, end, &mut p)
-        };
-        drop(guard);
-        ret = walked.map(|_| ());
+        ret = walked;
 
         // Copy out with the lock dropped: userspace memory may fault.
         match p.flush_buffer() {
@@ -713,14 +976,39 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
         p.arg.walk_end = end;
     }
     let walk_end = p.arg.walk_end as u64;
-    UserSlice::new(
+    let ret = UserSlice::new(
         UserPtr::from_addr(uarg).wrapping_byte_add(WALK_END_OFFSET),
         8,
     )
     .writer()
     .write(&walk_end)
-    .map_err(|_| EFAULT)?;
+    .map_err(|_| EFAULT)
+    .and(ret);
+    if cleared && ret.is_err() {
+        // The caller gets an error instead of the report, so what was cleared must read
+        // soft-dirty again: mark the range (over-reporting, losing nothing). Its edges are
+        // rounded out to huge page boundaries: a VMA split inside a file or shmem huge page
+        // zaps the mapping, and the part outside the range would lose its state.
+        let huge = bindings::PMD_SIZE;
+        let start = p.arg.start & !(huge - 1);
+        let end = end.checked_next_multiple_of(huge).unwrap_or(end);
+        mm.mmap_write_lock().mark_vma_soft_dirty(start, end);
+    }
     ret
+}
+
+/// One walk of a reporting (and maybe write-protecting) call from `start` with the mmap lock
+/// held for reading.
+fn scan_walk(guard: &MmapReadGuard<'_>, p: &mut Scan, start: usize, end: usize) -> Result {
+    let walked = if p.arg.wp() {
+        // Protection changes for the range happen under the lock.
+        guard.invalidate_range(Event::ProtectionVma, start, end, || {
+            guard.walk_page_range(start, end, p)
+        })
+    } else {
+        guard.walk_page_range(start, end, p)
+    };
+    walked.map(|_| ())
 }
 
 /// The `PAGEMAP_SCAN` ioctl of a pagemap file, called by `do_pagemap_cmd()`.
@@ -728,12 +1016,20 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
 /// # Safety
 ///
 /// `mm` is the `mm_struct` of the pagemap file (its `private_data`), on which the open file
-/// holds an `mmgrab()` reference for the whole call.
+/// holds an `mmgrab()` reference for the whole call; `task` is NULL or the task of the pagemap
+/// file, referenced for the whole call.
 #[no_mangle]
-pub unsafe extern "C" fn rust_pagemap_scan(mm: *mut bindings::mm_struct, uarg: c_ulong) -> c_long {
+pub unsafe extern "C" fn rust_pagemap_scan(
+    mm: *mut bindings::mm_struct,
+    task: *mut bindings::task_struct,
+    uarg: c_ulong,
+) -> c_long {
     // SAFETY: By the function's safety requirements `mm` is valid and stays so for the call.
     let mm = unsafe { Mm::from_raw(mm) };
-    match pagemap_scan(mm, uarg) {
+    // SAFETY: By the function's safety requirements `task` is NULL or a task the caller holds a
+    // reference on for the whole call; `Task` is a transparent wrapper of `task_struct`.
+    let task = unsafe { task.cast::<Task>().as_ref() };
+    match pagemap_scan(mm, task, uarg) {
         Ok(n) => n as c_long,
         Err(e) => e.to_errno() as c_long,
     }

@@ -5,8 +5,9 @@
 //! tree, built with a private index (so the work tree is only touched where the result differs,
 //! keeping mtimes and incremental builds), then checks it out. `export` is its inverse: the
 //! commits of `series`, edited the kernel way (`git rebase -i`, `commit --fixup`, `git am`),
-//! are written back into the repository: every new file whole at its path, every diff
-//! regenerated, subjects and changelogs into the manifest. Materializing what was exported
+//! are written back into the repository: every new file whole at its path in its final version
+//! (what the last patch leaves; a patch that adds a file later patches change carries that
+//! version with their diffs taken back), every diff regenerated, subjects and changelogs into the manifest. Materializing what was exported
 //! gives the same commits (trees and messages); exporting what was materialized changes
 //! nothing.
 //!
@@ -78,6 +79,7 @@ fn commit_series(ctx: &Ctx, m: &Manifest, tree: &Path) -> Result<String> {
         c
     };
     run(g().args(["read-tree", BASE_TAG]))?;
+    let added = added_versions(ctx, m, tree)?;
     let mut head = rev(tree, &format!("{BASE_TAG}^{{commit}}"))?.unwrap_or_default();
     for (i, p) in m.patches.iter().enumerate() {
         let n = i + 1;
@@ -93,7 +95,10 @@ fn commit_series(ctx: &Ctx, m: &Manifest, tree: &Path) -> Result<String> {
         }
         for f in &p.files {
             let path = ctx.repo.join(f);
-            let sha = output(git(tree).args(["hash-object", "-w"]).arg(&path))?;
+            let sha = match added.get(f) {
+                Some(sha) => sha.clone(),
+                None => output(git(tree).args(["hash-object", "-w"]).arg(&path))?,
+            };
             let exec = std::fs::metadata(&path)?.permissions().mode() & 0o111 != 0;
             let mode = if exec { "100755" } else { "100644" };
             run(g().args([
@@ -115,6 +120,66 @@ fn commit_series(ctx: &Ctx, m: &Manifest, tree: &Path) -> Result<String> {
     }
     let _ = std::fs::remove_file(&index);
     Ok(head)
+}
+
+/// The version of a new file that the patch adding it carries, for each new file that later
+/// patches change: the repository holds the final version (what the last patch leaves) at the
+/// file's path, so the later patches' diffs of it are taken back from it, the last one first.
+/// Blob ids, by path.
+fn added_versions(
+    ctx: &Ctx,
+    m: &Manifest,
+    tree: &Path,
+) -> Result<std::collections::HashMap<String, String>> {
+    let index = tree.join(".git/pmrs-added.index");
+    let mut out = std::collections::HashMap::new();
+    for (i, p) in m.patches.iter().enumerate() {
+        for f in &p.files {
+            let mut later = Vec::new();
+            for d in m.patches[i + 1..].iter().flat_map(|q| &q.diffs) {
+                let text = std::fs::read_to_string(ctx.repo.join(d))
+                    .context(|| format!("read {d}"))?;
+                if diff_targets(&text).iter().any(|t| t == f) {
+                    later.push(d);
+                }
+            }
+            if later.is_empty() {
+                continue;
+            }
+            let _ = std::fs::remove_file(&index);
+            let g = || {
+                let mut c = git(tree);
+                c.env("GIT_INDEX_FILE", &index);
+                c
+            };
+            let sha = output(git(tree).args(["hash-object", "-w"]).arg(ctx.repo.join(f)))?;
+            run(g().args([
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{},{f}", sha.trim()),
+            ]))?;
+            for d in later.iter().rev() {
+                let st = g()
+                    .args(["apply", "--cached", "-R", "--whitespace=nowarn"])
+                    .arg(ctx.repo.join(d))
+                    .status()?;
+                if !st.success() {
+                    bail!(
+                        "{d} does not take back from {f}: the repository must hold the final \
+                         version of {f} (the one the last patch that changes it leaves)"
+                    );
+                }
+            }
+            let staged = output(g().args(["ls-files", "-s", "--", f]))?;
+            let Some(blob) = staged.split_whitespace().nth(1) else {
+                bail!("{f} vanished while taking back the diffs of later patches");
+            };
+            out.insert(f.clone(), blob.to_string());
+        }
+    }
+    let _ = std::fs::remove_file(&index);
+    Ok(out)
 }
 
 /// The commit `r` names in `tree`, if any.
@@ -342,9 +407,12 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
             }
         }
         for f in &p.files {
+            // The final version: what the last commit leaves (later patches' diffs of the file
+            // are exported below as their own files).
+            let last = commits.last().unwrap_or(c);
             let blob = Command::new("git")
                 .current_dir(&tree)
-                .args(["show", &format!("{c}:{f}")])
+                .args(["show", &format!("{last}:{f}")])
                 .output()?;
             if !blob.status.success() {
                 bail!("patch {n}: {f} is not in its commit any more");
@@ -484,19 +552,22 @@ subject = "fs: add new.rs and change l2"
 body = """
 Why one.
 """
-files = ["fs/new.rs"]
+files = ["fs/new.rs", "fs/grown.rs"]
 diffs = ["fs/a.c.one.diff"]
 [[patch]]
 subject = "fs: change l9"
 body = """
 Why two.
 """
-diffs = ["fs/a.c.two.diff"]
+diffs = ["fs/a.c.two.diff", "fs/grown.rs.two.diff"]
 "#;
 
     const ONE: &str = "--- a/fs/a.c\n+++ b/fs/a.c\n@@ -1,5 +1,5 @@\n l1\n-l2\n+L2\n l3\n l4\n l5\n";
     const TWO: &str =
         "--- a/fs/a.c\n+++ b/fs/a.c\n@@ -6,5 +6,5 @@\n l6\n l7\n l8\n-l9\n+L9\n l10\n";
+    /// Patch 2 changes the file patch 1 adds; the repository holds the final version.
+    const GROWN_TWO: &str = "--- a/fs/grown.rs\n+++ b/fs/grown.rs\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+C\n";
+    const GROWN_FINAL: &str = "a\nb\nC\n";
 
     /// Materialize then export changes nothing; an edit made on the branch the kernel way
     /// (a fixup of the first patch, rebased under the second; a reworded subject) is written
@@ -529,11 +600,18 @@ diffs = ["fs/a.c.two.diff"]
         std::fs::write(repo.join("fs/new.rs"), "fn one() {}\n").unwrap();
         std::fs::write(repo.join("fs/a.c.one.diff"), ONE).unwrap();
         std::fs::write(repo.join("fs/a.c.two.diff"), TWO).unwrap();
+        std::fs::write(repo.join("fs/grown.rs"), GROWN_FINAL).unwrap();
+        std::fs::write(repo.join("fs/grown.rs.two.diff"), GROWN_TWO).unwrap();
         sh(&repo, "git init -q . && git add -A && git commit -qm repo");
         let read = |p: &str| std::fs::read_to_string(repo.join(p)).unwrap();
 
         let m = Manifest::load(&repo).unwrap();
         let head = materialize(&ctx, &m).unwrap();
+        // The patch that adds a file later patches change carries its first version; the
+        // repository holds the final one.
+        let show = |r: &str| output(git(&tree).args(["show", r])).unwrap();
+        assert_eq!(show(&format!("{head}~1:fs/grown.rs")), "a\nb\nc\n");
+        assert_eq!(show(&format!("{head}:fs/grown.rs")), GROWN_FINAL);
         assert_eq!(
             export(&ctx, &m).unwrap(),
             0,
@@ -571,6 +649,8 @@ diffs = ["fs/a.c.two.diff"]
             "--- a/fs/a.c\n+++ b/fs/a.c\n@@ -1,7 +1,7 @@\n l1\n-l2\n+L2\n l3\n-l4\n+L4\n l5\n l6\n l7\n"
         );
         assert_eq!(read("fs/a.c.two.diff"), TWO);
+        assert_eq!(read("fs/grown.rs"), GROWN_FINAL);
+        assert_eq!(read("fs/grown.rs.two.diff"), GROWN_TWO);
         let m2 = Manifest::load(&repo).unwrap();
         assert_eq!(m2.patches[1].subject, "fs: change l9 to L9");
         assert_eq!(m2.patches[1].body.trim(), "Why two, reworded.");
