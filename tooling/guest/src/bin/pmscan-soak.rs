@@ -466,6 +466,7 @@ fn main() -> ExitCode {
     let old_shmem = sysfs_choice(SHMEM_ENABLED);
     let _ = std::fs::write(SHMEM_ENABLED, "advise");
     let mounted = mount_huge_tmpfs(HUGE_TMPFS);
+    let _ = std::fs::create_dir_all(EXT4);
     if !std::fs::read_to_string("/proc/mounts")
         .unwrap_or_default()
         .contains(&format!(" {EXT4} ext4 "))
