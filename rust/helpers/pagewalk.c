@@ -10,17 +10,12 @@
 #include <linux/swapops.h>
 #include <linux/userfaultfd_k.h>
 
-__rust_helper spinlock_t *
-rust_helper_pmd_trans_huge_lock(pmd_t *pmd, struct vm_area_struct *vma)
-{
-	return pmd_trans_huge_lock(pmd, vma);
-}
-
-__rust_helper void rust_helper_split_huge_pmd(struct vm_area_struct *vma,
-					      pmd_t *pmd, unsigned long address)
-{
-	split_huge_pmd(vma, pmd, address);
-}
+/*
+ * Every helper here is exported to modules. Operations on functions mm does
+ * not export (splitting a huge PMD, locking one, uffd_wp_range(), the hugetlb
+ * entry accessors) are pagewalk_*() in mm/pagewalk.c instead, for built-in
+ * walkers only.
+ */
 
 __rust_helper void rust_helper_pte_unmap_unlock(pte_t *pte, spinlock_t *ptl)
 {
@@ -248,13 +243,6 @@ __rust_helper bool rust_helper_pmd_is_migration_entry(pmd_t pmd)
 	return pmd_is_migration_entry(pmd);
 }
 
-__rust_helper long rust_helper_uffd_wp_range(struct vm_area_struct *vma,
-					     unsigned long start, unsigned long len,
-					     bool enable_wp)
-{
-	return uffd_wp_range(vma, start, len, enable_wp);
-}
-
 __rust_helper void rust_helper_i_mmap_lock_write(struct address_space *mapping)
 {
 	i_mmap_lock_write(mapping);
@@ -281,13 +269,6 @@ rust_helper_hugetlb_vma_pte_lock(struct vm_area_struct *vma, pte_t *ptep)
 	return huge_pte_lock(hstate_vma(vma), vma->vm_mm, ptep);
 }
 
-__rust_helper pte_t *rust_helper_huge_pte_alloc(struct mm_struct *mm,
-						struct vm_area_struct *vma,
-						unsigned long addr, unsigned long sz)
-{
-	return huge_pte_alloc(mm, vma, addr, sz);
-}
-
 __rust_helper pte_t rust_helper_huge_pte_mkuffd(pte_t pte)
 {
 	return huge_pte_mkuffd(pte);
@@ -296,25 +277,6 @@ __rust_helper pte_t rust_helper_huge_pte_mkuffd(pte_t pte)
 __rust_helper struct page *rust_helper_hugetlb_pte_page(pte_t pte)
 {
 	return pte_page(pte);
-}
-
-__rust_helper void rust_helper_set_huge_pte_at(struct mm_struct *mm, unsigned long addr,
-					       pte_t *ptep, pte_t pte, unsigned long sz)
-{
-	set_huge_pte_at(mm, addr, ptep, pte, sz);
-}
-
-__rust_helper pte_t rust_helper_huge_ptep_modify_prot_start(struct vm_area_struct *vma,
-							    unsigned long addr, pte_t *ptep)
-{
-	return huge_ptep_modify_prot_start(vma, addr, ptep);
-}
-
-__rust_helper void rust_helper_huge_ptep_modify_prot_commit(struct vm_area_struct *vma,
-							    unsigned long addr, pte_t *ptep,
-							    pte_t old_pte, pte_t pte)
-{
-	huge_ptep_modify_prot_commit(vma, addr, ptep, old_pte, pte);
 }
 #else
 __rust_helper unsigned long rust_helper_hugetlb_vma_page_size(struct vm_area_struct *vma)
@@ -328,13 +290,6 @@ rust_helper_hugetlb_vma_pte_lock(struct vm_area_struct *vma, pte_t *ptep)
 	return NULL;
 }
 
-__rust_helper pte_t *rust_helper_huge_pte_alloc(struct mm_struct *mm,
-						struct vm_area_struct *vma,
-						unsigned long addr, unsigned long sz)
-{
-	return NULL;
-}
-
 __rust_helper pte_t rust_helper_huge_pte_mkuffd(pte_t pte)
 {
 	return pte;
@@ -343,22 +298,5 @@ __rust_helper pte_t rust_helper_huge_pte_mkuffd(pte_t pte)
 __rust_helper struct page *rust_helper_hugetlb_pte_page(pte_t pte)
 {
 	return pte_page(pte);
-}
-
-__rust_helper void rust_helper_set_huge_pte_at(struct mm_struct *mm, unsigned long addr,
-					       pte_t *ptep, pte_t pte, unsigned long sz)
-{
-}
-
-__rust_helper pte_t rust_helper_huge_ptep_modify_prot_start(struct vm_area_struct *vma,
-							    unsigned long addr, pte_t *ptep)
-{
-	return ptep_get(ptep);
-}
-
-__rust_helper void rust_helper_huge_ptep_modify_prot_commit(struct vm_area_struct *vma,
-							    unsigned long addr, pte_t *ptep,
-							    pte_t old_pte, pte_t pte)
-{
 }
 #endif

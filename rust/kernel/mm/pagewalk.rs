@@ -34,7 +34,7 @@ use crate::{
     types::NotThreadSafe,
     ModuleMetadata, ThisModule,
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{marker::PhantomData, ops::ControlFlow, ptr::NonNull};
 use macros::vtable;
 
 /// What the walk does after a [`PageWalk::pmd_entry`] callback.
@@ -249,7 +249,8 @@ impl<'a> PmdEntry<'a> {
             return None;
         }
         // SAFETY: By the type invariants `pmd` and `vma` are valid and the mmap lock is held.
-        let ptl = unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) };
+        let ptl =
+            unsafe { bindings::pagewalk_pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) };
         // INVARIANT: A non-NULL return is the PMD lock, now held.
         Some(HugePmdGuard {
             pmd: self.pmd,
@@ -299,7 +300,9 @@ impl<'a> PmdEntry<'a> {
     pub fn split_huge(&mut self) {
         // SAFETY: By the type invariants the pointers are valid and the mmap lock is held; no
         // page-table lock is held (the guards that hold one borrow `self` mutably).
-        unsafe { bindings::split_huge_pmd(self.vma.as_ptr(), self.pmd.as_ptr(), self.addr) };
+        unsafe {
+            bindings::pagewalk_split_huge_pmd(self.vma.as_ptr(), self.pmd.as_ptr(), self.addr)
+        };
     }
 }
 
@@ -528,6 +531,57 @@ impl<'a> PteTable<'a> {
         Some(Pte::from_raw(unsafe { bindings::ptep_get(ptep) }))
     }
 
+    /// Calls `f` with each entry of the pages of `start..end` that the table covers and for which
+    /// `select` holds, in address order, until `f` returns [`ControlFlow::Break`]: the entry's
+    /// value as read, and a [`PteSlot`] through which `f` may change that entry. The range is
+    /// clamped to the table's and rounded to pages once, so the loop does no per-entry bounds
+    /// check, and entries `select` refuses cost only the test (a walker that looks for the few
+    /// entries with some bit set skips the others in a few instructions each).
+    #[inline(always)]
+    pub fn for_each_entry(
+        &mut self,
+        start: usize,
+        end: usize,
+        select: impl Fn(Pte) -> bool,
+        mut f: impl FnMut(&mut PteSlot<'_, 'a>, Pte) -> ControlFlow<()>,
+    ) {
+        let start = start.max(self.start).next_multiple_of(PAGE_SIZE);
+        let end = end.min(self.end);
+        if start >= end {
+            return;
+        }
+        let first = (start - self.start) / PAGE_SIZE;
+        let n = (end - start).div_ceil(PAGE_SIZE);
+        // SAFETY: By the type invariants the entries of `self.start..self.end` are contiguous from
+        // `first`; entries `first..first + n` are those of the pages of `start..end`, inside that
+        // range, so both pointers are in the table or one past its last entry.
+        let (mut ptep, stop) = unsafe {
+            let p = self.first.as_ptr().add(first);
+            (p, p.add(n))
+        };
+        let mut addr = start;
+        while ptep != stop {
+            // SAFETY: `ptep` is below `stop`: a valid entry of the locked table.
+            let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
+            if select(pte) {
+                let mut slot = PteSlot {
+                    ptep,
+                    addr,
+                    vma: self.vma,
+                    uffd_wp: self.uffd_wp,
+                    flush: &mut self.flush,
+                };
+                if f(&mut slot, pte).is_break() {
+                    break;
+                }
+            }
+            // SAFETY: `ptep` is below `stop`, so one entry further is at most `stop`.
+            ptep = unsafe { ptep.add(1) };
+            // At most `end`, an address of the table's range: no wrap.
+            addr = addr.wrapping_add(PAGE_SIZE);
+        }
+    }
+
     /// Iterates over `(address, entry)` for each page of the range.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (usize, Pte)> + '_ {
@@ -578,6 +632,63 @@ impl<'a> PteTable<'a> {
         // SAFETY: `ptep` is the entry of `addr` in the locked table.
         unsafe { pte_make_uffd_wp(self.vma, addr, ptep) };
         note_change(&mut self.flush, addr, addr + PAGE_SIZE);
+    }
+}
+
+/// One entry of a locked PTE table, handed to the closure of [`PteTable::for_each_entry`].
+///
+/// # Invariants
+///
+/// `ptep` is the entry of `addr` in a table of `vma` whose lock is held while the slot exists;
+/// `flush` is that table's record of changed entries.
+pub struct PteSlot<'s, 'a> {
+    ptep: *mut bindings::pte_t,
+    addr: usize,
+    vma: &'a VmaRef,
+    uffd_wp: bool,
+    flush: &'s mut Option<(usize, usize)>,
+}
+
+impl PteSlot<'_, '_> {
+    /// The address the entry maps.
+    #[inline(always)]
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+
+    /// The VMA the entry belongs to.
+    #[inline(always)]
+    pub fn vma(&self) -> &VmaRef {
+        self.vma
+    }
+
+    /// [`PteTable::clear_soft_dirty`] for this entry.
+    #[inline(always)]
+    pub fn clear_soft_dirty(&mut self) -> bool {
+        // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
+        let was = unsafe { pte_clear_soft_dirty(self.vma, self.addr, self.ptep) };
+        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
+        was
+    }
+
+    /// [`PteTable::make_uffd_wp`] for this entry.
+    #[inline(always)]
+    pub fn make_uffd_wp(&mut self) {
+        if !self.uffd_wp {
+            return;
+        }
+        // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
+        unsafe { pte_make_uffd_wp(self.vma, self.addr, self.ptep) };
+        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
+    }
+
+    /// [`PteTable::maps_file_page`] for this entry.
+    #[inline]
+    pub fn maps_file_page(&self) -> bool {
+        // SAFETY: By the type invariants `ptep` is a valid entry of the locked table.
+        let pte = Pte::from_raw(unsafe { bindings::ptep_get(self.ptep) });
+        // SAFETY: `pte` was just read from the entry of `addr` in the locked table.
+        unsafe { pte_maps_file_page(self.vma, self.addr, pte) }
     }
 }
 
@@ -930,7 +1041,7 @@ impl<'a> HugetlbGuard<'a> {
             // the TLB.
             unsafe {
                 let marker = bindings::make_pte_marker_uffd_wp();
-                bindings::set_huge_pte_at(mm, self.addr, ptep, marker, size);
+                bindings::pagewalk_set_huge_pte_at(mm, self.addr, ptep, marker, size);
             }
             return;
         }
@@ -945,16 +1056,16 @@ impl<'a> HugetlbGuard<'a> {
             // SAFETY: By the type invariants the entry is locked; it is not present.
             unsafe {
                 let new = bindings::pte_swp_mkuffd(pte.as_raw());
-                bindings::set_huge_pte_at(mm, self.addr, ptep, new, size);
+                bindings::pagewalk_set_huge_pte_at(mm, self.addr, ptep, new, size);
             }
             return;
         }
         // SAFETY: By the type invariants the entry is locked; start/commit keep the accessed and
         // dirty bits the hardware sets meanwhile; the flush follows before the unlock.
         unsafe {
-            let old = bindings::huge_ptep_modify_prot_start(vma, self.addr, ptep);
+            let old = bindings::pagewalk_huge_ptep_modify_prot_start(vma, self.addr, ptep);
             let new = bindings::huge_pte_mkuffd(old);
-            bindings::huge_ptep_modify_prot_commit(vma, self.addr, ptep, old, new);
+            bindings::pagewalk_huge_ptep_modify_prot_commit(vma, self.addr, ptep, old, new);
             bindings::pagewalk_flush_hugetlb_tlb_range(vma, self.addr, self.addr + size);
         }
     }
@@ -1008,7 +1119,8 @@ impl<'a> Hole<'a> {
         if !vma.is_hugetlb() {
             // SAFETY: By the type invariants the mmap lock is held; the page-aligned range lies
             // in `vma`, which is registered for uffd-wp.
-            let ret = unsafe { bindings::uffd_wp_range(vma.as_ptr(), addr, end - addr, true) };
+            let ret =
+                unsafe { bindings::pagewalk_uffd_wp_range(vma.as_ptr(), addr, end - addr, true) };
             // `PAGEMAP_SCAN` keeps the result in an int, as done here.
             let ret = ret as c_int;
             return if ret < 0 {
@@ -1023,7 +1135,7 @@ impl<'a> Hole<'a> {
         while a < end {
             // SAFETY: By the type invariants the mmap lock and the hugetlb VMA read lock are
             // held; `a` is a huge page address of `vma`.
-            let pte = unsafe { bindings::huge_pte_alloc(mm, vma.as_ptr(), a, size) };
+            let pte = unsafe { bindings::pagewalk_huge_pte_alloc(mm, vma.as_ptr(), a, size) };
             let pte = NonNull::new(pte).ok_or(ENOMEM)?;
             // SAFETY: `pte` is the hugetlb entry of `a` in `vma`; the locks are held (above).
             let mut guard = unsafe { HugetlbGuard::lock(vma, pte, a) }.ok_or(EINVAL)?;
@@ -1719,6 +1831,127 @@ mod tests {
         write_byte(a)?;
         assert_eq!(pmd_count(a, None, false)?.soft_dirty, 1);
         unmap(a, 1)
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    /// Visits entries with [`PteTable::for_each_entry`] over `range` (clamped by the table),
+    /// stopping after `stop_after` present entries, clearing the soft-dirty state of `clear`.
+    struct EntryVisitor {
+        seen: KVec<usize>,
+        present: usize,
+        soft_dirty: usize,
+        range: (usize, usize),
+        select: fn(Pte) -> bool,
+        stop_after: Option<usize>,
+        clear: Option<usize>,
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    #[vtable]
+    impl PageWalk for EntryVisitor {
+        fn pmd_entry(
+            &mut self,
+            pmd: &mut PmdEntry<'_>,
+            _addr: usize,
+            _next: usize,
+        ) -> Result<PmdAction> {
+            let Some(mut ptes) = pmd.map_ptes() else {
+                return Ok(PmdAction::Again);
+            };
+            let mut full = false;
+            let select = self.select;
+            ptes.for_each_entry(self.range.0, self.range.1, select, |e, pte| {
+                full |= self.seen.push_within_capacity(e.addr()).is_err();
+                if pte.is_present() {
+                    self.present += 1;
+                    if pte.is_soft_dirty() {
+                        self.soft_dirty += 1;
+                    }
+                    if self.clear == Some(e.addr()) {
+                        e.clear_soft_dirty();
+                    }
+                    if self.stop_after == Some(self.present) {
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            if full {
+                return Err(ENOMEM);
+            }
+            Ok(PmdAction::Next)
+        }
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    fn visit(
+        a: usize,
+        pages: usize,
+        range: (usize, usize),
+        stop_after: Option<usize>,
+        clear: Option<usize>,
+    ) -> Result<EntryVisitor> {
+        visit_selected(a, pages, range, |_| true, stop_after, clear)
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    fn visit_selected(
+        a: usize,
+        pages: usize,
+        range: (usize, usize),
+        select: fn(Pte) -> bool,
+        stop_after: Option<usize>,
+        clear: Option<usize>,
+    ) -> Result<EntryVisitor> {
+        let mut v = EntryVisitor {
+            seen: KVec::with_capacity(pages, GFP_KERNEL)?,
+            present: 0,
+            soft_dirty: 0,
+            range,
+            select,
+            stop_after,
+            clear,
+        };
+        let end = a + pages * PAGE_SIZE;
+        with_mm(|mm| {
+            let guard = mm.mmap_write_lock_killable()?;
+            guard.with_tlb_flush_pending(|| {
+                guard.invalidate_range(Event::SoftDirty, a, end, || {
+                    guard.walk_page_range(a, end, &mut v)
+                })
+            })
+        })?;
+        Ok(v)
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    #[test]
+    fn for_each_entry_clamps_stops_and_changes() -> Result {
+        let a = map_anon(4)?;
+        write_byte(a)?;
+        write_byte(a + 2 * PAGE_SIZE)?;
+        let p = |i: usize| a + i * PAGE_SIZE;
+        // The whole address space asked for: the table's pages only, in order.
+        let v = visit(a, 4, (0, usize::MAX), None, None)?;
+        assert_eq!(&v.seen[..], &[p(0), p(1), p(2), p(3)]);
+        assert_eq!((v.present, v.soft_dirty), (2, 2));
+        // An unaligned start is rounded up to the next page, the end clamped.
+        let v = visit(a, 4, (p(1) + 1, p(3)), None, None)?;
+        assert_eq!(&v.seen[..], &[p(2)]);
+        // An empty or inverted range visits nothing.
+        assert!(visit(a, 4, (p(3), p(1)), None, None)?.seen.is_empty());
+        // Break stops at the first present entry.
+        let v = visit(a, 4, (0, usize::MAX), Some(1), None)?;
+        assert_eq!(&v.seen[..], &[p(0)]);
+        // Only the entries `select` takes reach the closure.
+        let v = visit_selected(a, 4, (0, usize::MAX), Pte::is_present, None, None)?;
+        assert_eq!(&v.seen[..], &[p(0), p(2)]);
+        // A change through the slot sticks, and the write after it is seen.
+        visit(a, 4, (0, usize::MAX), None, Some(p(2)))?;
+        assert_eq!(visit(a, 4, (0, usize::MAX), None, None)?.soft_dirty, 1);
+        write_byte(p(2))?;
+        assert_eq!(visit(a, 4, (0, usize::MAX), None, None)?.soft_dirty, 2);
+        unmap(a, 4)
     }
 
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
