@@ -52,16 +52,6 @@ __rust_helper bool rust_helper_pte_write(pte_t pte)
 	return pte_write(pte);
 }
 
-__rust_helper bool rust_helper_pte_young(pte_t pte)
-{
-	return pte_young(pte);
-}
-
-__rust_helper bool rust_helper_pte_dirty(pte_t pte)
-{
-	return pte_dirty(pte);
-}
-
 __rust_helper bool rust_helper_pte_soft_dirty(pte_t pte)
 {
 	return pte_soft_dirty(pte);
@@ -80,11 +70,6 @@ __rust_helper bool rust_helper_pte_uffd(pte_t pte)
 __rust_helper bool rust_helper_pte_swp_uffd_any(pte_t pte)
 {
 	return pte_swp_uffd_any(pte);
-}
-
-__rust_helper bool rust_helper_pte_is_marker(pte_t pte)
-{
-	return softleaf_is_marker(softleaf_from_pte(pte));
 }
 
 __rust_helper bool rust_helper_pte_is_guard_marker(pte_t pte)
@@ -110,11 +95,6 @@ __rust_helper bool rust_helper_pmd_trans_huge(pmd_t pmd)
 __rust_helper bool rust_helper_pmd_soft_dirty(pmd_t pmd)
 {
 	return pmd_soft_dirty(pmd);
-}
-
-__rust_helper bool rust_helper_pmd_write(pmd_t pmd)
-{
-	return pmd_write(pmd);
 }
 
 __rust_helper bool rust_helper_pmd_young(pmd_t pmd)

@@ -129,22 +129,38 @@ const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 ///
 /// # Examples
 ///
-/// Counting the present PTEs of a range:
+/// Counting the present pages of a range. The walk looks at each PMD itself: a huge one counts
+/// as the pages it maps, under its lock, and is left whole (a walk with a
+/// [`pte_entry`](PageWalk::pte_entry) gets every huge PMD split for it, see above).
 ///
 /// ```
-/// use kernel::mm::pagewalk::{Flow, PageWalk, PteEntry};
+/// use kernel::mm::pagewalk::{PageWalk, PmdAction, PmdEntry};
 /// use kernel::mm::MmWithUser;
+/// use kernel::page::PAGE_SIZE;
 /// use kernel::prelude::*;
 ///
 /// struct CountPresent(usize);
 ///
 /// #[vtable]
 /// impl PageWalk for CountPresent {
-///     fn pte_entry(&mut self, pte: &mut PteEntry<'_>, _a: usize, _n: usize) -> Result<Flow> {
-///         if pte.get().is_present() {
-///             self.0 += 1;
+///     fn pmd_entry(
+///         &mut self,
+///         pmd: &mut PmdEntry<'_>,
+///         addr: usize,
+///         next: usize,
+///     ) -> Result<PmdAction> {
+///         if let Some(huge) = pmd.lock_huge() {
+///             if huge.get().is_present() {
+///                 self.0 += (next - addr) / PAGE_SIZE;
+///             }
+///             return Ok(PmdAction::Next);
 ///         }
-///         Ok(Flow::Continue)
+///         // The table went away (collapsed, emptied) since the walker looked: look again.
+///         let Some(table) = pmd.map_ptes() else {
+///             return Ok(PmdAction::Again);
+///         };
+///         self.0 += table.iter().filter(|(_, pte)| pte.is_present()).count();
+///         Ok(PmdAction::Next)
 ///     }
 /// }
 ///
@@ -888,7 +904,6 @@ pub struct HugetlbEntry<'a> {
     pte: NonNull<bindings::pte_t>,
     vma: &'a VmaRef,
     addr: usize,
-    hmask: usize,
     _invariant: PhantomData<*mut &'a ()>,
 }
 
@@ -897,12 +912,6 @@ impl<'a> HugetlbEntry<'a> {
     #[inline]
     pub fn vma(&self) -> &'a VmaRef {
         self.vma
-    }
-
-    /// The mask of the huge page size (`huge_page_mask()`).
-    #[inline]
-    pub fn hmask(&self) -> usize {
-        self.hmask
     }
 
     /// Reads the entry (`huge_ptep_get()`).
@@ -1313,7 +1322,7 @@ impl<T: PageWalk> Adapter<T> {
     /// hugetlb entry covering `addr..next`.
     unsafe extern "C" fn hugetlb_entry(
         pte: *mut bindings::pte_t,
-        hmask: c_ulong,
+        _hmask: c_ulong,
         addr: c_ulong,
         next: c_ulong,
         walk: *mut bindings::mm_walk,
@@ -1328,7 +1337,6 @@ impl<T: PageWalk> Adapter<T> {
             pte,
             vma,
             addr,
-            hmask,
             _invariant: PhantomData,
         };
         Self::flow(this.hugetlb_entry(&mut entry, addr, next))

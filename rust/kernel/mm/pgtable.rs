@@ -64,13 +64,6 @@ impl Pte {
         !self.is_none() && !self.is_present()
     }
 
-    /// Whether the entry is a PTE marker (uffd-wp marker, guard region, poison).
-    #[inline]
-    pub fn is_marker(self) -> bool {
-        // SAFETY: Pure function of the entry's value.
-        self.is_softleaf() && unsafe { bindings::pte_is_marker(self.0) }
-    }
-
     /// Whether the entry is a guard-region marker (`MADV_GUARD_INSTALL`).
     #[inline]
     pub fn is_guard_marker(self) -> bool {
@@ -147,20 +140,6 @@ impl Pte {
     pub fn is_writable(self) -> bool {
         // SAFETY: Pure function of the entry's value, which is present.
         self.is_present() && unsafe { bindings::pte_write(self.0) }
-    }
-
-    /// Whether a present entry has the accessed bit.
-    #[inline]
-    pub fn is_young(self) -> bool {
-        // SAFETY: Pure function of the entry's value, which is present.
-        self.is_present() && unsafe { bindings::pte_young(self.0) }
-    }
-
-    /// Whether a present entry has the hardware dirty bit.
-    #[inline]
-    pub fn is_dirty(self) -> bool {
-        // SAFETY: Pure function of the entry's value, which is present.
-        self.is_present() && unsafe { bindings::pte_dirty(self.0) }
     }
 }
 
@@ -240,26 +219,5 @@ impl Pmd {
     pub fn is_swp_uffd(self) -> bool {
         // SAFETY: Pure function of the entry's value, which is not present.
         !self.is_none() && !self.is_present() && unsafe { bindings::pmd_swp_uffd(self.0) }
-    }
-
-    /// Whether a present huge entry is writable.
-    #[inline]
-    pub fn is_writable(self) -> bool {
-        // SAFETY: Pure function of the entry's value, which is present.
-        self.is_present() && unsafe { bindings::pmd_write(self.0) }
-    }
-
-    /// Whether a present huge entry has the accessed bit.
-    #[inline]
-    pub fn is_young(self) -> bool {
-        // SAFETY: Pure function of the entry's value, which is present.
-        self.is_present() && unsafe { bindings::pmd_young(self.0) }
-    }
-
-    /// Whether a present huge entry has the hardware dirty bit.
-    #[inline]
-    pub fn is_dirty(self) -> bool {
-        // SAFETY: Pure function of the entry's value, which is present.
-        self.is_present() && unsafe { bindings::pmd_dirty(self.0) }
     }
 }
