@@ -137,8 +137,8 @@ fn added_versions(
         for f in &p.files {
             let mut later = Vec::new();
             for d in m.patches[i + 1..].iter().flat_map(|q| &q.diffs) {
-                let text = std::fs::read_to_string(ctx.repo.join(d))
-                    .context(|| format!("read {d}"))?;
+                let text =
+                    std::fs::read_to_string(ctx.repo.join(d)).context(|| format!("read {d}"))?;
                 if diff_targets(&text).iter().any(|t| t == f) {
                     later.push(d);
                 }
@@ -566,7 +566,8 @@ diffs = ["fs/a.c.two.diff", "fs/grown.rs.two.diff"]
     const TWO: &str =
         "--- a/fs/a.c\n+++ b/fs/a.c\n@@ -6,5 +6,5 @@\n l6\n l7\n l8\n-l9\n+L9\n l10\n";
     /// Patch 2 changes the file patch 1 adds; the repository holds the final version.
-    const GROWN_TWO: &str = "--- a/fs/grown.rs\n+++ b/fs/grown.rs\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+C\n";
+    const GROWN_TWO: &str =
+        "--- a/fs/grown.rs\n+++ b/fs/grown.rs\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+C\n";
     const GROWN_FINAL: &str = "a\nb\nC\n";
 
     /// Materialize then export changes nothing; an edit made on the branch the kernel way

@@ -25,11 +25,11 @@ use super::*;
 fn sd_state(t: &Twin, sw: &ImplSwitch) -> Result<Vec<bool>, String> {
     let pages = (ARENA_END - BASE) / PAGE;
     let mut raw = vec![0u8; pages * 8];
-    let mut f = File::open(format!("/proc/{}/pagemap", t.pid)).map_err(|e| e.to_string())?;
-    use std::io::{Seek, SeekFrom};
-    f.seek(SeekFrom::Start((BASE / PAGE * 8) as u64))
+    // The twin's pagemap, open already (PAGEMAP_SCAN goes through it too).
+    use std::os::unix::fs::FileExt;
+    t.pagemap
+        .read_exact_at(&mut raw, (BASE / PAGE * 8) as u64)
         .map_err(|e| e.to_string())?;
-    f.read_exact(&mut raw).map_err(|e| e.to_string())?;
     let bit55: Vec<bool> = raw
         .chunks_exact(8)
         .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()) & (1 << 55) != 0)
