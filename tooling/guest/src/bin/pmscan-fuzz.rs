@@ -2,11 +2,11 @@
 //! PAGEMAP_SCAN fuzzer with chaos threads, run in the guest.
 //!
 //! A supervisor forks workers one after the other, each with its own seed. A worker maps an
-//! arena of 2 MiB slots (anonymous, THP, memfd, hugetlb) and scans it, and another process that
-//! it forks and kills, with random `pm_scan_arg`s biased to edges and hostile values (every row
-//! of the errno table: bad size, flags and masks, unaligned or kernel addresses, end before
-//! start, unreadable arg, vec NULL/unmapped/read-only/overflowing, max_pages edges), through
-//! either implementation. Meanwhile chaos threads munmap and MAP_FIXED slots (the scanned range
+//! arena of 2 MiB slots (anonymous, THP, memfd, hugetlb, shared anonymous, ext4 files) and scans
+//! it, and another process that it forks and kills, with random `pm_scan_arg`s biased to edges
+//! and hostile values (every row of the errno table: bad size, flags and masks, unaligned or
+//! kernel addresses, end before start, unreadable arg, vec NULL/unmapped/read-only/overflowing,
+//! max_pages edges), through either implementation. Meanwhile chaos threads munmap and MAP_FIXED slots (the scanned range
 //! and `vec` both live there), mremap, madvise (DONTNEED, PAGEOUT, HUGEPAGE, COLLAPSE, guard
 //! install/remove, MERGEABLE/UNMERGEABLE for ksmd), mprotect, register/unregister/write-protect
 //! with userfaultfd, fork and exit, kill the other process mid-scan, compact memory (pages
@@ -135,7 +135,7 @@ struct Worker {
 }
 
 fn map_slot(w: &Worker, r: &mut Rng, i: usize) {
-    let kind = r.below(5);
+    let kind = r.below(6);
     let (flags, fd) = match kind {
         0 | 1 => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
         2 => {
@@ -149,7 +149,29 @@ fn map_slot(w: &Worker, r: &mut Rng, i: usize) {
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
             -1,
         ),
-        _ => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
+        4 => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
+        _ => {
+            // A file on ext4 (the page cache of a block filesystem), unlinked at once so that
+            // workers leave nothing behind.
+            let path = format!("/mnt/ext4/fz-{}-{i}\0", std::process::id());
+            // SAFETY: a NUL-terminated path.
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr().cast(),
+                    libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC,
+                    0o600,
+                )
+            };
+            if fd < 0 {
+                return;
+            }
+            // SAFETY: as above; sizing our own file.
+            unsafe {
+                libc::unlink(path.as_ptr().cast());
+                libc::ftruncate(fd, HUGE as i64);
+            }
+            (libc::MAP_SHARED, fd)
+        }
     };
     let prot = if r.chance(85) {
         libc::PROT_READ | libc::PROT_WRITE
@@ -182,7 +204,7 @@ fn map_slot(w: &Worker, r: &mut Rng, i: usize) {
     if p == libc::MAP_FAILED {
         return;
     }
-    if kind == 1 {
+    if kind == 1 || kind == 5 {
         // SAFETY: advice on our slot.
         unsafe { libc::madvise(p, HUGE, libc::MADV_HUGEPAGE) };
     }
