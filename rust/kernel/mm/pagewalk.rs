@@ -483,8 +483,13 @@ unsafe fn pte_make_uffd_wp(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t
         // SAFETY: As above; an empty entry is not cached by the TLB.
         unsafe { bindings::set_pte_at(mm, addr, ptep, bindings::make_pte_marker_uffd_wp()) };
     } else {
-        // SAFETY: As above; a non-present entry is not cached by the TLB.
-        unsafe { bindings::set_pte_at(mm, addr, ptep, bindings::pte_swp_mkuffd(pte.as_raw())) };
+        // SAFETY: As above; a non-present entry is not cached by the TLB. A writable migration
+        // entry is made readable first: `remove_migration_pte()` would restore it writable and
+        // without the uffd-wp bit.
+        unsafe {
+            let readable = bindings::softleaf_pte_wrprotect(pte.as_raw());
+            bindings::set_pte_at(mm, addr, ptep, bindings::pte_swp_mkuffd(readable));
+        }
     }
 }
 
@@ -634,8 +639,9 @@ impl<'a> PteTable<'a> {
 
     /// Write-protects the entry of `addr` for userfaultfd, as `PAGEMAP_SCAN` does in a VMA
     /// registered for asynchronous uffd-wp with markers: a present entry gets the uffd-wp bit,
-    /// an empty one a uffd-wp marker, a swap or migration entry its uffd-wp bit. The entry is
-    /// flushed from the TLB before the table is unlocked. Does nothing in a VMA not registered
+    /// an empty one a uffd-wp marker, a swap or migration entry its uffd-wp bit (a writable
+    /// migration entry is made readable first). The entry is flushed from the TLB before the
+    /// table is unlocked. Does nothing in a VMA not registered
     /// for uffd-wp: a write fault there would make the entry writable with the bit still set.
     #[inline]
     pub fn make_uffd_wp(&mut self, addr: usize) {
@@ -813,7 +819,7 @@ impl HugePmdGuard<'_> {
 
     /// Write-protects the whole huge page for userfaultfd, as `PAGEMAP_SCAN` does: a present
     /// entry gets the uffd-wp bit (`pmdp_invalidate_ad()` keeps the accessed and dirty bits), a
-    /// migration entry its uffd-wp bit. The entry is flushed from the TLB before the lock is
+    /// migration entry its uffd-wp bit (made readable first if writable). The entry is flushed from the TLB before the lock is
     /// dropped. Does nothing in a VMA not registered for uffd-wp.
     #[inline]
     pub fn make_uffd_wp(&mut self) {
@@ -835,9 +841,10 @@ impl HugePmdGuard<'_> {
             }
         } else if migration {
             // SAFETY: By the type invariants the entry is locked; a non-present entry is not
-            // cached by the TLB.
+            // cached by the TLB. A writable migration entry is made readable first, as for a PTE.
             unsafe {
-                let new = bindings::pmd_swp_mkuffd(pmd.as_raw());
+                let readable = bindings::softleaf_pmd_wrprotect(pmd.as_raw());
+                let new = bindings::pmd_swp_mkuffd(readable);
                 bindings::set_pmd_at(mm, addr, self.pmd.as_ptr(), new);
             }
         } else {
@@ -1034,7 +1041,8 @@ impl<'a> HugetlbGuard<'a> {
     }
 
     /// Write-protects the entry for userfaultfd as `PAGEMAP_SCAN` does (`make_uffd_wp_huge_pte()`):
-    /// an empty entry gets a uffd-wp marker, a migration entry its uffd-wp bit, a present entry
+    /// an empty entry gets a uffd-wp marker, a migration entry its uffd-wp bit (made readable
+    /// first if writable), a present entry
     /// the uffd-wp bit; poisoned entries and markers are left alone. A changed present entry is
     /// flushed from the TLB before the lock is dropped. Does nothing in a VMA not registered for
     /// uffd-wp.
@@ -1062,9 +1070,10 @@ impl<'a> HugetlbGuard<'a> {
         }
         // SAFETY: Pure function of the entry's value.
         if unsafe { bindings::softleaf_is_migration(entry) } {
-            // SAFETY: By the type invariants the entry is locked; it is not present.
+            // SAFETY: By the type invariants the entry is locked; it is not present. A writable
+            // migration entry is made readable first, as for a PTE.
             unsafe {
-                let new = bindings::pte_swp_mkuffd(pte.as_raw());
+                let new = bindings::pte_swp_mkuffd(bindings::softleaf_pte_wrprotect(pte.as_raw()));
                 bindings::pagewalk_set_huge_pte_at(mm, self.addr, ptep, new, size);
             }
             return;
