@@ -819,8 +819,8 @@ impl HugePmdGuard<'_> {
 
     /// Write-protects the whole huge page for userfaultfd, as `PAGEMAP_SCAN` does: a present
     /// entry gets the uffd-wp bit (`pmdp_invalidate_ad()` keeps the accessed and dirty bits), a
-    /// migration entry its uffd-wp bit (made readable first if writable). The entry is flushed from the TLB before the lock is
-    /// dropped. Does nothing in a VMA not registered for uffd-wp.
+    /// migration entry its uffd-wp bit (made readable first if writable). The entry is flushed
+    /// from the TLB before the lock is dropped. Does nothing in a VMA not registered for uffd-wp.
     #[inline]
     pub fn make_uffd_wp(&mut self) {
         if !self.vma.userfaultfd_wp() {
