@@ -412,7 +412,9 @@ fn soak(mode: Mode, target: u64, seed: u64) -> Result<(u64, u64, u64), String> {
             std::thread::spawn(move || {
                 while !sh.stop.load(Ordering::SeqCst) {
                     let _ = std::fs::write("/proc/sys/vm/compact_memory", "1");
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    // A whole compaction is dear under TCG (KASAN more so); the first of an
+                    // epoch moves most pages, later ones what was allocated since.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             })
         };
