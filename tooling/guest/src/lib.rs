@@ -368,6 +368,18 @@ pub fn arg_flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)
 }
 
+/// The 64-bit /proc/PID/pagemap entries of the `pages` pages from `addr`, read from an open
+/// pagemap file (`pread`, so the file can be shared).
+pub fn pagemap_entries(pagemap: &std::fs::File, addr: usize, pages: usize) -> io::Result<Vec<u64>> {
+    use std::os::unix::fs::FileExt;
+    let mut raw = vec![0u8; pages * 8];
+    pagemap.read_exact_at(&mut raw, (addr / PAGE * 8) as u64)?;
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+        .collect())
+}
+
 /// An anonymous (or hugetlb) mapping of `len` bytes at a [`HUGE`] boundary, unmapped on drop.
 pub struct Map {
     pub addr: usize,
@@ -452,6 +464,17 @@ mod tests {
         );
         assert_eq!(category_names(0), "-");
         assert_eq!(category_names(PM_SCAN_CATEGORIES).matches('|').count(), 9);
+    }
+
+    #[test]
+    fn pagemap_entries_of_a_written_page() {
+        let m = Map::new(2 * PAGE, libc::MAP_PRIVATE).unwrap();
+        // SAFETY: the first page of our own mapping.
+        unsafe { (m.addr as *mut u8).write_volatile(1) };
+        let f = std::fs::File::open("/proc/self/pagemap").unwrap();
+        let e = pagemap_entries(&f, m.addr, 2).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_ne!(e[0] & (1 << 63), 0, "written page present");
     }
 
     #[test]

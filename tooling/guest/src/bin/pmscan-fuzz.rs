@@ -854,7 +854,6 @@ fn describe_stall(pid: i32) {
 /// The arena's lines of /proc/`pid`/maps, and per range a count of its pagemap entries by kind.
 fn mm_state(pid: i32, ranges: &[(u64, u64)]) -> String {
     use std::fmt::Write;
-    use std::os::unix::fs::FileExt;
     let mut out = String::new();
     let arena = ARENA as u64..(ARENA + SLOTS * HUGE) as u64;
     for l in std::fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -874,14 +873,12 @@ fn mm_state(pid: i32, ranges: &[(u64, u64)]) -> String {
         return out;
     };
     for &(a, len) in ranges {
-        let mut buf = vec![0u8; (len as usize / PAGE) * 8];
-        if pm.read_exact_at(&mut buf, a / PAGE as u64 * 8).is_err() {
+        let Ok(entries) = pagemap_entries(&pm, a as usize, len as usize / PAGE) else {
             let _ = writeln!(out, "#   pagemap of [{a:#x}, +{len:#x}) unreadable");
             continue;
-        }
+        };
         let mut n = [0u32; 7];
-        for e in buf.chunks_exact(8) {
-            let e = u64::from_ne_bytes(e.try_into().unwrap_or([0; 8]));
+        for e in entries {
             for (k, bit) in [63, 62, 61, 58, 57, 55].iter().enumerate() {
                 n[k] += u32::from(e >> bit & 1 == 1);
             }

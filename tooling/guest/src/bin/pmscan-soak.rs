@@ -218,19 +218,13 @@ impl Drop for StopOnDrop {
 /// frames that changed while mapped count the pages that migrated. (The kernel here has no
 /// `CONFIG_VM_EVENT_COUNTERS`, so /proc/vmstat has no `pgmigrate_success`.)
 fn frames(pm: &std::fs::File, mem: &Mem) -> Vec<u64> {
-    use std::os::unix::fs::FileExt;
     let mut out = Vec::new();
     for &i in &[0, 2] {
         let (addr, len) = mem.parts[i];
-        let mut raw = vec![0u8; len / PAGE * 8];
-        if pm
-            .read_exact_at(&mut raw, (addr / PAGE * 8) as u64)
-            .is_err()
-        {
+        let Ok(entries) = pagemap_entries(pm, addr, len / PAGE) else {
             return Vec::new();
-        }
-        out.extend(raw.chunks_exact(8).map(|c| {
-            let e = u64::from_ne_bytes(c.try_into().unwrap_or_default());
+        };
+        out.extend(entries.into_iter().map(|e| {
             if e & (1 << 63) != 0 {
                 e & ((1 << 55) - 1)
             } else {

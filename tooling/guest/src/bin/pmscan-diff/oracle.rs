@@ -24,15 +24,11 @@ use super::*;
 /// report-only scan (C); an error if they disagree on a page.
 fn sd_state(t: &Twin, sw: &ImplSwitch) -> Result<Vec<bool>, String> {
     let pages = (ARENA_END - BASE) / PAGE;
-    let mut raw = vec![0u8; pages * 8];
     // The twin's pagemap, open already (PAGEMAP_SCAN goes through it too).
-    use std::os::unix::fs::FileExt;
-    t.pagemap
-        .read_exact_at(&mut raw, (BASE / PAGE * 8) as u64)
-        .map_err(|e| e.to_string())?;
-    let bit55: Vec<bool> = raw
-        .chunks_exact(8)
-        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()) & (1 << 55) != 0)
+    let bit55: Vec<bool> = pagemap_entries(&t.pagemap, BASE, pages)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|e| e & (1 << 55) != 0)
         .collect();
     sw.select("c");
     let sd = (0, PAGE_IS_SOFT_DIRTY, 0, PAGE_IS_SOFT_DIRTY);
