@@ -592,10 +592,12 @@ impl Scan {
                 let keeps_bits = vma.is_anonymous() && categories & PFNZERO == 0;
                 if keeps_bits {
                     // Its PTEs keep the PMD's soft-dirty bit: clear the reported ones.
-                    if let Some(mut t) = pmd.map_ptes() {
+                    let cleared = pmd.with_ptes(|t| {
                         for addr in (start..end).step_by(PAGE_SIZE) {
                             t.clear_soft_dirty(addr);
                         }
+                    });
+                    if cleared.is_some() {
                         return Some(ret);
                     }
                 }
@@ -776,13 +778,12 @@ impl PageWalk for Scan {
         if let Some(ret) = self.thp_entry(pmd, start, end) {
             return ret.map(|()| PmdAction::Next);
         }
-        let Some(mut t) = pmd.map_ptes() else {
+        // The table is flushed (what was write-protected or cleared) and unlocked when the
+        // closure returns.
+        let Some(ret) = pmd.with_ptes(|t| self.pte_range(t, start, end)) else {
             // The PTE table went away under us: look at the PMD again.
             return Ok(PmdAction::Again);
         };
-        let ret = self.pte_range(&mut t, start, end);
-        // Dropping the table flushes what was write-protected, then unlocks it.
-        drop(t);
         task::cond_resched();
         ret.map(|()| PmdAction::Next)
     }

@@ -55,8 +55,9 @@ __rust_helper pte_t rust_helper_pte_swp_clear_soft_dirty(pte_t pte)
  * A software PTE that grants no write access: a writable migration entry
  * becomes a readable one, keeping its soft-dirty and uffd-wp bits, as
  * change_softleaf_pte() does; other entries are returned as they are. Without
- * this, remove_migration_pte() maps a page whose soft-dirty state was cleared
- * writable and clean, and its writes go unseen.
+ * this, remove_migration_pte() maps the page writable again: without the
+ * uffd-wp bit it was given, or clean after a soft-dirty clear, and its writes
+ * go unseen.
  */
 __rust_helper pte_t rust_helper_softleaf_pte_wrprotect(pte_t pte)
 {

@@ -47,7 +47,7 @@ pub enum PmdAction {
     /// Go on with the next PMD, skipping the PTEs of this one (`ACTION_CONTINUE`).
     Next,
     /// Call [`PageWalk::pmd_entry`] again for this PMD (`ACTION_AGAIN`), e.g. when the PTE table
-    /// went away under the walk ([`PmdEntry::map_ptes`] returned `None`).
+    /// went away under the walk ([`PmdEntry::with_ptes`] returned `None`).
     Again,
     /// Stop the walk: [`walk_page_range`](MmapReadGuard::walk_page_range) returns
     /// [`WalkOutcome::Stopped`].
@@ -134,7 +134,7 @@ const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 /// [`pte_entry`](PageWalk::pte_entry) gets every huge PMD split for it, see above).
 ///
 /// ```
-/// use kernel::mm::pagewalk::{PageWalk, PmdAction, PmdEntry};
+/// use kernel::mm::pagewalk::{PageWalk, PmdAction, PmdEntry, PteTable};
 /// use kernel::mm::MmWithUser;
 /// use kernel::page::PAGE_SIZE;
 /// use kernel::prelude::*;
@@ -155,11 +155,12 @@ const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 ///             }
 ///             return Ok(PmdAction::Next);
 ///         }
+///         let count = |t: &mut PteTable<'_>| t.iter().filter(|(_, p)| p.is_present()).count();
 ///         // The table went away (collapsed, emptied) since the walker looked: look again.
-///         let Some(table) = pmd.map_ptes() else {
+///         let Some(n) = pmd.with_ptes(count) else {
 ///             return Ok(PmdAction::Again);
 ///         };
-///         self.0 += table.iter().filter(|(_, pte)| pte.is_present()).count();
+///         self.0 += n;
 ///         Ok(PmdAction::Next)
 ///     }
 /// }
@@ -255,7 +256,7 @@ impl<'a> PmdEntry<'a> {
     }
 
     /// Locks the entry if it is a huge PMD (`pmd_trans_huge_lock()`): `None` when it is not (or
-    /// no longer) huge, and then its PTEs may be walked with [`PmdEntry::map_ptes`].
+    /// no longer) huge, and then its PTEs may be walked with [`PmdEntry::with_ptes`].
     #[inline]
     pub fn lock_huge(&mut self) -> Option<HugePmdGuard<'_>> {
         if !cfg!(CONFIG_TRANSPARENT_HUGEPAGE) {
@@ -279,13 +280,15 @@ impl<'a> PmdEntry<'a> {
     }
 
     /// Maps the PTE table of this PMD and locks it (`pte_offset_map_lock()`), for the range of
-    /// this callback.
+    /// this callback, and runs `f` on it; then flushes from the TLB what `f` changed through it
+    /// and unlocks it. The table exists only inside `f`, so neither the flush nor the unlock can be
+    /// skipped (as they could be by leaking a table with `mem::forget()`).
     ///
-    /// `None` means there is no PTE table any more (a huge PMD, a PMD that was emptied or
-    /// collapsed concurrently; this can happen even under the mmap write lock): answer
-    /// [`PmdAction::Again`] to look at the entry anew.
+    /// `None`, without running `f`, means there is no PTE table any more (a huge PMD, a PMD that
+    /// was emptied or collapsed concurrently; this can happen even under the mmap write lock):
+    /// answer [`PmdAction::Again`] to look at the entry anew.
     #[inline]
-    pub fn map_ptes(&mut self) -> Option<PteTable<'_>> {
+    pub fn with_ptes<R>(&mut self, f: impl FnOnce(&mut PteTable<'_>) -> R) -> Option<R> {
         let mut ptl: *mut bindings::spinlock_t = core::ptr::null_mut();
         // SAFETY: By the type invariants `pmd` is valid for the VMA's mm, `addr` lies in the
         // range it covers and the mmap lock is held.
@@ -299,7 +302,7 @@ impl<'a> PmdEntry<'a> {
         };
         let first = NonNull::new(first)?;
         // INVARIANT: `pte_offset_map_lock()` succeeded: the table is mapped and `ptl` is held.
-        Some(PteTable {
+        let mut table = PteTable {
             first,
             ptl: NonNull::new(ptl)?,
             vma: self.vma,
@@ -308,7 +311,10 @@ impl<'a> PmdEntry<'a> {
             flush: None,
             uffd_wp: self.vma.userfaultfd_wp(),
             _nts: NotThreadSafe,
-        })
+        };
+        let r = f(&mut table);
+        table.unlock();
+        Some(r)
     }
 
     /// Splits a huge PMD into a PTE table (`split_huge_pmd()`); does nothing to other entries.
@@ -495,13 +501,13 @@ unsafe fn pte_make_uffd_wp(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t
 
 /// A mapped and locked PTE table, for the range of one [`PageWalk::pmd_entry`] call.
 ///
-/// Entries changed through it are flushed from the TLB when it is dropped, before the lock is
-/// released.
+/// It exists only inside the closure of [`PmdEntry::with_ptes`], which flushes the entries changed
+/// through it from the TLB before it releases the lock.
 ///
 /// # Invariants
 ///
 /// `first` is the mapped PTE of `start`, the entries of `start..end` follow it in the same table,
-/// and the table lock `ptl` is held until drop.
+/// and the table lock `ptl` is held while it exists.
 pub struct PteTable<'a> {
     first: NonNull<bindings::pte_t>,
     ptl: NonNull<bindings::spinlock_t>,
@@ -714,9 +720,11 @@ impl PteSlot<'_, '_> {
     }
 }
 
-impl Drop for PteTable<'_> {
+impl PteTable<'_> {
+    /// Flushes what was changed through the table and unlocks it, at the end of
+    /// [`PmdEntry::with_ptes`].
     #[inline]
-    fn drop(&mut self) {
+    fn unlock(self) {
         flush_tlb(self.vma, self.flush);
         // SAFETY: By the type invariants the table is mapped at `first` and `ptl` is held.
         unsafe { bindings::pte_unmap_unlock(self.first.as_ptr(), self.ptl.as_ptr()) };
@@ -1779,25 +1787,28 @@ mod tests {
             // Room for a table's entries, allocated before the table lock is taken.
             let mut present =
                 KVec::with_capacity(PAGE_SIZE / size_of::<bindings::pte_t>(), GFP_KERNEL)?;
-            let Some(mut ptes) = pmd.map_ptes() else {
+            let done = pmd.with_ptes(|ptes| -> Result {
+                // Collected first, so the table can be changed while going through them.
+                for (addr, pte) in ptes.iter().filter(|(_, p)| p.is_present()) {
+                    present
+                        .push_within_capacity((addr, pte))
+                        .map_err(|_| ENOMEM)?;
+                }
+                for (addr, pte) in present {
+                    self.present += 1;
+                    if pte.is_soft_dirty() {
+                        self.soft_dirty += 1;
+                    }
+                    if self.clear.is_some_and(|c| addr == c) {
+                        ptes.clear_soft_dirty(addr);
+                    }
+                }
+                Ok(())
+            });
+            let Some(done) = done else {
                 return Ok(PmdAction::Again);
             };
-            // Collected first, so the table can be changed while going through them.
-            for (addr, pte) in ptes.iter().filter(|(_, p)| p.is_present()) {
-                present
-                    .push_within_capacity((addr, pte))
-                    .map_err(|_| ENOMEM)?;
-            }
-            for (addr, pte) in present {
-                self.present += 1;
-                if pte.is_soft_dirty() {
-                    self.soft_dirty += 1;
-                }
-                if self.clear.is_some_and(|c| addr == c) {
-                    ptes.clear_soft_dirty(addr);
-                }
-            }
-            Ok(PmdAction::Next)
+            done.map(|()| PmdAction::Next)
         }
     }
 
@@ -1872,27 +1883,29 @@ mod tests {
             _addr: usize,
             _next: usize,
         ) -> Result<PmdAction> {
-            let Some(mut ptes) = pmd.map_ptes() else {
-                return Ok(PmdAction::Again);
-            };
             let mut full = false;
             let select = self.select;
-            ptes.for_each_entry(self.range.0, self.range.1, select, |e, pte| {
-                full |= self.seen.push_within_capacity(e.addr()).is_err();
-                if pte.is_present() {
-                    self.present += 1;
-                    if pte.is_soft_dirty() {
-                        self.soft_dirty += 1;
+            let walked = pmd.with_ptes(|ptes| {
+                ptes.for_each_entry(self.range.0, self.range.1, select, |e, pte| {
+                    full |= self.seen.push_within_capacity(e.addr()).is_err();
+                    if pte.is_present() {
+                        self.present += 1;
+                        if pte.is_soft_dirty() {
+                            self.soft_dirty += 1;
+                        }
+                        if self.clear == Some(e.addr()) {
+                            e.clear_soft_dirty();
+                        }
+                        if self.stop_after == Some(self.present) {
+                            return ControlFlow::Break(());
+                        }
                     }
-                    if self.clear == Some(e.addr()) {
-                        e.clear_soft_dirty();
-                    }
-                    if self.stop_after == Some(self.present) {
-                        return ControlFlow::Break(());
-                    }
-                }
-                ControlFlow::Continue(())
+                    ControlFlow::Continue(())
+                });
             });
+            if walked.is_none() {
+                return Ok(PmdAction::Again);
+            }
             if full {
                 return Err(ENOMEM);
             }
