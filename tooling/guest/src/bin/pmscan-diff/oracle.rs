@@ -265,6 +265,30 @@ fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &ImplSwitch) -> Case {
     c
 }
 
+/// Time spent per phase of the oracle loop.
+#[derive(Default)]
+struct Phases([std::time::Duration; 6]);
+
+impl Phases {
+    fn start(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+    /// Adds the time since `at` to phase `i`; returns now.
+    fn lap(&mut self, i: usize, at: std::time::Instant) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        self.0[i] += now - at;
+        now
+    }
+    fn summary(&self, names: [&str; 6]) -> String {
+        let parts: Vec<String> = names
+            .iter()
+            .zip(self.0)
+            .map(|(n, d)| format!("{n} {:.1}s", d.as_secs_f64()))
+            .collect();
+        parts.join(", ")
+    }
+}
+
 /// Runs `calls` oracle checks from `seed`; prints the outcome, returns whether all passed.
 pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
     let t0 = std::time::Instant::now();
@@ -274,27 +298,49 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
     let (mut out_c, mut out_r) = (Out::new(), Out::new());
     let mut printed = 0;
     let mut builds = 0u64;
+    // Where the time goes, for the summary line: ops, case generation, the state before and
+    // after, the hugetlb map, the matching pages, the C and Rust calls.
+    let mut ph = Phases::default();
     'outer: while n < calls {
         set_shmem_thp(builds);
         builds += 1;
         let (mut t, _) = build(&mut r);
+        // The state after the last call and the hugetlb map, reused while no op ran since.
+        let mut last: Option<(Vec<bool>, Vec<bool>)> = None;
         for _ in 0..CALLS_PER_BUILD {
             if n >= calls {
                 break 'outer;
             }
             // Change the address space and write pages, as a tracked process would.
-            for _ in 0..r.below(3) {
+            let at = ph.start();
+            let ops = r.below(3);
+            for _ in 0..ops {
                 let op = gen_op(&mut r);
                 t.op(op);
             }
+            if ops > 0 {
+                last = None;
+            }
+            let at = ph.lap(0, at);
             let case = gen_clear_case(&mut r, &t, sw);
             n += 1;
-            let Ok(before) = sd_state(&t, sw) else {
-                // Disagreeing views are checked after each call; rebuild here.
-                n -= 1;
-                continue 'outer;
+            let at = ph.lap(1, at);
+            let (before, huge) = match last.take() {
+                Some(v) => v,
+                None => {
+                    let before = sd_state(&t, sw);
+                    let at = ph.lap(2, at);
+                    let Ok(before) = before else {
+                        // Disagreeing views are checked after each call; rebuild here.
+                        n -= 1;
+                        continue 'outer;
+                    };
+                    let huge = hugetlb_pages(&t);
+                    ph.lap(3, at);
+                    (before, huge)
+                }
             };
-            let huge = hugetlb_pages(&t);
+            let at = ph.start();
             // Everything the call may clear when it has no vector: the matching pages of its
             // range, by the C implementation.
             let (s, e) = (
@@ -307,12 +353,15 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
                 case.arg.category_anyof_mask,
                 case.arg.return_mask,
             );
+            // Only a call without a vector clears what it does not report.
+            let no_vec = case.arg.vec_len == 0;
             sw.select("c");
-            let matching = if s < e && e <= (1 << 47) {
+            let matching = if no_vec && s < e && e <= (1 << 47) {
                 scan_all(t.pagemap.as_raw_fd(), s, e, m, VEC_REGIONS).unwrap_or_default()
             } else {
                 Vec::new()
             };
+            let at = ph.lap(4, at);
             let invalid = invalid_for_clear(&case.arg);
             let oc = if invalid {
                 None
@@ -324,7 +373,9 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
             };
             sw.select("rust");
             let or = call(&t, &mut out_r, &case);
+            let at = ph.lap(5, at);
             let after = sd_state(&t, sw);
+            ph.lap(2, at);
             let mut why = Vec::new();
             // An argument that cannot be read fails with EFAULT before anything is checked.
             let unreadable = matches!(case.arg_at, ArgAt::Null | ArgAt::Unmapped | ArgAt::Kernel);
@@ -380,8 +431,13 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
                             if with_vec {
                                 let v = or.vec.get(vec_offset(&case)..).unwrap_or_default();
                                 mark(&mut expect, &regions_of(v, *k));
-                            } else {
+                            } else if no_vec {
                                 mark(&mut expect, &matching);
+                            } else {
+                                why.push(format!(
+                                    "succeeded with vec_len {} but no output area to read",
+                                    case.arg.vec_len
+                                ));
                             }
                             for (i, h) in huge.iter().enumerate() {
                                 if *h {
@@ -429,6 +485,9 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
             }
             if why.is_empty() {
                 passed += 1;
+                if let Ok(after) = after {
+                    last = Some((after, huge));
+                }
                 continue;
             }
             failed += 1;
@@ -445,8 +504,9 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
     println!(
         "sd-oracle: seed {seed}: {n} clearing calls checked, {passed} passed, {failed} failed; \
          {nonempty} cleared something ({cleared_pages} pages), {refused} refused with EINVAL, \
-         {errors} other errors; {:.1}s",
-        t0.elapsed().as_secs_f64()
+         {errors} other errors; {:.1}s ({})",
+        t0.elapsed().as_secs_f64(),
+        ph.summary(["ops", "case", "state", "maps", "matching", "calls"])
     );
     println!("@@COUNTS passed={passed} failed={failed} skipped=0");
     failed == 0 && passed == calls
