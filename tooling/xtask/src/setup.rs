@@ -37,6 +37,8 @@ const PACKAGES: &[&str] = &[
     "perl",
     // headers_install copies with rsync.
     "rsync",
+    // tools/testing/vma links against userspace RCU.
+    "liburcu-dev",
 ];
 
 /// Packages that come from a backports suite (package, suite).

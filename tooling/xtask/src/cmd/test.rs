@@ -31,6 +31,58 @@ pub(crate) fn host_unit_tests(ctx: &Ctx) -> Result<report::Suite> {
     })
 }
 
+/// The userland VMA tests of the tree (tools/testing/vma: mm/vma.c built against stubs, merge
+/// and split cases), which the series' VMA changes must keep passing.
+pub(crate) fn vma_userland_suite(ctx: &Ctx) -> Result<report::Suite> {
+    let dir = ctx.tree().join("tools/testing/vma");
+    let mut s = report::Suite::new("vma-userland", "series");
+    let build = Command::new("make")
+        .current_dir(&dir)
+        .args(["-j2", "vma"])
+        .output()?;
+    if !build.status.success() {
+        print!(
+            "{}{}",
+            String::from_utf8_lossy(&build.stdout),
+            String::from_utf8_lossy(&build.stderr)
+        );
+        s.problems.push(format!("make -C tools/testing/vma exited {}", build.status));
+        s.counts.failed = 1;
+        return Ok(s);
+    }
+    let run = Command::new("./vma").current_dir(&dir).output()?;
+    let text = String::from_utf8_lossy(&run.stdout).to_string()
+        + String::from_utf8_lossy(&run.stderr).as_ref();
+    // Its last line: "N tests run, P passed, F failed."
+    let summary = text.lines().rev().find_map(|l| {
+        let (run, rest) = l.split_once(" tests run, ")?;
+        let (passed, rest) = rest.split_once(" passed, ")?;
+        let failed = rest.strip_suffix(" failed.")?;
+        Some((
+            run.trim().parse::<usize>().ok()?,
+            passed.parse::<usize>().ok()?,
+            failed.parse::<usize>().ok()?,
+        ))
+    });
+    match summary {
+        Some((total, passed, failed)) if total == passed + failed => {
+            s.counts.passed = passed;
+            s.counts.failed = failed;
+        }
+        _ => {
+            s.problems.push("no test summary from tools/testing/vma/vma".into());
+            s.counts.failed = 1;
+        }
+    }
+    if !run.status.success() || s.counts.failed > 0 {
+        print!("{text}");
+        if !run.status.success() {
+            s.problems.push(format!("tools/testing/vma/vma exited {}", run.status));
+        }
+    }
+    Ok(s)
+}
+
 /// Lint checks on the series' files: build (compiler and clippy) warnings, rustfmtcheck,
 /// rustdoc warnings. One case each.
 pub(crate) fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<report::Suite> {
@@ -235,6 +287,10 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     {
         let _s = Stage::new("lint");
         suites.push(lint_suite(ctx, &o.variant, &m)?);
+    }
+    {
+        let _s = Stage::new("vma-userland");
+        suites.push(vma_userland_suite(ctx)?);
     }
     let built = built_impls(ctx, &o.variant);
     let impls: Vec<String> = match o.imp.as_deref() {
