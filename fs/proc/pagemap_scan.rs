@@ -22,6 +22,7 @@
 //!
 //! The walk runs on `kernel::mm::pagewalk`; every page-table access and change goes through it.
 
+use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ops::ControlFlow;
 use kernel::{
@@ -29,14 +30,13 @@ use kernel::{
     bindings, current,
     ffi::{c_long, c_ulong},
     mm::{
-        mmu_notifier::Event,
         pagewalk::{
-            BuiltIn, Flow, Hole, HugePmdGuard, HugetlbEntry, PageWalk, PmdAction, PmdEntry,
-            PteSlot, PteTable, VmaFilter,
+            BuiltIn, ClearSoftDirty, Flow, Hole, HugePmdGuard, HugetlbEntry, Mode, PageWalk,
+            PmdAction, PmdEntry, PteSlot, PteTable, ReadOnly, UffdWp, VmaFilter,
         },
         pgtable::{self, Pte},
         virt::{flags as vm, VmaRef},
-        Mm, MmapReadGuard, MmapWriteGuard,
+        Mm, MmWithUser, MmapWriteGuard,
     },
     page::PAGE_SIZE,
     prelude::*,
@@ -214,7 +214,7 @@ impl Args {
 }
 
 /// The state of one call (`struct pagemap_scan_private`).
-struct Scan {
+struct Scan<M> {
     arg: Args,
     /// Categories any mask names: only these need computing when they cost something.
     masks_of_interest: u64,
@@ -241,9 +241,11 @@ struct Scan {
     /// split zapped: `VM_SOFTDIRTY` is set on exactly them after the walk (room for
     /// `MAX_KEPT`, allocated before any lock is taken).
     kept: KVec<(usize, usize)>,
+    /// What the walks may change ([`ScanMode`]).
+    _mode: PhantomData<M>,
 }
 
-impl Scan {
+impl<M: ScanMode> Scan<M> {
     fn new(arg: Args) -> Result<Self> {
         let buf_len = arg.vec_len.min(BOUNCE_REGIONS) as usize;
         let buf = if buf_len == 0 {
@@ -273,6 +275,7 @@ impl Scan {
             vma_runs,
             restart: None,
             kept,
+            _mode: PhantomData,
         })
     }
 
@@ -505,7 +508,7 @@ impl Scan {
     }
 
     /// Categories of a huge PMD (`pagemap_thp_category()`).
-    fn thp_category(&self, h: &HugePmdGuard<'_>, vma: &VmaRef) -> u64 {
+    fn thp_category(&self, h: &HugePmdGuard<'_, M>, vma: &VmaRef) -> u64 {
         let pmd = h.get();
         let mut c = HUGE;
         if pmd.is_none() {
@@ -571,7 +574,7 @@ impl Scan {
 
     /// A huge PMD (`pagemap_scan_thp_entry()`): `None` when the PMD is not huge, or was split
     /// to write-protect part of it, and its PTEs are to be scanned instead.
-    fn thp_entry(&mut self, pmd: &mut PmdEntry<'_>, start: usize, end: usize) -> Option<Result> {
+    fn thp_entry(&mut self, pmd: &mut PmdEntry<'_, M>, start: usize, end: usize) -> Option<Result> {
         let vma = pmd.vma();
         let mut end = end;
         let mut huge = pmd.lock_huge()?;
@@ -594,7 +597,7 @@ impl Scan {
                     // Its PTEs keep the PMD's soft-dirty bit: clear the reported ones.
                     let cleared = pmd.with_ptes(|t| {
                         for addr in (start..end).step_by(PAGE_SIZE) {
-                            t.clear_soft_dirty(addr);
+                            M::clear_pte(t, addr);
                         }
                     });
                     if cleared.is_some() {
@@ -613,7 +616,7 @@ impl Scan {
                 }
                 return Some(ret);
             }
-            huge.clear_soft_dirty();
+            M::clear_huge(&mut huge);
             return Some(ret);
         }
         if !self.arg.wp() || categories & WRITTEN == 0 {
@@ -626,7 +629,7 @@ impl Scan {
             self.backout_range(start, end);
             return None;
         }
-        huge.make_uffd_wp();
+        M::wp_huge(&mut huge);
         Some(ret)
     }
 
@@ -636,7 +639,7 @@ impl Scan {
     #[inline(always)]
     fn pte_entry(
         &mut self,
-        e: &mut PteSlot<'_, '_>,
+        e: &mut PteSlot<'_, '_, M>,
         pte: Pte,
         ret: &mut Result,
     ) -> ControlFlow<()> {
@@ -655,7 +658,7 @@ impl Scan {
     #[inline(always)]
     fn report_entry(
         &mut self,
-        e: &mut PteSlot<'_, '_>,
+        e: &mut PteSlot<'_, '_, M>,
         categories: u64,
         ret: &mut Result,
     ) -> ControlFlow<()> {
@@ -666,15 +669,15 @@ impl Scan {
             return ControlFlow::Break(());
         }
         if self.arg.wp() && categories & WRITTEN != 0 {
-            e.make_uffd_wp();
+            M::wp_slot(e);
         } else if self.arg.clear() {
-            e.clear_soft_dirty();
+            M::clear_slot(e);
         }
         ControlFlow::Continue(())
     }
 
     /// The PTEs of `start..end` (the rest of `pagemap_scan_pmd_entry()`).
-    fn pte_range(&mut self, t: &mut PteTable<'_>, start: usize, end: usize) -> Result {
+    fn pte_range(&mut self, t: &mut PteTable<'_, M>, start: usize, end: usize) -> Result {
         let vma = t.vma();
         let wp = self.arg.wp();
         let marked = |pte: Pte| (pte.is_present() && pte.is_uffd()) || pte.is_swp_uffd_any();
@@ -686,7 +689,7 @@ impl Scan {
                 end,
                 |pte| !marked(pte),
                 |e, _| {
-                    e.make_uffd_wp();
+                    M::wp_slot(e);
                     ControlFlow::Continue(())
                 },
             );
@@ -721,7 +724,7 @@ impl Scan {
             && self.cur_vma_category & SOFT_DIRTY == 0;
         let empty_may_match =
             self.is_interesting_page(self.cur_vma_category | Self::empty_category(vma));
-        let entry = |e: &mut PteSlot<'_, '_>, pte: Pte| self.pte_entry(e, pte, &mut ret);
+        let entry = |e: &mut PteSlot<'_, '_, M>, pte: Pte| self.pte_entry(e, pte, &mut ret);
         if need_soft_dirty {
             t.for_each_entry(start, end, Pte::is_soft_dirty, entry);
         } else if !empty_may_match {
@@ -734,8 +737,9 @@ impl Scan {
 }
 
 #[vtable]
-impl PageWalk for Scan {
+impl<M: ScanMode> PageWalk for Scan<M> {
     type OwnerModule = BuiltIn;
+    type Mode = M;
 
     fn test_walk(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaFilter> {
         self.cur_vma_softdirty = false;
@@ -774,7 +778,12 @@ impl PageWalk for Scan {
         Ok(VmaFilter::Walk)
     }
 
-    fn pmd_entry(&mut self, pmd: &mut PmdEntry<'_>, start: usize, end: usize) -> Result<PmdAction> {
+    fn pmd_entry(
+        &mut self,
+        pmd: &mut PmdEntry<'_, M>,
+        start: usize,
+        end: usize,
+    ) -> Result<PmdAction> {
         if let Some(ret) = self.thp_entry(pmd, start, end) {
             return ret.map(|()| PmdAction::Next);
         }
@@ -790,7 +799,7 @@ impl PageWalk for Scan {
 
     fn pte_hole(
         &mut self,
-        hole: &mut Hole<'_>,
+        hole: &mut Hole<'_, M>,
         addr: usize,
         end: usize,
         _depth: i32,
@@ -813,13 +822,13 @@ impl PageWalk for Scan {
         if addr == end || !self.arg.wp() {
             return ret.map(|()| Flow::Continue);
         }
-        hole.make_uffd_wp(addr, end)?;
+        M::wp_hole(hole, addr, end)?;
         ret.map(|()| Flow::Continue)
     }
 
     fn hugetlb_entry(
         &mut self,
-        entry: &mut HugetlbEntry<'_>,
+        entry: &mut HugetlbEntry<'_, M>,
         start: usize,
         end: usize,
     ) -> Result<Flow> {
@@ -838,27 +847,131 @@ impl PageWalk for Scan {
                 .map(|()| Flow::Continue);
         }
 
+        M::hugetlb_wp(self, entry, start, end)
+    }
+}
+
+/// What the walks of a call change, as the walker's [`Mode`] lets them: nothing when the call
+/// only reports ([`ReadOnly`]), uffd-wp with `PM_SCAN_WP_MATCHING` ([`UffdWp`]), soft-dirty state
+/// with `PM_SCAN_CLEAR_SOFT_DIRTY` ([`ClearSoftDirty`]). The walk is written once for every
+/// mode; a change a mode cannot make is a method that does nothing there, which the walk does not
+/// call: [`Args::wp`] and [`Args::clear`], which chose the mode, guard every change.
+trait ScanMode: Mode + Sized {
+    /// Whether the walks clear soft-dirty state.
+    const CLEARS: bool = false;
+
+    /// One walk from `start` to `end` under the mmap lock this mode needs, taken and dropped
+    /// here: the outer error is the lock's (a fatal signal while waiting), the inner the walk's.
+    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result>;
+
+    /// Write-protects the entry of `e` for userfaultfd.
+    fn wp_slot(_e: &mut PteSlot<'_, '_, Self>) {}
+
+    /// Write-protects the huge page for userfaultfd.
+    fn wp_huge(_h: &mut HugePmdGuard<'_, Self>) {}
+
+    /// Installs uffd-wp markers in `addr..end` of a hole.
+    fn wp_hole(_h: &mut Hole<'_, Self>, _addr: usize, _end: usize) -> Result {
+        Ok(())
+    }
+
+    /// Clears the soft-dirty state of the entry of `addr`.
+    fn clear_pte(_t: &mut PteTable<'_, Self>, _addr: usize) {}
+
+    /// Clears the soft-dirty state of the entry of `e`.
+    fn clear_slot(_e: &mut PteSlot<'_, '_, Self>) {}
+
+    /// Clears the soft-dirty state of the huge page.
+    fn clear_huge(_h: &mut HugePmdGuard<'_, Self>) {}
+
+    /// Reports, and write-protects, a hugetlb entry under its lock, for a call with
+    /// `PM_SCAN_WP_MATCHING`.
+    fn hugetlb_wp(
+        _p: &mut Scan<Self>,
+        _entry: &mut HugetlbEntry<'_, Self>,
+        _start: usize,
+        _end: usize,
+    ) -> Result<Flow> {
+        Err(EINVAL)
+    }
+}
+
+impl ScanMode for ReadOnly {
+    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
+        let guard = mm.mmap_read_lock_killable()?;
+        Ok(guard.walk_page_range(start, end, p).map(|_| ()))
+    }
+}
+
+impl ScanMode for UffdWp {
+    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
+        let guard = mm.mmap_read_lock_killable()?;
+        // Protection changes for the range happen under the lock, inside an invalidation of it.
+        Ok(guard.walk_page_range_uffd_wp(start, end, p).map(|_| ()))
+    }
+
+    fn wp_slot(e: &mut PteSlot<'_, '_, Self>) {
+        e.make_uffd_wp();
+    }
+
+    fn wp_huge(h: &mut HugePmdGuard<'_, Self>) {
+        h.make_uffd_wp();
+    }
+
+    fn wp_hole(h: &mut Hole<'_, Self>, addr: usize, end: usize) -> Result {
+        h.make_uffd_wp(addr, end)
+    }
+
+    fn hugetlb_wp(
+        p: &mut Scan<Self>,
+        entry: &mut HugetlbEntry<'_, Self>,
+        start: usize,
+        end: usize,
+    ) -> Result<Flow> {
+        let vma = entry.vma();
+        let mut end = end;
         let size = entry.size();
         let mut g = entry.lock().ok_or(EINVAL)?;
         let pte = g.get();
         let categories =
-            self.cur_vma_category | Self::hugetlb_category(vma, pte, || g.maps_file_page());
-        if !self.is_interesting_page(categories) {
+            p.cur_vma_category | Scan::<Self>::hugetlb_category(vma, pte, || g.maps_file_page());
+        if !p.is_interesting_page(categories) {
             return Ok(Flow::Continue);
         }
-        let ret = self.output(categories, start, &mut end);
+        let ret = p.output(categories, start, &mut end);
         if start == end || categories & WRITTEN == 0 {
             return ret.map(|()| Flow::Continue);
         }
         if end != start + size {
             // A hugetlb page cannot be write-protected in part: take back its report and stop
             // the walk before it.
-            self.backout_range(start, end);
-            self.arg.walk_end = start;
+            p.backout_range(start, end);
+            p.arg.walk_end = start;
             return Err(ENOSPC);
         }
         g.make_uffd_wp();
         ret.map(|()| Flow::Continue)
+    }
+}
+
+impl ScanMode for ClearSoftDirty {
+    const CLEARS: bool = true;
+
+    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
+        let mut guard = mm.mmap_write_lock_killable()?;
+        Ok(clear_walk(&mut guard, p, start, end))
+    }
+
+    fn clear_pte(t: &mut PteTable<'_, Self>, addr: usize) {
+        t.clear_soft_dirty(addr);
+    }
+
+    fn clear_slot(e: &mut PteSlot<'_, '_, Self>) {
+        e.clear_soft_dirty();
+    }
+
+    fn clear_huge(h: &mut HugePmdGuard<'_, Self>) {
+        h.clear_soft_dirty();
     }
 }
 
@@ -881,14 +994,15 @@ fn may_clear_soft_dirty(mm: &Mm, task: Option<&Task>) -> bool {
 /// unreported. When the walk stopped only because its table of such ranges was full, it goes
 /// on from there under the same lock, with the output buffer as it was: the regions are those
 /// of one walk, as C reports them.
-fn clear_walk(guard: &mut MmapWriteGuard<'_>, p: &mut Scan, start: usize, end: usize) -> Result {
+fn clear_walk(
+    guard: &mut MmapWriteGuard<'_>,
+    p: &mut Scan<ClearSoftDirty>,
+    start: usize,
+    end: usize,
+) -> Result {
     let mut from = start;
     loop {
-        let walked = guard.with_tlb_flush_pending(|| {
-            guard.invalidate_range(Event::SoftDirty, from, end, || {
-                guard.walk_page_range(from, end, p)
-            })
-        });
+        let walked = guard.walk_page_range_clear_soft_dirty(from, end, p);
         for (run_start, run_end) in p.vma_runs.drain_all() {
             // A VMA that cannot be split keeps its flag: its pages read soft-dirty again, which
             // over-reports and loses nothing. The report stands.
@@ -908,8 +1022,26 @@ fn clear_walk(guard: &mut MmapWriteGuard<'_>, p: &mut Scan, start: usize, end: u
 /// `uarg` (`do_pagemap_scan()`).
 fn pagemap_scan(mm: &Mm, task: Option<&Task>, uarg: usize) -> Result<usize> {
     let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
-    let mut p = Scan::new(Args::read(uarg)?)?;
-    if p.arg.clear() && !may_clear_soft_dirty(&mm, task) {
+    let arg = Args::read(uarg)?;
+    // The flags, checked by Args::read(), decide what the walks may change: their mode.
+    if arg.clear() {
+        scan::<ClearSoftDirty>(&mm, task, uarg, arg)
+    } else if arg.wp() {
+        scan::<UffdWp>(&mm, task, uarg, arg)
+    } else {
+        scan::<ReadOnly>(&mm, task, uarg, arg)
+    }
+}
+
+/// [`pagemap_scan`] with walks of mode `M`.
+fn scan<M: ScanMode>(
+    mm: &MmWithUser,
+    task: Option<&Task>,
+    uarg: usize,
+    arg: Args,
+) -> Result<usize> {
+    let mut p = Scan::<M>::new(arg)?;
+    if p.arg.clear() && !may_clear_soft_dirty(mm, task) {
         return Err(EACCES);
     }
     let end = p.arg.end;
@@ -923,28 +1055,17 @@ fn pagemap_scan(mm: &Mm, task: Option<&Task>, uarg: usize) -> Result<usize> {
             ret = Err(EINTR);
             break;
         }
-        let walked = if p.arg.clear() {
-            let mut guard = match mm.mmap_write_lock_killable() {
-                Ok(guard) => guard,
-                Err(e) => {
-                    ret = Err(e);
-                    break;
-                }
-            };
-            cleared = true;
-            let walked = clear_walk(&mut guard, &mut p, walk_start, end);
-            drop(guard);
-            walked
-        } else {
-            match mm.mmap_read_lock_killable() {
-                Ok(guard) => scan_walk(&guard, &mut p, walk_start, end),
-                Err(e) => {
-                    ret = Err(e);
-                    break;
-                }
+        // The lock is taken and dropped in there: the copy-out below may fault.
+        match M::walk(mm, &mut p, walk_start, end) {
+            Ok(walked) => {
+                cleared |= M::CLEARS;
+                ret = walked;
             }
-        };
-        ret = walked;
+            Err(e) => {
+                ret = Err(e);
+                break;
+            }
+        }
 
         // Copy out with the lock dropped: userspace memory may fault.
         match p.flush_buffer() {
@@ -996,20 +1117,6 @@ fn pagemap_scan(mm: &Mm, task: Option<&Task>, uarg: usize) -> Result<usize> {
         mm.mmap_write_lock().mark_vma_soft_dirty(start, end);
     }
     ret
-}
-
-/// One walk of a reporting (and maybe write-protecting) call from `start` with the mmap lock
-/// held for reading.
-fn scan_walk(guard: &MmapReadGuard<'_>, p: &mut Scan, start: usize, end: usize) -> Result {
-    let walked = if p.arg.wp() {
-        // Protection changes for the range happen under the lock.
-        guard.invalidate_range(Event::ProtectionVma, start, end, || {
-            guard.walk_page_range(start, end, p)
-        })
-    } else {
-        guard.walk_page_range(start, end, p)
-    };
-    walked.map(|_| ())
 }
 
 /// The `PAGEMAP_SCAN` ioctl of a pagemap file, called by `do_pagemap_cmd()`.

@@ -16,6 +16,14 @@
 //! of the handles that hold the lock the change needs, and every changed entry is flushed from the
 //! TLB before its lock is dropped.
 //!
+//! What a walk may change is its [`Mode`], fixed by the function that starts it: the handles
+//! of a [`ReadOnly`] walk change nothing;
+//! [`MmapReadGuard::walk_page_range_uffd_wp`] runs a [`UffdWp`] walk inside an MMU notifier
+//! invalidation of exactly its range, whose handles may write-protect entries for userfaultfd;
+//! [`MmapWriteGuard::walk_page_range_clear_soft_dirty`] runs a [`ClearSoftDirty`] walk under the
+//! mmap write lock, inside an invalidation of exactly its range with a TLB flush pending, whose
+//! handles may clear soft-dirty state.
+//!
 //! `mm/pagewalk.c` exports nothing, so this abstraction is usable by built-in code only.
 //!
 //! C header: [`include/linux/pagewalk.h`](srctree/include/linux/pagewalk.h)
@@ -25,6 +33,7 @@ use crate::{
     error::{code::*, Error, Result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_ulong},
     mm::{
+        mmu_notifier::Event,
         pgtable::{self, Pmd, Pte},
         virt::VmaRef,
         MmWithUser, MmapReadGuard, MmapWriteGuard,
@@ -82,6 +91,43 @@ pub enum WalkOutcome {
     Stopped,
 }
 
+mod private {
+    pub trait Sealed {}
+}
+
+/// What a walk may change in the entries it visits: the type parameter of the handles its
+/// callbacks receive, fixed by the function that starts it ([`PageWalk::Mode`]). A handle offers a
+/// change only in the mode whose walk holds what that change needs, so a change cannot be made
+/// under the wrong lock, outside the MMU notifier invalidation of the walked range or without the
+/// TLB flush it needs.
+///
+/// The trait is sealed; its implementations are the modes below.
+pub trait Mode: private::Sealed {}
+
+/// The mode of a walk that changes no entry ([`MmapReadGuard::walk_page_range`],
+/// [`MmapWriteGuard::walk_page_range`]).
+pub enum ReadOnly {}
+
+impl private::Sealed for ReadOnly {}
+impl Mode for ReadOnly {}
+
+/// The mode of a walk that may write-protect entries for userfaultfd
+/// ([`MmapReadGuard::walk_page_range_uffd_wp`]): it runs inside an `MMU_NOTIFY_PROTECTION_VMA`
+/// invalidation of exactly its range, as `PAGEMAP_SCAN` does.
+pub enum UffdWp {}
+
+impl private::Sealed for UffdWp {}
+impl Mode for UffdWp {}
+
+/// The mode of a walk that may clear soft-dirty state
+/// ([`MmapWriteGuard::walk_page_range_clear_soft_dirty`]): it runs under the mmap write lock with
+/// each VMA write-locked, inside an `MMU_NOTIFY_SOFT_DIRTY` invalidation of exactly its range,
+/// with a TLB flush pending, as `clear_refs` does.
+pub enum ClearSoftDirty {}
+
+impl private::Sealed for ClearSoftDirty {}
+impl Mode for ClearSoftDirty {}
+
 /// The owner of [`PageWalk`] implementations outside modules.
 ///
 /// `#[vtable]` names the module that owns an implementation (`type OwnerModule`), by default
@@ -134,7 +180,7 @@ const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 /// [`pte_entry`](PageWalk::pte_entry) gets every huge PMD split for it, see above).
 ///
 /// ```
-/// use kernel::mm::pagewalk::{PageWalk, PmdAction, PmdEntry, PteTable};
+/// use kernel::mm::pagewalk::{PageWalk, PmdAction, PmdEntry, PteTable, ReadOnly};
 /// use kernel::mm::MmWithUser;
 /// use kernel::page::PAGE_SIZE;
 /// use kernel::prelude::*;
@@ -143,6 +189,8 @@ const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 ///
 /// #[vtable]
 /// impl PageWalk for CountPresent {
+///     type Mode = ReadOnly;
+///
 ///     fn pmd_entry(
 ///         &mut self,
 ///         pmd: &mut PmdEntry<'_>,
@@ -173,6 +221,10 @@ const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 /// ```
 #[vtable]
 pub trait PageWalk: Sized {
+    /// What the walk may change: [`ReadOnly`] for a walk that only reads. It decides which
+    /// function starts the walk and which changes the callbacks' handles offer.
+    type Mode: Mode;
+
     /// Decides whether the VMA is walked; `start..end` is the part of it inside the walk's range.
     fn test_walk(&mut self, _vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaFilter> {
         crate::build_error!(VTABLE_DEFAULT_ERROR)
@@ -191,7 +243,7 @@ pub trait PageWalk: Sized {
     /// Called for each non-empty PMD covering `addr..next`, which may be a huge PMD.
     fn pmd_entry(
         &mut self,
-        _pmd: &mut PmdEntry<'_>,
+        _pmd: &mut PmdEntry<'_, Self::Mode>,
         _addr: usize,
         _next: usize,
     ) -> Result<PmdAction> {
@@ -199,7 +251,12 @@ pub trait PageWalk: Sized {
     }
 
     /// Called for each PTE, empty ones included, with the PTE table lock held.
-    fn pte_entry(&mut self, _pte: &mut PteEntry<'_>, _addr: usize, _next: usize) -> Result<Flow> {
+    fn pte_entry(
+        &mut self,
+        _pte: &mut PteEntry<'_, Self::Mode>,
+        _addr: usize,
+        _next: usize,
+    ) -> Result<Flow> {
         crate::build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -208,7 +265,7 @@ pub trait PageWalk: Sized {
     /// (outside VMAs). In a hugetlb VMA it is called for each huge page without an entry.
     fn pte_hole(
         &mut self,
-        _hole: &mut Hole<'_>,
+        _hole: &mut Hole<'_, Self::Mode>,
         _addr: usize,
         _next: usize,
         _depth: i32,
@@ -219,7 +276,7 @@ pub trait PageWalk: Sized {
     /// Called for each hugetlb entry covering `addr..next`, under the hugetlb VMA read lock.
     fn hugetlb_entry(
         &mut self,
-        _entry: &mut HugetlbEntry<'_>,
+        _entry: &mut HugetlbEntry<'_, Self::Mode>,
         _addr: usize,
         _next: usize,
     ) -> Result<Flow> {
@@ -233,15 +290,16 @@ pub trait PageWalk: Sized {
 ///
 /// `pmd` points at the PMD entry covering `addr..end` of `vma`'s page tables, and stays valid
 /// for `'a`: the walker holds the mmap lock (and the VMA lock of a write walk) for the callback.
-pub struct PmdEntry<'a> {
+pub struct PmdEntry<'a, M = ReadOnly> {
     pmd: NonNull<bindings::pmd_t>,
     vma: &'a VmaRef,
     addr: usize,
     end: usize,
     _invariant: PhantomData<*mut &'a ()>,
+    _mode: PhantomData<M>,
 }
 
-impl<'a> PmdEntry<'a> {
+impl<'a, M> PmdEntry<'a, M> {
     /// The VMA being walked.
     #[inline]
     pub fn vma(&self) -> &'a VmaRef {
@@ -258,7 +316,7 @@ impl<'a> PmdEntry<'a> {
     /// Locks the entry if it is a huge PMD (`pmd_trans_huge_lock()`): `None` when it is not (or
     /// no longer) huge, and then its PTEs may be walked with [`PmdEntry::with_ptes`].
     #[inline]
-    pub fn lock_huge(&mut self) -> Option<HugePmdGuard<'_>> {
+    pub fn lock_huge(&mut self) -> Option<HugePmdGuard<'_, M>> {
         if !cfg!(CONFIG_TRANSPARENT_HUGEPAGE) {
             // No PMD is huge without THP (`pmd_trans_huge_lock()` is then NULL). Said here, the
             // compiler drops what a guard calls (`pmdp_invalidate()` and others THP alone
@@ -276,6 +334,7 @@ impl<'a> PmdEntry<'a> {
             addr: self.addr,
             end: self.end,
             _nts: NotThreadSafe,
+            _mode: PhantomData,
         })
     }
 
@@ -288,7 +347,7 @@ impl<'a> PmdEntry<'a> {
     /// was emptied or collapsed concurrently; this can happen even under the mmap write lock):
     /// answer [`PmdAction::Again`] to look at the entry anew.
     #[inline]
-    pub fn with_ptes<R>(&mut self, f: impl FnOnce(&mut PteTable<'_>) -> R) -> Option<R> {
+    pub fn with_ptes<R>(&mut self, f: impl FnOnce(&mut PteTable<'_, M>) -> R) -> Option<R> {
         let mut ptl: *mut bindings::spinlock_t = core::ptr::null_mut();
         // SAFETY: By the type invariants `pmd` is valid for the VMA's mm, `addr` lies in the
         // range it covers and the mmap lock is held.
@@ -311,6 +370,7 @@ impl<'a> PmdEntry<'a> {
             flush: None,
             uffd_wp: self.vma.userfaultfd_wp(),
             _nts: NotThreadSafe,
+            _mode: PhantomData,
         };
         let r = f(&mut table);
         table.unlock();
@@ -508,7 +568,7 @@ unsafe fn pte_make_uffd_wp(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t
 ///
 /// `first` is the mapped PTE of `start`, the entries of `start..end` follow it in the same table,
 /// and the table lock `ptl` is held while it exists.
-pub struct PteTable<'a> {
+pub struct PteTable<'a, M = ReadOnly> {
     first: NonNull<bindings::pte_t>,
     ptl: NonNull<bindings::spinlock_t>,
     vma: &'a VmaRef,
@@ -518,9 +578,10 @@ pub struct PteTable<'a> {
     /// Whether the VMA is registered for uffd-wp (read once, for the per-entry write-protection).
     uffd_wp: bool,
     _nts: NotThreadSafe,
+    _mode: PhantomData<M>,
 }
 
-impl<'a> PteTable<'a> {
+impl<'a, M> PteTable<'a, M> {
     /// The first address covered.
     #[inline]
     pub fn start(&self) -> usize {
@@ -570,7 +631,7 @@ impl<'a> PteTable<'a> {
         start: usize,
         end: usize,
         select: impl Fn(Pte) -> bool,
-        mut f: impl FnMut(&mut PteSlot<'_, 'a>, Pte) -> ControlFlow<()>,
+        mut f: impl FnMut(&mut PteSlot<'_, 'a, M>, Pte) -> ControlFlow<()>,
     ) {
         let start = start.max(self.start).next_multiple_of(PAGE_SIZE);
         let end = end.min(self.end);
@@ -597,6 +658,7 @@ impl<'a> PteTable<'a> {
                     vma: self.vma,
                     uffd_wp: self.uffd_wp,
                     flush: &mut self.flush,
+                    _mode: PhantomData,
                 };
                 if f(&mut slot, pte).is_break() {
                     break;
@@ -617,6 +679,20 @@ impl<'a> PteTable<'a> {
             .filter_map(move |a| Some((a, self.get(a)?)))
     }
 
+    /// Whether the entry of `addr` maps a page that is not anonymous: a normal page
+    /// (`vm_normal_page()`, so not the zero page) of a file or shmem, or a migration or device
+    /// entry of one.
+    #[inline]
+    pub fn maps_file_page(&self, addr: usize) -> bool {
+        let Some(pte) = self.get(addr) else {
+            return false;
+        };
+        // SAFETY: `pte` was just read from the entry of `addr` in the locked table.
+        unsafe { pte_maps_file_page(self.vma, addr, pte) }
+    }
+}
+
+impl PteTable<'_, ClearSoftDirty> {
     /// Clears the soft-dirty state of the entry of `addr` as `clear_refs` does (a present entry
     /// is write-protected, unless it may be DMA-pinned); returns whether the bit was set. The
     /// entry is flushed from the TLB before the table is unlocked.
@@ -630,19 +706,9 @@ impl<'a> PteTable<'a> {
         note_change(&mut self.flush, addr, addr + PAGE_SIZE);
         was
     }
+}
 
-    /// Whether the entry of `addr` maps a page that is not anonymous: a normal page
-    /// (`vm_normal_page()`, so not the zero page) of a file or shmem, or a migration or device
-    /// entry of one.
-    #[inline]
-    pub fn maps_file_page(&self, addr: usize) -> bool {
-        let Some(pte) = self.get(addr) else {
-            return false;
-        };
-        // SAFETY: `pte` was just read from the entry of `addr` in the locked table.
-        unsafe { pte_maps_file_page(self.vma, addr, pte) }
-    }
-
+impl PteTable<'_, UffdWp> {
     /// Write-protects the entry of `addr` for userfaultfd, as `PAGEMAP_SCAN` does in a VMA
     /// registered for asynchronous uffd-wp with markers: a present entry gets the uffd-wp bit,
     /// an empty one a uffd-wp marker, a swap or migration entry its uffd-wp bit (a writable
@@ -669,15 +735,16 @@ impl<'a> PteTable<'a> {
 ///
 /// `ptep` is the entry of `addr` in a table of `vma` whose lock is held while the slot exists;
 /// `flush` is that table's record of changed entries.
-pub struct PteSlot<'s, 'a> {
+pub struct PteSlot<'s, 'a, M = ReadOnly> {
     ptep: *mut bindings::pte_t,
     addr: usize,
     vma: &'a VmaRef,
     uffd_wp: bool,
     flush: &'s mut Option<(usize, usize)>,
+    _mode: PhantomData<M>,
 }
 
-impl PteSlot<'_, '_> {
+impl<M> PteSlot<'_, '_, M> {
     /// The address the entry maps.
     #[inline(always)]
     pub fn addr(&self) -> usize {
@@ -690,26 +757,6 @@ impl PteSlot<'_, '_> {
         self.vma
     }
 
-    /// [`PteTable::clear_soft_dirty`] for this entry.
-    #[inline(always)]
-    pub fn clear_soft_dirty(&mut self) -> bool {
-        // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
-        let was = unsafe { pte_clear_soft_dirty(self.vma, self.addr, self.ptep) };
-        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
-        was
-    }
-
-    /// [`PteTable::make_uffd_wp`] for this entry.
-    #[inline(always)]
-    pub fn make_uffd_wp(&mut self) {
-        if !self.uffd_wp {
-            return;
-        }
-        // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
-        unsafe { pte_make_uffd_wp(self.vma, self.addr, self.ptep) };
-        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
-    }
-
     /// [`PteTable::maps_file_page`] for this entry.
     #[inline]
     pub fn maps_file_page(&self) -> bool {
@@ -720,7 +767,31 @@ impl PteSlot<'_, '_> {
     }
 }
 
-impl PteTable<'_> {
+impl PteSlot<'_, '_, ClearSoftDirty> {
+    /// [`PteTable::clear_soft_dirty`] for this entry.
+    #[inline(always)]
+    pub fn clear_soft_dirty(&mut self) -> bool {
+        // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
+        let was = unsafe { pte_clear_soft_dirty(self.vma, self.addr, self.ptep) };
+        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
+        was
+    }
+}
+
+impl PteSlot<'_, '_, UffdWp> {
+    /// [`PteTable::make_uffd_wp`] for this entry.
+    #[inline(always)]
+    pub fn make_uffd_wp(&mut self) {
+        if !self.uffd_wp {
+            return;
+        }
+        // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
+        unsafe { pte_make_uffd_wp(self.vma, self.addr, self.ptep) };
+        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
+    }
+}
+
+impl<M> PteTable<'_, M> {
     /// Flushes what was changed through the table and unlocks it, at the end of
     /// [`PmdEntry::with_ptes`].
     #[inline]
@@ -738,16 +809,17 @@ impl PteTable<'_> {
 /// # Invariants
 ///
 /// `pmd` is a huge PMD entry of `vma` covering `addr..end` and its lock `ptl` is held until drop.
-pub struct HugePmdGuard<'a> {
+pub struct HugePmdGuard<'a, M = ReadOnly> {
     pmd: NonNull<bindings::pmd_t>,
     ptl: NonNull<bindings::spinlock_t>,
     vma: &'a VmaRef,
     addr: usize,
     end: usize,
     _nts: NotThreadSafe,
+    _mode: PhantomData<M>,
 }
 
-impl HugePmdGuard<'_> {
+impl<M> HugePmdGuard<'_, M> {
     /// Reads the entry (`pmdp_get()`).
     #[inline]
     pub fn get(&self) -> Pmd {
@@ -761,6 +833,26 @@ impl HugePmdGuard<'_> {
         self.addr % bindings::PMD_SIZE == 0 && self.end - self.addr == bindings::PMD_SIZE
     }
 
+    /// Whether the huge entry maps a page that is not anonymous (`vm_normal_page_pmd()`, so not
+    /// the huge zero page), or is a migration entry of such a folio.
+    #[inline]
+    pub fn maps_file_page(&self) -> bool {
+        let (pmd, vma) = (self.get(), self.vma.as_ptr());
+        if pmd.is_present() {
+            // SAFETY: By the type invariants `pmd` is the locked huge entry of `addr`.
+            let page = unsafe { bindings::vm_normal_page_pmd(vma, self.addr, pmd.as_raw()) };
+            // SAFETY: A non-NULL page mapped by a locked entry is valid while the lock is held.
+            !page.is_null() && !unsafe { bindings::PageAnon(page) }
+        } else if !pmd.is_none() {
+            // SAFETY: The entry is locked; `softleaf_from_pmd()` is a pure function of it.
+            unsafe { softleaf_maps_file_page(bindings::softleaf_from_pmd(pmd.as_raw())) }
+        } else {
+            false
+        }
+    }
+}
+
+impl HugePmdGuard<'_, ClearSoftDirty> {
     /// Clears the soft-dirty bit of a present huge PMD and write-protects it, keeping the
     /// accessed and dirty bits, or the soft-dirty bit of a migration entry, as
     /// `clear_soft_dirty_pmd()` does (`pmdp_invalidate()` also flushes the TLB); a writable
@@ -806,25 +898,9 @@ impl HugePmdGuard<'_> {
         }
         was
     }
+}
 
-    /// Whether the huge entry maps a page that is not anonymous (`vm_normal_page_pmd()`, so not
-    /// the huge zero page), or is a migration entry of such a folio.
-    #[inline]
-    pub fn maps_file_page(&self) -> bool {
-        let (pmd, vma) = (self.get(), self.vma.as_ptr());
-        if pmd.is_present() {
-            // SAFETY: By the type invariants `pmd` is the locked huge entry of `addr`.
-            let page = unsafe { bindings::vm_normal_page_pmd(vma, self.addr, pmd.as_raw()) };
-            // SAFETY: A non-NULL page mapped by a locked entry is valid while the lock is held.
-            !page.is_null() && !unsafe { bindings::PageAnon(page) }
-        } else if !pmd.is_none() {
-            // SAFETY: The entry is locked; `softleaf_from_pmd()` is a pure function of it.
-            unsafe { softleaf_maps_file_page(bindings::softleaf_from_pmd(pmd.as_raw())) }
-        } else {
-            false
-        }
-    }
-
+impl HugePmdGuard<'_, UffdWp> {
     /// Write-protects the whole huge page for userfaultfd, as `PAGEMAP_SCAN` does: a present
     /// entry gets the uffd-wp bit (`pmdp_invalidate_ad()` keeps the accessed and dirty bits), a
     /// migration entry its uffd-wp bit (made readable first if writable). The entry is flushed
@@ -862,7 +938,7 @@ impl HugePmdGuard<'_> {
     }
 }
 
-impl Drop for HugePmdGuard<'_> {
+impl<M> Drop for HugePmdGuard<'_, M> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariants the lock is held.
@@ -875,15 +951,16 @@ impl Drop for HugePmdGuard<'_> {
 /// # Invariants
 ///
 /// `pte` is the entry of `addr` in `vma`'s page tables, and its table lock is held for `'a`.
-pub struct PteEntry<'a> {
+pub struct PteEntry<'a, M = ReadOnly> {
     pte: NonNull<bindings::pte_t>,
     vma: &'a VmaRef,
     addr: usize,
     flush: Option<(usize, usize)>,
     _invariant: PhantomData<*mut &'a ()>,
+    _mode: PhantomData<M>,
 }
 
-impl<'a> PteEntry<'a> {
+impl<'a, M> PteEntry<'a, M> {
     /// The VMA being walked.
     #[inline]
     pub fn vma(&self) -> &'a VmaRef {
@@ -896,7 +973,9 @@ impl<'a> PteEntry<'a> {
         // SAFETY: By the type invariants `pte` is valid and locked.
         Pte::from_raw(unsafe { bindings::ptep_get(self.pte.as_ptr()) })
     }
+}
 
+impl PteEntry<'_, ClearSoftDirty> {
     /// Clears the soft-dirty state as `clear_refs` does (a present entry is write-protected,
     /// unless it may be DMA-pinned); returns whether the bit was set. The entry is flushed from
     /// the TLB before the callback returns.
@@ -915,14 +994,15 @@ impl<'a> PteEntry<'a> {
 ///
 /// `pte` is the hugetlb entry covering `addr` in `vma`, valid for `'a` (the walker holds the
 /// hugetlb VMA read lock).
-pub struct HugetlbEntry<'a> {
+pub struct HugetlbEntry<'a, M = ReadOnly> {
     pte: NonNull<bindings::pte_t>,
     vma: &'a VmaRef,
     addr: usize,
     _invariant: PhantomData<*mut &'a ()>,
+    _mode: PhantomData<M>,
 }
 
-impl<'a> HugetlbEntry<'a> {
+impl<'a, M> HugetlbEntry<'a, M> {
     /// The VMA being walked.
     #[inline]
     pub fn vma(&self) -> &'a VmaRef {
@@ -952,7 +1032,9 @@ impl<'a> HugetlbEntry<'a> {
         // the page of a present entry mapped.
         unsafe { hugetlb_maps_file_page(self.get()) }
     }
+}
 
+impl HugetlbEntry<'_, UffdWp> {
     /// Locks the entry for a change, as `PAGEMAP_SCAN` does: the file's `i_mmap` lock for
     /// writing, then the entry's lock (`huge_pte_lock()`).
     #[inline]
@@ -1114,18 +1196,21 @@ impl Drop for HugetlbGuard<'_> {
 ///
 /// The walker holds the mmap lock for `'a`, and if `vma` is a hugetlb VMA its hugetlb VMA read
 /// lock.
-pub struct Hole<'a> {
+pub struct Hole<'a, M = ReadOnly> {
     vma: Option<&'a VmaRef>,
     _invariant: PhantomData<*mut &'a ()>,
+    _mode: PhantomData<M>,
 }
 
-impl<'a> Hole<'a> {
+impl<'a, M> Hole<'a, M> {
     /// The VMA of the hole; `None` for a gap between VMAs.
     #[inline]
     pub fn vma(&self) -> Option<&'a VmaRef> {
         self.vma
     }
+}
 
+impl Hole<'_, UffdWp> {
     /// Write-protects `addr..end` of the hole's VMA for userfaultfd, as `PAGEMAP_SCAN` does for
     /// unpopulated ranges: uffd-wp markers are installed (`uffd_wp_range()`; in a hugetlb VMA one
     /// marker per huge page from the huge page containing `addr`, without the hugetlb VMA write
@@ -1268,6 +1353,7 @@ impl<T: PageWalk> Adapter<T> {
             addr,
             end: next,
             _invariant: PhantomData,
+            _mode: PhantomData,
         };
         let action = match this.pmd_entry(&mut entry, addr, next) {
             Ok(PmdAction::Descend) => bindings::page_walk_action_ACTION_SUBTREE,
@@ -1303,6 +1389,7 @@ impl<T: PageWalk> Adapter<T> {
             addr,
             flush: None,
             _invariant: PhantomData,
+            _mode: PhantomData,
         };
         let ret = Self::flow(this.pte_entry(&mut entry, addr, next));
         flush_tlb(vma, entry.flush);
@@ -1325,6 +1412,7 @@ impl<T: PageWalk> Adapter<T> {
         let mut hole = Hole {
             vma,
             _invariant: PhantomData,
+            _mode: PhantomData,
         };
         match Self::flow(this.pte_hole(&mut hole, addr, next, depth)) {
             // Depth -1: the range of a `VM_PFNMAP` VMA, from `walk_page_test()`.
@@ -1355,6 +1443,7 @@ impl<T: PageWalk> Adapter<T> {
             vma,
             addr,
             _invariant: PhantomData,
+            _mode: PhantomData,
         };
         Self::flow(this.hugetlb_entry(&mut entry, addr, next))
     }
@@ -1408,6 +1497,16 @@ impl<T: PageWalk> Adapter<T> {
     const WRITE_OPS: bindings::mm_walk_ops = Self::ops(bindings::page_walk_lock_PGWALK_WRLOCK);
 }
 
+/// Refuses an empty range (as `walk_page_range()` does) and addresses that are not page-aligned:
+/// the handles index page tables from the addresses the walker passes, and an unaligned start
+/// would make them act on the entry of the page before.
+fn check_range(start: usize, end: usize) -> Result {
+    if start >= end || start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 /// Runs `walk_page_range()` over `start..end` of `mm`.
 ///
 /// The caller holds the mmap lock that `ops.walk_lock` requires.
@@ -1419,11 +1518,7 @@ fn walk<T: PageWalk>(
     ops: &'static bindings::mm_walk_ops,
 ) -> Result<WalkOutcome> {
     let private: *mut T = walker;
-    // Page addresses only: the handles index page tables from the addresses the walker passes,
-    // and an unaligned start would make them act on the entry of the page before.
-    if start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
-        return Err(EINVAL);
-    }
+    check_range(start, end)?;
     // SAFETY: `mm` is valid with a non-zero `mm_users`; the caller holds the lock `ops` states;
     // the callbacks of `ops` are `Adapter<T>`'s, which expect `private` to be the `T`, borrowed
     // mutably for the duration of the call and not used otherwise meanwhile.
@@ -1441,13 +1536,31 @@ impl MmapReadGuard<'_> {
     /// Fails with `EINVAL` when `start >= end` or either is not page-aligned, or with the first
     /// error a callback returns.
     #[inline]
-    pub fn walk_page_range<T: PageWalk>(
+    pub fn walk_page_range<T: PageWalk<Mode = ReadOnly>>(
         &self,
         start: usize,
         end: usize,
         walker: &mut T,
     ) -> Result<WalkOutcome> {
         walk(self.mm, start, end, walker, &Adapter::<T>::READ_OPS)
+    }
+
+    /// Walks the page tables of `start..end` with `walker`, which may write-protect entries for
+    /// userfaultfd ([`UffdWp`]), inside an `MMU_NOTIFY_PROTECTION_VMA` invalidation of
+    /// `start..end` (`PGWALK_RDLOCK`).
+    ///
+    /// Fails as [`MmapReadGuard::walk_page_range`] does.
+    #[inline]
+    pub fn walk_page_range_uffd_wp<T: PageWalk<Mode = UffdWp>>(
+        &self,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> Result<WalkOutcome> {
+        check_range(start, end)?;
+        self.invalidate_range(Event::ProtectionVma, start, end, || {
+            walk(self.mm, start, end, walker, &Adapter::<T>::READ_OPS)
+        })
     }
 }
 
@@ -1458,13 +1571,35 @@ impl MmapWriteGuard<'_> {
     /// Fails with `EINVAL` when `start >= end` or either is not page-aligned, or with the first
     /// error a callback returns.
     #[inline]
-    pub fn walk_page_range<T: PageWalk>(
+    pub fn walk_page_range<T: PageWalk<Mode = ReadOnly>>(
         &self,
         start: usize,
         end: usize,
         walker: &mut T,
     ) -> Result<WalkOutcome> {
         walk(self.mm, start, end, walker, &Adapter::<T>::WRITE_OPS)
+    }
+
+    /// Walks the page tables of `start..end` with `walker`, which may clear soft-dirty state
+    /// ([`ClearSoftDirty`]), as [`MmapWriteGuard::walk_page_range`] does, inside an
+    /// `MMU_NOTIFY_SOFT_DIRTY` invalidation of `start..end` and with a TLB flush pending. Every
+    /// cleared entry is flushed before its page-table lock is dropped, so none is left cached
+    /// writable when this returns.
+    ///
+    /// Fails as [`MmapWriteGuard::walk_page_range`] does.
+    #[inline]
+    pub fn walk_page_range_clear_soft_dirty<T: PageWalk<Mode = ClearSoftDirty>>(
+        &self,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> Result<WalkOutcome> {
+        check_range(start, end)?;
+        self.with_tlb_flush_pending(|| {
+            self.invalidate_range(Event::SoftDirty, start, end, || {
+                walk(self.mm, start, end, walker, &Adapter::<T>::WRITE_OPS)
+            })
+        })
     }
 }
 
@@ -1475,7 +1610,6 @@ mod tests {
     use crate::{
         alloc::{flags::GFP_KERNEL, KVec},
         error::to_result,
-        mm::mmu_notifier::Event,
         uaccess::{UserPtr, UserSlice},
     };
 
@@ -1579,6 +1713,8 @@ mod tests {
 
     #[vtable]
     impl PageWalk for Recorder {
+        type Mode = ReadOnly;
+
         fn test_walk(&mut self, vma: &VmaRef, start: usize, end: usize) -> Result<VmaFilter> {
             self.push(Ev::TestWalk(start, end))?;
             Ok(if self.skip_vma == Some(vma.start()) {
@@ -1769,11 +1905,12 @@ mod tests {
         calls: usize,
         present: usize,
         soft_dirty: usize,
-        clear: Option<usize>,
     }
 
     #[vtable]
     impl PageWalk for PmdCounter {
+        type Mode = ReadOnly;
+
         fn pmd_entry(
             &mut self,
             pmd: &mut PmdEntry<'_>,
@@ -1784,53 +1921,30 @@ mod tests {
             if self.calls == 1 {
                 return Ok(PmdAction::Again);
             }
-            // Room for a table's entries, allocated before the table lock is taken.
-            let mut present =
-                KVec::with_capacity(PAGE_SIZE / size_of::<bindings::pte_t>(), GFP_KERNEL)?;
-            let done = pmd.with_ptes(|ptes| -> Result {
-                // Collected first, so the table can be changed while going through them.
-                for (addr, pte) in ptes.iter().filter(|(_, p)| p.is_present()) {
-                    present
-                        .push_within_capacity((addr, pte))
-                        .map_err(|_| ENOMEM)?;
-                }
-                for (addr, pte) in present {
-                    self.present += 1;
-                    if pte.is_soft_dirty() {
-                        self.soft_dirty += 1;
-                    }
-                    if self.clear.is_some_and(|c| addr == c) {
-                        ptes.clear_soft_dirty(addr);
-                    }
-                }
-                Ok(())
-            });
-            let Some(done) = done else {
+            let count = |t: &mut PteTable<'_>| {
+                let present = t.iter().filter(|(_, p)| p.is_present());
+                present.fold((0, 0), |(n, d), (_, p)| {
+                    (n + 1, d + usize::from(p.is_soft_dirty()))
+                })
+            };
+            let Some((present, soft_dirty)) = pmd.with_ptes(count) else {
                 return Ok(PmdAction::Again);
             };
-            done.map(|()| PmdAction::Next)
+            self.present += present;
+            self.soft_dirty += soft_dirty;
+            Ok(PmdAction::Next)
         }
     }
 
-    fn pmd_count(a: usize, clear: Option<usize>, write: bool) -> Result<PmdCounter> {
+    fn pmd_count(a: usize) -> Result<PmdCounter> {
         let mut w = PmdCounter {
             calls: 0,
             present: 0,
             soft_dirty: 0,
-            clear,
         };
         with_mm(|mm| {
-            if write {
-                let guard = mm.mmap_write_lock_killable()?;
-                guard.with_tlb_flush_pending(|| {
-                    guard.invalidate_range(Event::SoftDirty, a, a + PAGE_SIZE, || {
-                        guard.walk_page_range(a, a + PAGE_SIZE, &mut w)
-                    })
-                })
-            } else {
-                mm.mmap_read_lock_killable()?
-                    .walk_page_range(a, a + PAGE_SIZE, &mut w)
-            }
+            mm.mmap_read_lock_killable()?
+                .walk_page_range(a, a + PAGE_SIZE, &mut w)
         })?;
         Ok(w)
     }
@@ -1839,10 +1953,40 @@ mod tests {
     fn pmd_again_then_ptes() -> Result {
         let a = map_anon(1)?;
         write_byte(a)?;
-        let w = pmd_count(a, None, false)?;
+        let w = pmd_count(a)?;
         assert_eq!(w.calls, 2);
         assert_eq!(w.present, 1);
         unmap(a, 1)
+    }
+
+    /// Clears the soft-dirty state of the page at `.0`, counting in `.1` the present entries it
+    /// cleared.
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    struct ClearOne(usize, usize);
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    #[vtable]
+    impl PageWalk for ClearOne {
+        type Mode = ClearSoftDirty;
+
+        fn pmd_entry(
+            &mut self,
+            pmd: &mut PmdEntry<'_, ClearSoftDirty>,
+            _addr: usize,
+            _next: usize,
+        ) -> Result<PmdAction> {
+            let addr = self.0;
+            let clear = |t: &mut PteTable<'_, ClearSoftDirty>| {
+                let present = t.get(addr).is_some_and(|p| p.is_present());
+                t.clear_soft_dirty(addr);
+                usize::from(present)
+            };
+            let Some(n) = pmd.with_ptes(clear) else {
+                return Ok(PmdAction::Again);
+            };
+            self.1 += n;
+            Ok(PmdAction::Next)
+        }
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
@@ -1850,14 +1994,19 @@ mod tests {
     fn soft_dirty_clear_then_write_is_seen() -> Result {
         let a = map_anon(1)?;
         write_byte(a)?;
-        assert_eq!(pmd_count(a, None, false)?.soft_dirty, 1);
+        assert_eq!(pmd_count(a)?.soft_dirty, 1);
         // Clear under the write lock; the next read walk sees it clean.
-        assert_eq!(pmd_count(a, Some(a), true)?.present, 1);
-        assert_eq!(pmd_count(a, None, false)?.soft_dirty, 0);
+        let mut c = ClearOne(a, 0);
+        with_mm(|mm| {
+            mm.mmap_write_lock_killable()?
+                .walk_page_range_clear_soft_dirty(a, a + PAGE_SIZE, &mut c)
+        })?;
+        assert_eq!(c.1, 1);
+        assert_eq!(pmd_count(a)?.soft_dirty, 0);
         // This thread's TLB held a writable entry for the page: unless the clear flushed it, this
         // write would not fault and would be lost to soft-dirty tracking.
         write_byte(a)?;
-        assert_eq!(pmd_count(a, None, false)?.soft_dirty, 1);
+        assert_eq!(pmd_count(a)?.soft_dirty, 1);
         unmap(a, 1)
     }
 
@@ -1877,9 +2026,11 @@ mod tests {
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
     #[vtable]
     impl PageWalk for EntryVisitor {
+        type Mode = ClearSoftDirty;
+
         fn pmd_entry(
             &mut self,
-            pmd: &mut PmdEntry<'_>,
+            pmd: &mut PmdEntry<'_, ClearSoftDirty>,
             _addr: usize,
             _next: usize,
         ) -> Result<PmdAction> {
@@ -1944,12 +2095,8 @@ mod tests {
         };
         let end = a + pages * PAGE_SIZE;
         with_mm(|mm| {
-            let guard = mm.mmap_write_lock_killable()?;
-            guard.with_tlb_flush_pending(|| {
-                guard.invalidate_range(Event::SoftDirty, a, end, || {
-                    guard.walk_page_range(a, end, &mut v)
-                })
-            })
+            mm.mmap_write_lock_killable()?
+                .walk_page_range_clear_soft_dirty(a, end, &mut v)
         })?;
         Ok(v)
     }
@@ -1994,6 +2141,8 @@ mod tests {
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
     #[vtable]
     impl PageWalk for HugeProbe {
+        type Mode = ReadOnly;
+
         fn pmd_entry(
             &mut self,
             pmd: &mut PmdEntry<'_>,

@@ -427,17 +427,20 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
                     match (&or.ret, invalid) {
                         (Ok(k), false) => {
                             let mut expect = vec![false; before.len()];
-                            let with_vec = case.arg.vec_len > 0 && or.vec.len() >= 24;
-                            if with_vec {
-                                let v = or.vec.get(vec_offset(&case)..).unwrap_or_default();
-                                mark(&mut expect, &regions_of(v, *k));
-                            } else if no_vec {
+                            if no_vec {
                                 mark(&mut expect, &matching);
                             } else {
-                                why.push(format!(
-                                    "succeeded with vec_len {} but no output area to read",
-                                    case.arg.vec_len
-                                ));
+                                // With a vector, exactly the reported regions are cleared; an
+                                // output area that cannot be read (an unmapped vector) is fine
+                                // only when nothing was reported.
+                                let v = or.vec.get(vec_offset(&case)..).unwrap_or_default();
+                                if v.len() < 24 * *k {
+                                    why.push(format!(
+                                        "{k} region(s) reported, {} byte(s) of output to read",
+                                        v.len()
+                                    ));
+                                }
+                                mark(&mut expect, &regions_of(v, *k));
                             }
                             for (i, h) in huge.iter().enumerate() {
                                 if *h {
