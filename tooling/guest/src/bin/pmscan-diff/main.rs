@@ -797,6 +797,25 @@ fn gen_op(r: &mut Rng) -> [u64; 6] {
 fn build(r: &mut Rng) -> (Twin, Twin) {
     let mut a = Twin::spawn("a");
     let mut b = Twin::spawn("b");
+    build_ops(r, |op| {
+        a.op(op);
+        b.op(op);
+    });
+    (a, b)
+}
+
+/// One twin built as [`build`] builds each of two, from the same draws of `r` (the clear-flag
+/// oracle needs one).
+fn build_one(r: &mut Rng) -> Twin {
+    let mut a = Twin::spawn("a");
+    build_ops(r, |op| {
+        a.op(op);
+    });
+    a
+}
+
+/// The ops that build a twin: every slot mapped, then 40 random ops.
+fn build_ops(r: &mut Rng, mut apply: impl FnMut([u64; 6])) {
     for slot in 0..NSLOTS as u64 {
         let op = [
             OP_MAP,
@@ -806,15 +825,12 @@ fn build(r: &mut Rng) -> (Twin, Twin) {
             0,
             0,
         ];
-        a.op(op);
-        b.op(op);
+        apply(op);
     }
     for _ in 0..40 {
         let op = gen_op(r);
-        a.op(op);
-        b.op(op);
+        apply(op);
     }
-    (a, b)
 }
 
 fn pin_to_cpu0() {

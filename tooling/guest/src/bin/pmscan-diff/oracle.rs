@@ -304,7 +304,7 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
     'outer: while n < calls {
         set_shmem_thp(builds);
         builds += 1;
-        let (mut t, _) = build(&mut r);
+        let mut t = build_one(&mut r);
         // The state after the last call and the hugetlb map, reused while no op ran since.
         let mut last: Option<(Vec<bool>, Vec<bool>)> = None;
         for _ in 0..CALLS_PER_BUILD {
