@@ -214,6 +214,7 @@ pub const RUST_GUEST_BINS: &[&str] = &[
     "pmscan-fuzz",
     "pmscan-soak",
     "sd-precision",
+    "sd-zap-probe",
 ];
 
 /// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds,

@@ -160,6 +160,14 @@ impl Mem {
                 // SAFETY: inside the mapping.
                 unsafe { std::ptr::write_bytes((addr + p) as *mut u8, FILL, PAGE) };
             }
+            // Reclaim unmaps a file or shmem page and its PTE takes the soft-dirty bit with it
+            // (upstream, for clear_refs as much as for PAGEMAP_SCAN: nothing keeps the bit of a
+            // dropped file mapping, as sd-zap-probe shows for a split PMD). mlock keeps these
+            // parts mapped; compaction still migrates them (compact_unevictable_allowed).
+            // SAFETY: locking our own mapping.
+            if (2..=5).contains(&kind) && unsafe { libc::mlock(addr as *const _, len) } != 0 {
+                return Err(format!("{name}: mlock"));
+            }
             parts.push((addr, len));
         }
         let pages = parts.iter().map(|p| p.1 / PAGE).sum();
