@@ -42,7 +42,7 @@ commands:
   test       every test: host unit tests, build, boot, all guest suites (what .ci/run runs)
              --impl c|rust|all  implementations to run the suites against (default: all built)
              --diff-calls N     calls the differential tester compares (default 100000)
-             --oracle-calls N   calls the clear-flag oracle checks (default 40000)
+             --oracle-calls N   calls the clear-flag oracle checks (default 100000)
              --diff-seed S      its seed (default 1); a difference prints the seed to replay
              --skip-series      development shortcut: no series stage (the run then fails)
              --no-debug         development shortcut: no debug-kernel boot (the run then fails)
@@ -181,7 +181,7 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
         imp: None,
         diff: Differential {
             calls: 100_000,
-            oracle_calls: 40_000,
+            oracle_calls: 100_000,
             seed: 1,
         },
         skip_series: false,

@@ -305,8 +305,10 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
         set_shmem_thp(builds);
         builds += 1;
         let mut t = build_one(&mut r);
-        // The state after the last call and the hugetlb map, reused while no op ran since.
-        let mut last: Option<(Vec<bool>, Vec<bool>)> = None;
+        // The state after the last call, reused while no op ran since; the hugetlb map,
+        // reused while no op changed the mappings.
+        let mut last: Option<Vec<bool>> = None;
+        let mut huge: Option<Vec<bool>> = None;
         for _ in 0..CALLS_PER_BUILD {
             if n >= calls {
                 break 'outer;
@@ -317,6 +319,9 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
             for _ in 0..ops {
                 let op = gen_op(&mut r);
                 t.op(op);
+                if matches!(op[0], OP_MAP | OP_MREMAP | OP_CHOP) {
+                    huge = None;
+                }
             }
             if ops > 0 {
                 last = None;
@@ -325,21 +330,22 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
             let case = gen_clear_case(&mut r, &t, sw);
             n += 1;
             let at = ph.lap(1, at);
-            let (before, huge) = match last.take() {
+            let before = match last.take() {
                 Some(v) => v,
                 None => {
                     let before = sd_state(&t, sw);
-                    let at = ph.lap(2, at);
+                    ph.lap(2, at);
                     let Ok(before) = before else {
                         // Disagreeing views are checked after each call; rebuild here.
                         n -= 1;
                         continue 'outer;
                     };
-                    let huge = hugetlb_pages(&t);
-                    ph.lap(3, at);
-                    (before, huge)
+                    before
                 }
             };
+            let at = ph.start();
+            let huge = huge.get_or_insert_with(|| hugetlb_pages(&t));
+            ph.lap(3, at);
             let at = ph.start();
             // Everything the call may clear when it has no vector: the matching pages of its
             // range, by the C implementation.
@@ -489,7 +495,7 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
             if why.is_empty() {
                 passed += 1;
                 if let Ok(after) = after {
-                    last = Some((after, huge));
+                    last = Some(after);
                 }
                 continue;
             }
