@@ -9,6 +9,9 @@
 //! plot. `--quick` shrinks every size (64 MiB instead of 1 GiB) and the repetitions, for CI.
 //! `--icount` says the guest clock counts instructions (QEMU `-icount shift=0`, one vCPU): the
 //! summary lines are then `BENCH-ICOUNT ...` and every "ms" is a million instructions.
+//! `--profile METHOD PCT` runs only the dirty-tracking rounds of one method (a name of the
+//! `@@DT` lines) at one written percentage, for an instruction profile of the guest kernel
+//! taken by the emulator.
 
 use pmrs_guest::*;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -589,6 +592,46 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
     Ok(())
 }
 
+/// `--profile METHOD PCT`: the dirty-tracking rounds of one method at one written percentage.
+fn profile(b: &mut Bench, method: Option<&String>, pct: Option<&String>) -> ExitCode {
+    let methods = [
+        Method::SdClear,
+        Method::PagemapClearRefs,
+        Method::ScanClearRefs(Impl::C),
+        Method::ScanClearRefs(Impl::Rust),
+        Method::UffdWp(Impl::C),
+        Method::UffdWp(Impl::Rust),
+        Method::Mprotect,
+    ];
+    let m = methods.into_iter().find(|m| Some(&m.name()) == method);
+    let stride = match pct.map(String::as_str) {
+        Some("0.1") => 1000,
+        Some("1") => 100,
+        Some("10") => 10,
+        Some("100") => 1,
+        _ => 0,
+    };
+    let Some(m) = m.filter(|_| stride > 0) else {
+        println!("usage: pmscan-bench [--quick] --profile METHOD 0.1|1|10|100");
+        return ExitCode::from(2);
+    };
+    let rounds = if b.quick { 3 } else { 7 };
+    match track(b, m, stride, rounds) {
+        Ok((collect, write, found)) => {
+            println!(
+                "@@DT method={} stride={stride} collect_med={collect:.4} write_med={write:.4} \
+                 found={found}",
+                m.name()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("pmscan-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -608,6 +651,9 @@ fn main() -> ExitCode {
         tap: 0,
         failed: 0,
     };
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        return profile(&mut b, args.get(i + 1), args.get(i + 2));
+    }
     println!("TAP version 13");
     println!("1..9");
     println!(
