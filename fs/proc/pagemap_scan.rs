@@ -715,6 +715,31 @@ impl<M: ScanMode> Scan<M> {
             return ret;
         }
 
+        if !wp
+            && a.category_anyof_mask == 0
+            && a.category_inverted == 0
+            && a.category_mask == SOFT_DIRTY
+            && a.return_mask == SOFT_DIRTY
+            && self.cur_vma_category & SOFT_DIRTY == 0
+        {
+            // Only the soft-dirty entries match and only PAGE_IS_SOFT_DIRTY is returned (the
+            // masks of a dirty-memory tracker): report each run of them as one range, as the
+            // loop below would page by page (a run that does not fit is cut where that loop
+            // would stop), and clear what was reported in one pass.
+            let categories = self.cur_vma_category | SOFT_DIRTY;
+            let mut addr = start;
+            while let Some((run, run_end)) = t.next_run(addr, end, Pte::is_soft_dirty) {
+                let mut next = run_end;
+                ret = self.report(categories, run, &mut next);
+                M::clear_range(t, run, next);
+                if next != run_end {
+                    break;
+                }
+                addr = run_end;
+            }
+            return ret;
+        }
+
         // Entries that cannot match are skipped on a bit or two, before any category is
         // computed: when the masks require PAGE_IS_SOFT_DIRTY (always with
         // PM_SCAN_CLEAR_SOFT_DIRTY) and the VMA does not have it as a whole, an entry without the
@@ -881,6 +906,9 @@ trait ScanMode: Mode + Sized {
     /// Clears the soft-dirty state of the entry of `e`.
     fn clear_slot(_e: &mut PteSlot<'_, '_, Self>) {}
 
+    /// Clears the soft-dirty state of the entries of `start..end`.
+    fn clear_range(_t: &mut PteTable<'_, Self>, _start: usize, _end: usize) {}
+
     /// Clears the soft-dirty state of the huge page.
     fn clear_huge(_h: &mut HugePmdGuard<'_, Self>) {}
 
@@ -968,6 +996,10 @@ impl ScanMode for ClearSoftDirty {
 
     fn clear_slot(e: &mut PteSlot<'_, '_, Self>) {
         e.clear_soft_dirty();
+    }
+
+    fn clear_range(t: &mut PteTable<'_, Self>, start: usize, end: usize) {
+        t.clear_soft_dirty_range(start, end);
     }
 
     fn clear_huge(h: &mut HugePmdGuard<'_, Self>) {

@@ -406,21 +406,24 @@ fn flush_tlb(vma: &VmaRef, range: Option<(usize, usize)>) {
     }
 }
 
-/// Whether a present, writable PTE maps a page that may be DMA-pinned in a COW mapping
-/// (`pte_is_pinned()` of fs/proc/task_mmu.c): write-protecting it would break the pin's COW
-/// semantics, so `clear_refs` leaves it alone (it stays soft-dirty: a false positive, never a
-/// lost write).
+/// Whether `vma` is a COW mapping of an mm that has had pages DMA-pinned (`MMF_HAS_PINNED`), so
+/// that a present, writable PTE of it may map a pinned page ([`pte_maps_pinned_folio`]):
+/// write-protecting that would break the pin's COW semantics, so `clear_refs` leaves it alone
+/// (`pte_is_pinned()` of fs/proc/task_mmu.c; it stays soft-dirty: a false positive, never a lost
+/// write). A pin that starts after this was read is no different from one that starts after the
+/// entry was changed: GUP-fast checks the entry again after pinning and backs off if it changed.
 #[inline]
-fn pte_is_pinned(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
-    if !pte.is_writable() {
-        return false;
-    }
+fn may_pin_cow(vma: &VmaRef) -> bool {
     // SAFETY: `vma` is valid under the walk's lock; the helper only reads its flags.
     let cow = unsafe { bindings::vma_is_cow_mapping(vma.as_ptr()) };
     // SAFETY: The VMA's mm is valid; the helper only reads its flags.
-    if !cow || !unsafe { bindings::mm_has_pinned(vma.mm().as_raw()) } {
-        return false;
-    }
+    cow && unsafe { bindings::mm_has_pinned(vma.mm().as_raw()) }
+}
+
+/// Whether the present entry `pte` of `addr` in `vma` maps a folio that may be DMA-pinned (the
+/// folio test of `pte_is_pinned()`, made where [`may_pin_cow`] holds).
+#[inline]
+fn pte_maps_pinned_folio(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
     // SAFETY: `pte` is a present entry of `addr` in `vma`, read under its table lock.
     let folio = unsafe { bindings::vm_normal_folio(vma.as_ptr(), addr, pte.as_raw()) };
     // SAFETY: A non-NULL folio mapped by a locked PTE is valid while the lock is held.
@@ -445,11 +448,29 @@ unsafe fn pte_clear_soft_dirty(vma: &VmaRef, addr: usize, ptep: *mut bindings::p
     if !pgtable::soft_dirty_supported() {
         return false;
     }
+    // SAFETY: By the function's safety requirements.
+    unsafe { pte_clear_soft_dirty_with(vma, addr, ptep, may_pin_cow(vma)) }
+}
+
+/// [`pte_clear_soft_dirty`] once the checks that do not depend on the entry are made: soft-dirty
+/// tracking in the page tables, and `may_pin` ([`may_pin_cow`] of `vma`).
+///
+/// # Safety
+///
+/// `ptep` is the PTE of `addr` in `vma`'s page tables and its PTE table lock is held;
+/// `pgtable::soft_dirty_supported()` holds.
+#[inline(always)]
+unsafe fn pte_clear_soft_dirty_with(
+    vma: &VmaRef,
+    addr: usize,
+    ptep: *mut bindings::pte_t,
+    may_pin: bool,
+) -> bool {
     // SAFETY: By the function's safety requirements `ptep` is valid and locked.
     let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
     let was = pte.is_soft_dirty();
     if pte.is_present() {
-        if pte_is_pinned(vma, addr, pte) {
+        if may_pin && pte.is_writable() && pte_maps_pinned_folio(vma, addr, pte) {
             if !was {
                 // SAFETY: By the function's safety requirements `ptep` is valid and locked;
                 // start/commit keep concurrent hardware accessed/dirty updates. Only the
@@ -610,6 +631,28 @@ impl<'a, M> PteTable<'a, M> {
         Some(unsafe { self.first.as_ptr().add((addr - self.start) / PAGE_SIZE) })
     }
 
+    /// The pages of `start..end` that the table covers: the address of the first, its index in
+    /// the table and how many there are; `None` if there are none. Sound for any `start` and
+    /// `end`: the range is clamped to the table's before it is rounded to pages, so nothing wraps.
+    #[inline(always)]
+    fn clamp(&self, start: usize, end: usize) -> Option<(usize, usize, usize)> {
+        let (start, end) = (start.max(self.start), end.min(self.end));
+        if start >= end {
+            return None;
+        }
+        // `start` is below `end`, an address of the table's range: rounding it up to a page
+        // boundary cannot wrap.
+        let start = start.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        if start >= end {
+            return None;
+        }
+        Some((
+            start,
+            (start - self.start) / PAGE_SIZE,
+            (end - start).div_ceil(PAGE_SIZE),
+        ))
+    }
+
     /// Reads the entry of `addr` (`ptep_get()`); `None` if `addr` is not a page of the table's
     /// range.
     #[inline]
@@ -633,16 +676,12 @@ impl<'a, M> PteTable<'a, M> {
         select: impl Fn(Pte) -> bool,
         mut f: impl FnMut(&mut PteSlot<'_, 'a, M>, Pte) -> ControlFlow<()>,
     ) {
-        let start = start.max(self.start).next_multiple_of(PAGE_SIZE);
-        let end = end.min(self.end);
-        if start >= end {
+        let Some((start, first, n)) = self.clamp(start, end) else {
             return;
-        }
-        let first = (start - self.start) / PAGE_SIZE;
-        let n = (end - start).div_ceil(PAGE_SIZE);
+        };
         // SAFETY: By the type invariants the entries of `self.start..self.end` are contiguous from
-        // `first`; entries `first..first + n` are those of the pages of `start..end`, inside that
-        // range, so both pointers are in the table or one past its last entry.
+        // `first`; by `clamp()` entries `first..first + n` are those of pages of that range, so
+        // both pointers are in the table or one past its last entry.
         let (mut ptep, stop) = unsafe {
             let p = self.first.as_ptr().add(first);
             (p, p.add(n))
@@ -669,6 +708,32 @@ impl<'a, M> PteTable<'a, M> {
             // At most `end`, an address of the table's range: no wrap.
             addr = addr.wrapping_add(PAGE_SIZE);
         }
+    }
+
+    /// The first run of consecutive entries for which `select` holds among the pages of
+    /// `start..end` that the table covers (clamped and rounded as by
+    /// [`PteTable::for_each_entry`]): the address of its first page and the end of its last,
+    /// `None` if no entry is selected. Entries are read by value and tested with `select` only, so
+    /// a walker that reports the entries with some bit set finds each batch of them in a few
+    /// instructions per entry, and can report and change the batch as one range.
+    #[inline(always)]
+    pub fn next_run(
+        &self,
+        start: usize,
+        end: usize,
+        select: impl Fn(Pte) -> bool,
+    ) -> Option<(usize, usize)> {
+        let (start, first, n) = self.clamp(start, end)?;
+        // SAFETY: By the type invariants and `clamp()`, as in `for_each_entry()`: the pointer is
+        // in the table (or one past its last entry when `n` is 0, which it is not).
+        let base = unsafe { self.first.as_ptr().add(first) };
+        // SAFETY: `i < n`: entry `first + i` is one of the table's, valid while it is locked.
+        let selected = |i: usize| select(Pte::from_raw(unsafe { bindings::ptep_get(base.add(i)) }));
+        let i = (0..n).find(|&i| selected(i))?;
+        let j = (i + 1..n).find(|&j| !selected(j)).unwrap_or(n);
+        // Pages of the table's range: no wrap.
+        let at = |k: usize| start.wrapping_add(k.wrapping_mul(PAGE_SIZE));
+        Some((at(i), at(j)))
     }
 
     /// Iterates over `(address, entry)` for each page of the range.
@@ -705,6 +770,32 @@ impl PteTable<'_, ClearSoftDirty> {
         let was = unsafe { pte_clear_soft_dirty(self.vma, addr, ptep) };
         note_change(&mut self.flush, addr, addr + PAGE_SIZE);
         was
+    }
+
+    /// Clears the soft-dirty state of the entries of the pages of `start..end` that the table
+    /// covers (clamped and rounded as by [`PteTable::for_each_entry`]), each as
+    /// [`PteTable::clear_soft_dirty`] does; they are flushed from the TLB before the table is
+    /// unlocked. What does not depend on the entry (soft-dirty tracking in the page tables, whether
+    /// the VMA may have DMA-pinned COW pages) is looked at once for the range.
+    pub fn clear_soft_dirty_range(&mut self, start: usize, end: usize) {
+        if !pgtable::soft_dirty_supported() {
+            return;
+        }
+        let Some((start, first, n)) = self.clamp(start, end) else {
+            return;
+        };
+        let may_pin = may_pin_cow(self.vma);
+        // SAFETY: By the type invariants and `clamp()`, as in `for_each_entry()`.
+        let base = unsafe { self.first.as_ptr().add(first) };
+        let mut addr = start;
+        for i in 0..n {
+            // SAFETY: By the type invariants and `clamp()`, entry `first + i` (`i < n`) is the
+            // entry of `addr` in the table, which is locked; soft-dirty tracking is supported.
+            unsafe { pte_clear_soft_dirty_with(self.vma, addr, base.add(i), may_pin) };
+            // Pages of the table's range: no wrap.
+            addr = addr.wrapping_add(PAGE_SIZE);
+        }
+        note_change(&mut self.flush, start, addr);
     }
 }
 
@@ -2117,6 +2208,9 @@ mod tests {
         assert_eq!(&v.seen[..], &[p(2)]);
         // An empty or inverted range visits nothing.
         assert!(visit(a, 4, (p(3), p(1)), None, None)?.seen.is_empty());
+        // A start near the top of the address space is not rounded past it.
+        let top = (usize::MAX - 1, usize::MAX);
+        assert!(visit(a, 4, top, None, None)?.seen.is_empty());
         // Break stops at the first present entry.
         let v = visit(a, 4, (0, usize::MAX), Some(1), None)?;
         assert_eq!(&v.seen[..], &[p(0)]);
@@ -2129,6 +2223,94 @@ mod tests {
         write_byte(p(2))?;
         assert_eq!(visit(a, 4, (0, usize::MAX), None, None)?.soft_dirty, 2);
         unmap(a, 4)
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    /// Finds the runs of soft-dirty entries in `range` with [`PteTable::next_run`] (a run that
+    /// goes on in the next table is one run), then clears `clear` with
+    /// [`PteTable::clear_soft_dirty_range`].
+    struct RunFinder {
+        runs: KVec<(usize, usize)>,
+        range: (usize, usize),
+        clear: (usize, usize),
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    #[vtable]
+    impl PageWalk for RunFinder {
+        type Mode = ClearSoftDirty;
+
+        fn pmd_entry(
+            &mut self,
+            pmd: &mut PmdEntry<'_, ClearSoftDirty>,
+            _addr: usize,
+            _next: usize,
+        ) -> Result<PmdAction> {
+            let walked = pmd.with_ptes(|t| {
+                let mut from = self.range.0;
+                while let Some((a, b)) = t.next_run(from, self.range.1, Pte::is_soft_dirty) {
+                    match self.runs.last_mut() {
+                        Some(last) if last.1 == a => last.1 = b,
+                        _ => self.runs.push_within_capacity((a, b)).map_err(|_| ENOMEM)?,
+                    }
+                    from = b;
+                }
+                t.clear_soft_dirty_range(self.clear.0, self.clear.1);
+                Ok(())
+            });
+            match walked {
+                None => Ok(PmdAction::Again),
+                Some(r) => r.map(|()| PmdAction::Next),
+            }
+        }
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    fn find_runs(
+        a: usize,
+        pages: usize,
+        range: (usize, usize),
+        clear: (usize, usize),
+    ) -> Result<KVec<(usize, usize)>> {
+        let mut f = RunFinder {
+            runs: KVec::with_capacity(pages, GFP_KERNEL)?,
+            range,
+            clear,
+        };
+        let end = a + pages * PAGE_SIZE;
+        with_mm(|mm| {
+            mm.mmap_write_lock_killable()?
+                .walk_page_range_clear_soft_dirty(a, end, &mut f)
+        })?;
+        Ok(f.runs)
+    }
+
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    #[test]
+    fn next_run_finds_runs_and_a_range_is_cleared() -> Result {
+        let a = map_anon(8)?;
+        for i in [1, 2, 3, 5, 7] {
+            write_byte(a + i * PAGE_SIZE)?;
+        }
+        let p = |i: usize| a + i * PAGE_SIZE;
+        let (all, none) = ((0, usize::MAX), (0, 0));
+        // Maximal runs, in order.
+        let runs = find_runs(a, 8, all, none)?;
+        assert_eq!(&runs[..], &[(p(1), p(4)), (p(5), p(6)), (p(7), p(8))]);
+        // An unaligned start is rounded up, the end clamped; nothing past the top.
+        let runs = find_runs(a, 8, (p(2) + 1, p(6)), none)?;
+        assert_eq!(&runs[..], &[(p(3), p(4)), (p(5), p(6))]);
+        assert!(find_runs(a, 8, (usize::MAX - 1, usize::MAX), none)?.is_empty());
+        // Clearing pages 2..6 leaves 1 and 7 soft-dirty, and a write after it is seen.
+        find_runs(a, 8, none, (p(2), p(6)))?;
+        assert_eq!(
+            &find_runs(a, 8, all, none)?[..],
+            &[(p(1), p(2)), (p(7), p(8))]
+        );
+        write_byte(p(3))?;
+        let runs = find_runs(a, 8, all, none)?;
+        assert_eq!(&runs[..], &[(p(1), p(2)), (p(3), p(4)), (p(7), p(8))]);
+        unmap(a, 8)
     }
 
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
