@@ -107,6 +107,9 @@ pub struct Reliability {
 pub struct Differential {
     pub calls: u64,
     pub oracle_calls: u64,
+    /// Oracle calls between rebuilds of its address space (each rebuild under the next
+    /// shmem_enabled mode).
+    pub oracle_per_build: u64,
     pub seed: u64,
 }
 
@@ -384,8 +387,8 @@ run_suite() {{
                 );
                 let _ = writeln!(
                     s,
-                    "run_suite {ORACLE_SUITE} {DIFF_IMPL} {ORACLE_TIMEOUT} /bin/pmscan-diff --clear-oracle --calls {} --seed {}",
-                    d.oracle_calls, d.seed
+                    "run_suite {ORACLE_SUITE} {DIFF_IMPL} {ORACLE_TIMEOUT} /bin/pmscan-diff --clear-oracle --calls {} --calls-per-build {} --seed {}",
+                    d.oracle_calls, d.oracle_per_build, d.seed
                 );
             }
             if let Some(r) = reliability {
@@ -488,6 +491,7 @@ mod tests {
             differential: Some(Differential {
                 calls: 7,
                 oracle_calls: 5,
+                oracle_per_build: 4000,
                 seed: 3,
             }),
             reliability: Some(Reliability {
@@ -515,7 +519,7 @@ mod tests {
             s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
         );
         assert!(s.contains(
-            "run_suite sd-oracle c-vs-rust 1800 /bin/pmscan-diff --clear-oracle --calls 5 --seed 3"
+            "run_suite sd-oracle c-vs-rust 1800 /bin/pmscan-diff --clear-oracle --calls 5 --calls-per-build 4000 --seed 3"
         ));
         for imp in ["c", "rust"] {
             for t in SELFTESTS

@@ -53,9 +53,11 @@ commands:
              --no-wall          the instruction-count boot only
              --from-results F   write them up from an earlier icount boot's results log (the
                                 wall section from the last wall boot's log, if any)
-  long       the long reliability run (issue 8): boots the debug kernel and runs the fuzzer
-             and the no-lost-write soak in chunks of their own seed; prints each chunk's
-             FUZZ/SOAK lines and their sums and writes docs/long-run.md
+  long       the long reliability run (issue 8): boots the vm kernel (or --variant debug)
+             and runs the fuzzer and the no-lost-write soak in chunks of their own seed;
+             prints each chunk's FUZZ/SOAK lines and their sums and writes
+             docs/long-run.md (vm) or
+             docs/long-run-debug.md
              --calls N          fuzzed calls in all (default 1000000)
              --writes N         checked writes in all (default 10000000)
              --chunks K         chunks (default 10), seeds --seed S (default 1) .. S+K-1
@@ -107,8 +109,6 @@ struct Opts {
     no_wall: bool,
     /// `bench --from-results`: a results log of an earlier benchmark boot to write up.
     from_results: Option<std::path::PathBuf>,
-    /// Whether `--variant` was given (`long` defaults to the debug kernel).
-    variant_set: bool,
     /// `long`: fuzzed calls, checked writes, chunks and first seed.
     long_calls: u64,
     long_writes: u64,
@@ -182,13 +182,13 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
         diff: Differential {
             calls: 100_000,
             oracle_calls: 100_000,
+            oracle_per_build: 4_000,
             seed: 1,
         },
         skip_series: false,
         no_debug: false,
         no_wall: false,
         from_results: None,
-        variant_set: false,
         long_calls: 1_000_000,
         long_writes: 10_000_000,
         chunks: 10,
@@ -202,7 +202,6 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
                     .next()
                     .ok_or_else(|| err!("--variant needs a name"))?
                     .clone();
-                o.variant_set = true;
             }
             "--calls" | "--writes" | "--chunks" | "--seed" => {
                 let v: u64 = it

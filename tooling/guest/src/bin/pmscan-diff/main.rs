@@ -11,9 +11,9 @@
 //! the whole arena, by one implementation for both twins). Twins whose states drift apart
 //! through the environment (not through a scan) are rebuilt and counted as resyncs.
 //!
-//! Usage: pmscan-diff [--calls N] [--seed S] [--clear-oracle]. Prints `@@COUNTS passed=<calls
-//! that agreed> failed=<calls that differed> skipped=0` for the test runner, and for every
-//! difference the seed and call number to replay it. With `--clear-oracle` it checks
+//! Usage: pmscan-diff [--calls N] [--calls-per-build N] [--seed S] [--clear-oracle]. Prints
+//! `@@COUNTS passed=<calls that agreed> failed=<calls that differed> skipped=0` for the test
+//! runner, and for every difference the seed and call number to replay it. With `--clear-oracle` it checks
 //! `PM_SCAN_CLEAR_SOFT_DIRTY` instead (see `oracle.rs`).
 //!
 //! Each rebuild of the twins sets shmem_enabled to the next of always, advise, never, so memfd,
@@ -33,7 +33,7 @@ const BASE: usize = 0x1000_0000_0000;
 const ARENA_END: usize = BASE + NSLOTS * HUGE;
 /// An address nothing maps in the tester.
 const UNMAPPED: usize = 0x2000_0000_0000;
-/// Calls between rebuilds of the twins.
+/// Calls between rebuilds of the twins (`--calls-per-build`).
 const CALLS_PER_BUILD: u64 = 4000;
 const VEC_REGIONS: usize = 1024;
 
@@ -880,6 +880,7 @@ fn ensure_hugepages(n: u64) {
 fn main() -> ExitCode {
     let mut calls: u64 = 100_000;
     let mut seed: u64 = 1;
+    let mut calls_per_build = CALLS_PER_BUILD;
     // Print each operation and case from this call on (to find what a hang was doing).
     let mut trace_from: u64 = u64::MAX;
     let mut clear_oracle = false;
@@ -892,11 +893,13 @@ fn main() -> ExitCode {
         let v = args.next().and_then(|v| v.parse().ok());
         match (a.as_str(), v) {
             ("--calls", Some(v)) => calls = v,
+            ("--calls-per-build", Some(v)) if v > 0 => calls_per_build = v,
             ("--seed", Some(v)) => seed = v,
             ("--trace-from", Some(v)) => trace_from = v,
             _ => {
                 eprintln!(
-                    "usage: pmscan-diff [--calls N] [--seed S] [--trace-from N] [--clear-oracle]"
+                    "usage: pmscan-diff [--calls N] [--calls-per-build N] [--seed S] [--trace-from N] \
+                     [--clear-oracle]"
                 );
                 return ExitCode::from(2);
             }
@@ -947,7 +950,7 @@ fn main() -> ExitCode {
     }
     let shmem_thp = sysfs_choice(SHMEM_ENABLED);
     if clear_oracle {
-        let ok = oracle::run(calls, seed, &sw);
+        let ok = oracle::run(calls, calls_per_build, seed, &sw);
         sw.select(impl_before.trim());
         resume_khugepaged(khugepaged);
         if let Some(v) = shmem_thp {
@@ -979,7 +982,7 @@ fn main() -> ExitCode {
         builds += 1;
         let (mut a, mut b) = build(&mut r);
         let mut need_check = true;
-        for _ in 0..CALLS_PER_BUILD {
+        for _ in 0..calls_per_build {
             if n >= calls {
                 break 'outer;
             }

@@ -290,7 +290,7 @@ impl Phases {
 }
 
 /// Runs `calls` oracle checks from `seed`; prints the outcome, returns whether all passed.
-pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
+pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool {
     let t0 = std::time::Instant::now();
     let mut r = Rng::new(seed ^ 0x5d_0c1e);
     let (mut passed, mut failed, mut n) = (0u64, 0u64, 0u64);
@@ -309,7 +309,7 @@ pub fn run(calls: u64, seed: u64, sw: &ImplSwitch) -> bool {
         // reused while no op changed the mappings.
         let mut last: Option<Vec<bool>> = None;
         let mut huge: Option<Vec<bool>> = None;
-        for _ in 0..CALLS_PER_BUILD {
+        for _ in 0..calls_per_build {
             if n >= calls {
                 break 'outer;
             }
