@@ -298,6 +298,8 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
     let (mut out_c, mut out_r) = (Out::new(), Out::new());
     let mut printed = 0;
     let mut builds = 0u64;
+    let mut disagreed = 0u64;
+    let mut first_disagreement: Option<String> = None;
     // Where the time goes, for the summary line: ops, case generation, the state before and
     // after, the hugetlb map, the matching pages, the C and Rust calls.
     let mut ph = Phases::default();
@@ -335,10 +337,17 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
                 None => {
                     let before = sd_state(&t, sw);
                     ph.lap(2, at);
-                    let Ok(before) = before else {
-                        // Disagreeing views are checked after each call; rebuild here.
-                        n -= 1;
-                        continue 'outer;
+                    let before = match before {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // Disagreeing views after an op (not after a call: that is checked
+                            // and fails): the environment changed the pages between the two
+                            // reads. Rebuild; counted and the first one shown in the summary.
+                            disagreed += 1;
+                            first_disagreement.get_or_insert(e);
+                            n -= 1;
+                            continue 'outer;
+                        }
                     };
                     before
                 }
@@ -513,10 +522,14 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
     println!(
         "sd-oracle: seed {seed}: {n} clearing calls checked, {passed} passed, {failed} failed; \
          {nonempty} cleared something ({cleared_pages} pages), {refused} refused with EINVAL, \
-         {errors} other errors; {:.1}s ({})",
+         {errors} other errors; {builds} builds, {disagreed} after views disagreed before a \
+         call; {:.1}s ({})",
         t0.elapsed().as_secs_f64(),
         ph.summary(["ops", "case", "state", "maps", "matching", "calls"])
     );
+    if let Some(e) = first_disagreement {
+        println!("sd-oracle: first disagreement before a call: {e}");
+    }
     println!("@@COUNTS passed={passed} failed={failed} skipped=0");
     failed == 0 && passed == calls
 }
