@@ -12,7 +12,9 @@ pub(crate) fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<Vec<
     // The builds check out each commit: nothing unsaved may be in the tree.
     materialize::guard_tree(&ctx.tree(), None)?;
     // A tree that built before with the same configuration and toolchain builds again: its
-    // success is recorded by content (the tree's hash and `build_key`), as ccache would.
+    // success is recorded by content (the hash of what the build reads, and `build_key`), as
+    // ccache would. The selftests (tools/testing/) are not part of the kernel build: a change
+    // there alone does not call for the builds again.
     let key = kbuild::build_key(ctx, &o.variant)?;
     let done = ctx.cache.join("per-patch-built");
     std::fs::create_dir_all(&done)?;
@@ -20,8 +22,11 @@ pub(crate) fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<Vec<
         let subject = m.patches.get(i).map_or("", |p| p.subject.as_str());
         let t =
             util::output(setup::git(&ctx.tree()).args(["rev-parse", &format!("{c}^{{tree}}")]))?;
-        let stamp = done.join(util::fnv64(&[key.as_bytes(), t.trim().as_bytes()]));
-        if stamp.exists() {
+        let built_tree = build_input_hash(ctx, c)?;
+        let stamp = done.join(util::fnv64(&[key.as_bytes(), built_tree.as_bytes()]));
+        // Recorded under the whole tree's hash before the selftests were left out.
+        let old_stamp = done.join(util::fnv64(&[key.as_bytes(), t.trim().as_bytes()]));
+        if stamp.exists() || old_stamp.exists() {
             ok.push(true);
             println!(
                 "PATCH {}/{n}: ok (this tree built before, same config and toolchain) {subject}",
@@ -44,6 +49,26 @@ pub(crate) fn per_patch_builds(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<Vec<
     }
     util::run(setup::git(&ctx.tree()).args(["checkout", "-q", "-f", materialize::BRANCH]))?;
     Ok(ok)
+}
+
+/// The hash of what a kernel build of commit `c` reads: its tree without tools/testing/ (the
+/// top-level entries but `tools`, and those of tools/ but `testing`, as `git ls-tree` lists
+/// them with their object ids).
+fn build_input_hash(ctx: &Ctx, c: &str) -> Result<String> {
+    let top = util::output(setup::git(&ctx.tree()).args(["ls-tree", c]))?;
+    let tools = util::output(setup::git(&ctx.tree()).args(["ls-tree", &format!("{c}:tools")]))?;
+    Ok(build_inputs(&top, &tools))
+}
+
+/// [`build_input_hash`] from the two listings.
+fn build_inputs(top: &str, tools: &str) -> String {
+    let name = |l: &str| l.split('\t').nth(1).unwrap_or("").to_string();
+    let kept: Vec<&str> = top
+        .lines()
+        .filter(|l| name(l) != "tools")
+        .chain(tools.lines().filter(|l| name(l) != "testing"))
+        .collect();
+    util::fnv64(&[kept.join("\n").as_bytes()])
 }
 
 /// Builds every patch of the series in turn; prints `builds <ok>/<n>`.
@@ -149,4 +174,21 @@ pub(crate) fn cmd_series(ctx: &Ctx, o: &Opts) -> Result<bool> {
         println!("  {p}");
     }
     Ok(s.counts.failed == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selftests_are_not_build_inputs() {
+        let top = "040000 tree aaaa\tmm\n040000 tree bbbb\ttools\n";
+        let tools = "040000 tree cccc\tobjtool\n040000 tree dddd\ttesting\n";
+        let h = build_inputs(top, tools);
+        // Another tools/testing: the same inputs.
+        assert_eq!(h, build_inputs(top, &tools.replace("dddd", "eeee")));
+        // Another objtool or mm: other inputs.
+        assert_ne!(h, build_inputs(top, &tools.replace("cccc", "ffff")));
+        assert_ne!(h, build_inputs(&top.replace("aaaa", "ffff"), tools));
+    }
 }
