@@ -17,6 +17,11 @@ pub const SUITE_END: &str = "@@SUITE-END";
 pub const COUNTS: &str = "@@COUNTS";
 /// Every suite ran; the guest powers off.
 pub const ALL_DONE: &str = "@@ALL-DONE";
+/// `cargo xtask profile`: the guest program reached a point the profile is taken between; it
+/// waits for a line on the profile's control port until the emulator has dumped its counts.
+pub const PROFILE_MARK: &str = "@@PROFILE-MARK";
+/// The control port the guest reads that line from (the third serial port).
+pub const PROFILE_PORT: &str = "/dev/ttyS2";
 
 /// The debugfs file that selects the implementation (`CONFIG_PROC_PAGEMAP_SCAN_SELECT`).
 pub const IMPL_SWITCH: &str = "/sys/kernel/debug/pagemap_scan/impl";

@@ -133,7 +133,13 @@ pub enum Mode {
         chunks: Vec<Reliability>,
         timeout: u32,
     },
+    /// `cargo xtask profile`: `pmscan-bench` once per argument list, each bracketing what it
+    /// measures with marks on the control port.
+    Profile { runs: Vec<String> },
 }
+
+/// The suite name of the runs of [`Mode::Profile`].
+pub const PROFILE_SUITE: &str = "profile";
 
 /// The label a chunk of the long run reports its suites under.
 pub fn long_label(seed: u64) -> String {
@@ -350,6 +356,15 @@ run_suite() {{
                 if *quick { " --quick" } else { "" },
                 if *icount { " --icount" } else { "" }
             );
+        }
+        Mode::Profile { runs } => {
+            for (i, args) in runs.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "run_suite {PROFILE_SUITE} run-{i} 3600 /bin/pmscan-bench --marks {} {args}",
+                    pmrs_protocol::PROFILE_PORT
+                );
+            }
         }
         Mode::Long { chunks, timeout } => {
             for r in chunks {

@@ -61,8 +61,16 @@ commands:
              --calls N          fuzzed calls in all (default 1000000)
              --writes N         checked writes in all (default 10000000)
              --chunks K         chunks (default 10), seeds --seed S (default 1) .. S+K-1
-             --variant NAME     the kernel (default: debug; only its run writes the file)
+             --variant NAME     the kernel (default: vm; `debug` writes the second file)
              --from-results F   write up an earlier boot's results log instead
+  profile    an instruction profile of the guest kernel by function (QEMU TCG plugin of
+             tooling/profiler, one vCPU): a scenario's scan by C, then by Rust, in one boot, or
+             one dirty-tracking method; prints the table, writes it to the logs
+             --scenario NAME    dense, sparse, many-vmas or uffd-wp@10 (CRIU's and Wine's
+                                masks; 64 MiB unless --full)
+             --method NAME --pct P  a dirty-tracking method of pmscan-bench (sd-clear,
+                                uffd-wp-c, ...) at 0.1, 1, 10 or 100% written
+             --full             1 GiB sizes      --top N  rows (default 40)
   matrix     build the series in the configurations of tooling/configs/matrix.toml (x86_64
              with one option off at a time, arm64, riscv64), boot those with suites under
              QEMU TCG, write docs/matrix.md; `cargo xtask matrix --help` for its options
@@ -114,6 +122,12 @@ struct Opts {
     long_writes: u64,
     chunks: u64,
     seed: u64,
+    /// `profile`: the scenario, or the dirty-tracking method and written percentage; full
+    /// sizes; rows shown.
+    profile_scenario: Option<String>,
+    profile_method: Option<(String, String)>,
+    profile_full: bool,
+    profile_top: usize,
 }
 
 /// The options of the commands that build a kernel (all but setup, materialize and export).
@@ -148,6 +162,7 @@ fn command_options(cmd: &str) -> (bool, &'static [&'static str]) {
             ],
         ),
         "series" => (true, &["--test-identity"]),
+        "profile" => (true, &["--scenario", "--method", "--pct", "--full", "--top"]),
         "configure" | "build" | "check-series" => (true, &[]),
         _ => (false, &[]),
     }
@@ -193,7 +208,12 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
         long_writes: 10_000_000,
         chunks: 10,
         seed: 1,
+        profile_scenario: None,
+        profile_method: None,
+        profile_full: false,
+        profile_top: 40,
     };
+    let mut pct: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -250,8 +270,28 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
                     _ => o.diff.seed = v,
                 }
             }
+            "--scenario" | "--method" | "--pct" => {
+                let v = it.next().ok_or_else(|| err!("{a} needs a value"))?.clone();
+                match a.as_str() {
+                    "--scenario" => o.profile_scenario = Some(v),
+                    "--method" => o.profile_method = Some((v, String::new())),
+                    _ => pct = Some(v),
+                }
+            }
+            "--full" => o.profile_full = true,
+            "--top" => {
+                o.profile_top = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| err!("--top needs a number"))?;
+            }
             _ => bail!("unknown option `{a}`\n\n{USAGE}"),
         }
+    }
+    match (&mut o.profile_method, pct) {
+        (Some(m), Some(p)) => m.1 = p,
+        (None, None) => {}
+        _ => bail!("--method and --pct go together"),
     }
     Ok(o)
 }
@@ -327,6 +367,7 @@ fn main() -> ExitCode {
         "test" => cmd_test(&ctx, &o),
         "bench" => cmd_bench(&ctx, &o),
         "long" => cmd_long(&ctx, &o),
+        "profile" => cmd_profile(&ctx, &o),
         "setup" => {
             let m = Manifest::load(&ctx.repo)?;
             setup::setup(&ctx, &m).map(|()| true)

@@ -57,6 +57,11 @@ pub struct Boot<'a> {
     /// `-icount shift=0`: the guest clock advances 1 ns per guest instruction, so guest times
     /// count instructions (deterministic on a noisy host). Needs `smp` 1 (no MTTCG).
     pub icount: bool,
+    /// More emulator arguments (`cargo xtask profile`: its plugin and control port).
+    pub extra_args: Vec<String>,
+    /// Called with each complete line of the results channel as it arrives, and the emulator's
+    /// process id.
+    pub watch: Option<&'a dyn Fn(&str, u32)>,
 }
 
 impl<'a> Boot<'a> {
@@ -81,6 +86,8 @@ impl<'a> Boot<'a> {
             logdir,
             echo_results: false,
             icount: false,
+            extra_args: Vec::new(),
+            watch: None,
         }
     }
 }
@@ -166,8 +173,10 @@ pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
     } else {
         c.arg("-serial").arg(&results_file);
     }
+    c.args(&b.extra_args);
     let start = Instant::now();
     let mut child = c.spawn().context(|| format!("starting {qemu}"))?;
+    let mut watch_buf = String::new();
     let mut results = String::new();
     let mut pos = 0u64;
     let mut line_buf = String::new();
@@ -181,6 +190,13 @@ pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
             while let Some(i) = line_buf.find('\n') {
                 let line: String = line_buf.drain(..=i).collect();
                 println!("  guest| {}", line.trim_end_matches(['\r', '\n']));
+            }
+        }
+        if let Some(w) = b.watch.filter(|_| results.len() > before) {
+            watch_buf.push_str(&results[before..]);
+            while let Some(i) = watch_buf.find('\n') {
+                let line: String = watch_buf.drain(..=i).collect();
+                w(line.trim_end_matches(['\r', '\n']), child.id());
             }
         }
         if let Some(st) = child.try_wait()? {

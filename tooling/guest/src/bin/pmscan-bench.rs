@@ -11,9 +11,12 @@
 //! summary lines are then `BENCH-ICOUNT ...` and every "ms" is a million instructions.
 //! `--profile METHOD PCT` runs only the dirty-tracking rounds of one method (a name of the
 //! `@@DT` lines) at one written percentage, for an instruction profile of the guest kernel
-//! taken by the emulator.
+//! taken by the emulator; `--profile-scenario NAME c|rust` one scenario's scan by one
+//! implementation, for the same; with `--marks DEV` each of them brackets what it measures with
+//! `@@PROFILE-MARK` lines and waits for the host (`cargo xtask profile`) on `DEV`.
 
 use pmrs_guest::*;
+use pmrs_protocol::PROFILE_MARK;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
@@ -592,8 +595,27 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
     Ok(())
 }
 
+/// With `--marks DEV` (`cargo xtask profile`): prints `@@PROFILE-MARK` and waits for a line on
+/// `DEV`, which the host writes once the emulator has dumped its block counts.
+fn mark(dev: Option<&str>) -> Res<()> {
+    let Some(dev) = dev else {
+        return Ok(());
+    };
+    println!("{PROFILE_MARK}");
+    let f = std::fs::File::open(dev).map_err(|e| format!("{dev}: {e}"))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut line)
+        .map_err(|e| format!("{dev}: {e}"))?;
+    Ok(())
+}
+
 /// `--profile METHOD PCT`: the dirty-tracking rounds of one method at one written percentage.
-fn profile(b: &mut Bench, method: Option<&String>, pct: Option<&String>) -> ExitCode {
+fn profile(
+    b: &mut Bench,
+    method: Option<&String>,
+    pct: Option<&String>,
+    marks: Option<&str>,
+) -> ExitCode {
     let methods = [
         Method::SdClear,
         Method::PagemapClearRefs,
@@ -616,13 +638,95 @@ fn profile(b: &mut Bench, method: Option<&String>, pct: Option<&String>) -> Exit
         return ExitCode::from(2);
     };
     let rounds = if b.quick { 3 } else { 7 };
-    match track(b, m, stride, rounds) {
+    let r = mark(marks).and_then(|()| track(b, m, stride, rounds));
+    match r.and_then(|t| mark(marks).map(|()| t)) {
         Ok((collect, write, found)) => {
             println!(
                 "@@DT method={} stride={stride} collect_med={collect:.4} write_med={write:.4} \
                  found={found}",
                 m.name()
             );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("pmscan-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--profile-scenario NAME c|rust`: one scenario's scan (dense, sparse or many-vmas, CRIU's
+/// masks; uffd-wp@10, Wine's get+WP after writing every tenth page) by one implementation,
+/// `reps` times, for an instruction profile of the guest kernel beside the other one's.
+fn profile_scenario(
+    b: &mut Bench,
+    name: Option<&String>,
+    imp: Option<&String>,
+    marks: Option<&str>,
+) -> ExitCode {
+    let imp = match imp.map(String::as_str) {
+        Some("c") => Impl::C,
+        Some("rust") => Impl::Rust,
+        _ => {
+            println!("usage: pmscan-bench [--quick] --profile-scenario NAME c|rust");
+            return ExitCode::from(2);
+        }
+    };
+    let r = (|| -> Res<usize> {
+        let m = match name.map(String::as_str) {
+            Some("many-vmas") => {
+                let n = if b.quick { 2000 } else { 10000 };
+                let m = new_map(n * PAGE, 0)?;
+                m.madvise(libc::MADV_NOHUGEPAGE)?;
+                m.populate()?;
+                for i in (1..n).step_by(2) {
+                    // SAFETY: a page of our own mapping.
+                    unsafe { libc::mprotect((m.addr + i * PAGE) as *mut _, PAGE, libc::PROT_READ) };
+                }
+                m
+            }
+            Some("uffd-wp@10") => {
+                let m = new_map(b.big / 4, 0)?;
+                m.madvise(libc::MADV_NOHUGEPAGE)?;
+                let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC).map_err(|e| format!("uffd: {e}"))?;
+                uffd_register_wp(uffd, m.addr, m.len).map_err(|e| format!("register: {e}"))?;
+                m.populate()?;
+                let wp = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+                let written = (0, PAGE_IS_WRITTEN, 0, PAGE_IS_WRITTEN);
+                switch(imp)?;
+                mark(marks)?;
+                let mut n = 0;
+                for _ in 0..b.reps {
+                    m.write_every(10, 0);
+                    n += scan_range(b.fd, m.addr as u64, m.end(), wp, written, &mut b.vec[..256])?;
+                }
+                mark(marks)?;
+                return Ok(n);
+            }
+            Some(s @ ("dense" | "sparse")) => {
+                let m = new_map(b.big, 0)?;
+                m.madvise(libc::MADV_NOHUGEPAGE)?;
+                if s == "dense" {
+                    m.populate()?;
+                } else {
+                    m.write_every(100, 0);
+                }
+                m
+            }
+            _ => return Err("scenarios: dense, sparse, many-vmas, uffd-wp@10".into()),
+        };
+        switch(imp)?;
+        mark(marks)?;
+        let mut n = 0;
+        for _ in 0..b.reps {
+            n += b.criu_scan(&m)?;
+        }
+        mark(marks)?;
+        Ok(n)
+    })();
+    match r {
+        Ok(n) => {
+            println!("@@PROFILE-SCENARIO regions={n}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -651,8 +755,16 @@ fn main() -> ExitCode {
         tap: 0,
         failed: 0,
     };
+    let marks = args
+        .iter()
+        .position(|a| a == "--marks")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    if let Some(i) = args.iter().position(|a| a == "--profile-scenario") {
+        return profile_scenario(&mut b, args.get(i + 1), args.get(i + 2), marks);
+    }
     if let Some(i) = args.iter().position(|a| a == "--profile") {
-        return profile(&mut b, args.get(i + 1), args.get(i + 2));
+        return profile(&mut b, args.get(i + 1), args.get(i + 2), marks);
     }
     println!("TAP version 13");
     println!("1..9");

@@ -3,12 +3,14 @@
 
 pub(crate) mod bench;
 pub(crate) mod long;
+pub(crate) mod profile;
 pub(crate) mod run;
 pub(crate) mod series;
 pub(crate) mod test;
 
 pub(crate) use bench::*;
 pub(crate) use long::*;
+pub(crate) use profile::*;
 pub(crate) use run::*;
 pub(crate) use series::*;
 pub(crate) use test::*;
