@@ -130,14 +130,6 @@ pub(crate) fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<repor
 pub(crate) const DEBUG: &str = "debug";
 pub(crate) const DEBUG_DIFF_CALLS: u64 = 4_000;
 pub(crate) const DEBUG_ORACLE_CALLS: u64 = 20_000;
-/// Oracle calls per build of its address space on the debug kernel, as on the vm kernel. 10000
-/// was tried and changed nothing (the same counts, 677 s against 654 s): the oracle rebuilds
-/// far more often than that, about every 50 calls, when pagemap bit 55 and PAGEMAP_SCAN
-/// disagree before a call (a hugetlb page after a `clear_refs` op: pagemap reads soft-dirty for
-/// hugetlb from the VMA flag only, PAGEMAP_SCAN from the entry), and those rebuilds are most of
-/// the time outside its timed phases.
-pub(crate) const DEBUG_ORACLE_PER_BUILD: u64 = 4_000;
-
 /// CI-sized reliability runs (issue 8): fuzzed calls and checked writes, on the vm kernel and
 /// on the debug kernel (there with slab and page-allocation fault injection).
 pub(crate) const FUZZ_CALLS: u64 = 50_000;
@@ -380,7 +372,7 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             let diff = Differential {
                 calls: DEBUG_DIFF_CALLS.min(o.diff.calls),
                 oracle_calls: DEBUG_ORACLE_CALLS.min(o.diff.oracle_calls),
-                oracle_per_build: DEBUG_ORACLE_PER_BUILD,
+                oracle_per_build: o.diff.oracle_per_build,
                 seed: o.diff.seed,
             };
             Some(guest_plan(
