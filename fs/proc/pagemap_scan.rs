@@ -220,6 +220,9 @@ struct Scan<M> {
     masks_of_interest: u64,
     /// Categories of the VMA being walked.
     cur_vma_category: u64,
+    /// The WRITTEN/ACCESSED categories an entry without uffd-wp state has in the VMA being
+    /// walked ([`Scan::unprotected`]), looked up once per VMA rather than per entry.
+    cur_vma_unprotected: u64,
     /// The bounce buffer: the regions found since the last copy-out, the last one being
     /// extended; empty when the call has no output vector. Room for `buf_len` regions is
     /// allocated up front; only what is used is written.
@@ -266,6 +269,7 @@ impl<M: ScanMode> Scan<M> {
         Ok(Self {
             masks_of_interest: arg.category_mask | arg.category_anyof_mask | arg.return_mask,
             cur_vma_category: 0,
+            cur_vma_unprotected: 0,
             vec_out: arg.vec,
             arg,
             buf,
@@ -470,10 +474,11 @@ impl<M: ScanMode> Scan<M> {
         }
     }
 
-    /// Categories of the PTE `pte` of `vma` (`pagemap_page_category()`); `file` says whether
-    /// it maps a file page, asked only when a mask names `PAGE_IS_FILE`.
+    /// Categories of the PTE `pte` of the slot `e` (`pagemap_page_category()`); whether it maps
+    /// a file page is asked only when a mask names `PAGE_IS_FILE`.
     #[inline(always)]
-    fn page_category(&self, vma: &VmaRef, pte: Pte, file: impl FnOnce() -> bool) -> u64 {
+    fn page_category(&self, e: &PteSlot<'_, '_, M>, pte: Pte) -> u64 {
+        let vma = e.vma();
         if pte.is_none() {
             return Self::empty_category(vma);
         }
@@ -482,9 +487,9 @@ impl<M: ScanMode> Scan<M> {
         if pte.is_present() {
             c = PRESENT;
             if !pte.is_uffd() {
-                c |= Self::unprotected(vma);
+                c |= self.cur_vma_unprotected;
             }
-            if want_file && file() {
+            if want_file && e.maps_file_page() {
                 c |= FILE;
             }
             if pte.is_zero_pfn() {
@@ -493,11 +498,11 @@ impl<M: ScanMode> Scan<M> {
         } else {
             c = SWAPPED;
             if !pte.is_swp_uffd_any() {
-                c |= Self::unprotected(vma);
+                c |= self.cur_vma_unprotected;
             }
             if pte.is_guard_marker() {
                 c |= GUARD;
-            } else if want_file && file() {
+            } else if want_file && e.maps_file_page() {
                 c |= FILE;
             }
         }
@@ -643,8 +648,7 @@ impl<M: ScanMode> Scan<M> {
         pte: Pte,
         ret: &mut Result,
     ) -> ControlFlow<()> {
-        let categories =
-            self.cur_vma_category | self.page_category(e.vma(), pte, || e.maps_file_page());
+        let categories = self.cur_vma_category | self.page_category(e, pte);
         if !self.is_interesting_page(categories) {
             return ControlFlow::Continue(());
         }
@@ -749,13 +753,25 @@ impl<M: ScanMode> Scan<M> {
             && self.cur_vma_category & SOFT_DIRTY == 0;
         let empty_may_match =
             self.is_interesting_page(self.cur_vma_category | Self::empty_category(vma));
-        let entry = |e: &mut PteSlot<'_, '_, M>, pte: Pte| self.pte_entry(e, pte, &mut ret);
+        // A closure of its own per loop: called from one place, it is inlined into it.
         if need_soft_dirty {
-            t.for_each_entry(start, end, Pte::is_soft_dirty, entry);
+            t.for_each_entry(start, end, Pte::is_soft_dirty, |e, pte| {
+                self.pte_entry(e, pte, &mut ret)
+            });
         } else if !empty_may_match {
-            t.for_each_entry(start, end, |pte| !pte.is_none(), entry);
+            t.for_each_entry(
+                start,
+                end,
+                |pte| !pte.is_none(),
+                |e, pte| self.pte_entry(e, pte, &mut ret),
+            );
         } else {
-            t.for_each_entry(start, end, |_| true, entry);
+            t.for_each_entry(
+                start,
+                end,
+                |_| true,
+                |e, pte| self.pte_entry(e, pte, &mut ret),
+            );
         }
         ret
     }
@@ -796,6 +812,7 @@ impl<M: ScanMode> PageWalk for Scan<M> {
             return Ok(VmaFilter::Skip);
         }
         self.cur_vma_category = categories;
+        self.cur_vma_unprotected = Self::unprotected(vma);
         // Hugetlb page tables are not soft-dirty tracked: their pages are reported, never
         // cleared, and their VMA keeps its flag.
         self.cur_vma_softdirty =

@@ -849,7 +849,7 @@ impl<M> PteSlot<'_, '_, M> {
     }
 
     /// [`PteTable::maps_file_page`] for this entry.
-    #[inline]
+    #[inline(always)]
     pub fn maps_file_page(&self) -> bool {
         // SAFETY: By the type invariants `ptep` is a valid entry of the locked table.
         let pte = Pte::from_raw(unsafe { bindings::ptep_get(self.ptep) });
