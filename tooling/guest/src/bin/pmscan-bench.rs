@@ -151,6 +151,31 @@ fn scan_range(
     Ok(n)
 }
 
+/// Wine's memory for the uffd-wp scenarios: `len` bytes, small pages, registered for
+/// asynchronous uffd-wp and populated; returns it and the userfaultfd.
+fn uffd_wp_map(len: usize) -> Res<(Map, i32)> {
+    let m = new_map(len, 0)?;
+    m.madvise(libc::MADV_NOHUGEPAGE)?;
+    let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC).map_err(|e| format!("userfaultfd: {e}"))?;
+    uffd_register_wp(uffd, m.addr, m.len).map_err(|e| format!("UFFDIO_REGISTER: {e}"))?;
+    m.populate()?;
+    Ok((m, uffd))
+}
+
+/// `n` populated pages, every other one read-only: `n` VMAs.
+fn many_vmas_map(n: usize) -> Res<Map> {
+    let m = new_map(n * PAGE, 0)?;
+    m.madvise(libc::MADV_NOHUGEPAGE)?;
+    m.populate()?;
+    for i in (1..n).step_by(2) {
+        // SAFETY: a page of our own mapping.
+        if unsafe { libc::mprotect((m.addr + i * PAGE) as *mut _, PAGE, libc::PROT_READ) } != 0 {
+            return Err(os("mprotect"));
+        }
+    }
+    Ok(m)
+}
+
 struct Bench {
     fd: i32,
     reps: usize,
@@ -291,11 +316,7 @@ impl Bench {
 
     /// Wine's GetWriteWatch loop: written pages reported and write-protected again.
     fn uffd_wp(&mut self) -> Res<()> {
-        let m = new_map(self.big / 4, 0)?;
-        m.madvise(libc::MADV_NOHUGEPAGE)?;
-        let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC).map_err(|e| format!("userfaultfd: {e}"))?;
-        uffd_register_wp(uffd, m.addr, m.len).map_err(|e| format!("UFFDIO_REGISTER: {e}"))?;
-        m.populate()?;
+        let (m, uffd) = uffd_wp_map(self.big / 4)?;
         let wp = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
         let written = (0, PAGE_IS_WRITTEN, 0, PAGE_IS_WRITTEN);
         let mut none: [PageRegion; 0] = [];
@@ -320,17 +341,7 @@ impl Bench {
     }
 
     fn many_vmas(&mut self) -> Res<()> {
-        let n = if self.quick { 2000 } else { 10000 };
-        let m = new_map(n * PAGE, 0)?;
-        m.madvise(libc::MADV_NOHUGEPAGE)?;
-        m.populate()?;
-        for i in (1..n).step_by(2) {
-            // SAFETY: a page of our own mapping.
-            if unsafe { libc::mprotect((m.addr + i * PAGE) as *mut _, PAGE, libc::PROT_READ) } != 0
-            {
-                return Err(os("mprotect"));
-            }
-        }
+        let m = many_vmas_map(if self.quick { 2000 } else { 10000 })?;
         self.pair("many-vmas", m.pages(), &mut || Ok(()), &mut |b| {
             b.criu_scan(&m)
         })
@@ -674,23 +685,9 @@ fn profile_scenario(
     };
     let r = (|| -> Res<usize> {
         let m = match name.map(String::as_str) {
-            Some("many-vmas") => {
-                let n = if b.quick { 2000 } else { 10000 };
-                let m = new_map(n * PAGE, 0)?;
-                m.madvise(libc::MADV_NOHUGEPAGE)?;
-                m.populate()?;
-                for i in (1..n).step_by(2) {
-                    // SAFETY: a page of our own mapping.
-                    unsafe { libc::mprotect((m.addr + i * PAGE) as *mut _, PAGE, libc::PROT_READ) };
-                }
-                m
-            }
+            Some("many-vmas") => many_vmas_map(if b.quick { 2000 } else { 10000 })?,
             Some("uffd-wp@10") => {
-                let m = new_map(b.big / 4, 0)?;
-                m.madvise(libc::MADV_NOHUGEPAGE)?;
-                let uffd = uffd_open(UFFD_FEATURES_WP_ASYNC).map_err(|e| format!("uffd: {e}"))?;
-                uffd_register_wp(uffd, m.addr, m.len).map_err(|e| format!("register: {e}"))?;
-                m.populate()?;
+                let (m, _uffd) = uffd_wp_map(b.big / 4)?;
                 let wp = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
                 let written = (0, PAGE_IS_WRITTEN, 0, PAGE_IS_WRITTEN);
                 switch(imp)?;

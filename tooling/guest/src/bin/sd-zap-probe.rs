@@ -40,8 +40,11 @@ fn pmd_mapped() -> String {
     )
 }
 
-fn run(name: &str, fd: i32, zap: Zap) {
-    let len = 2 * HUGE;
+/// Maps `len` bytes of `fd` shared at a huge page boundary, with MADV_HUGEPAGE, and writes every
+/// page; returns the address.
+fn map_written(fd: i32, len: usize) -> usize {
+    // SAFETY: sizing the probe's own file, then a fresh reservation with the file mapped over
+    // its aligned part, written only inside it.
     unsafe {
         libc::ftruncate(fd, (len + HUGE) as i64);
         let raw = libc::mmap(
@@ -66,6 +69,14 @@ fn run(name: &str, fd: i32, zap: Zap) {
         for i in 0..len / PAGE {
             *((addr + i * PAGE) as *mut u8) = 1;
         }
+        addr
+    }
+}
+
+fn run(name: &str, fd: i32, zap: Zap) {
+    let len = 2 * HUGE;
+    let addr = map_written(fd, len);
+    unsafe {
         let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
         let pmd: Vec<&str> = rollup.lines().filter(|l| l.contains("PmdMapped")).collect();
         std::fs::write("/proc/self/clear_refs", "4").unwrap();
@@ -123,30 +134,8 @@ fn run(name: &str, fd: i32, zap: Zap) {
 /// leaves the range unmapped).
 fn collapse(name: &str, fd: i32) {
     let len = 2 * HUGE;
+    let addr = map_written(fd, len);
     unsafe {
-        libc::ftruncate(fd, (len + HUGE) as i64);
-        let raw = libc::mmap(
-            std::ptr::null_mut(),
-            len + HUGE,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        let addr = (raw as usize + HUGE - 1) & !(HUGE - 1);
-        let p = libc::mmap(
-            addr as *mut _,
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_FIXED,
-            fd,
-            0,
-        );
-        assert!(p != libc::MAP_FAILED);
-        libc::madvise(addr as *mut _, len, libc::MADV_HUGEPAGE);
-        for i in 0..len / PAGE {
-            *((addr + i * PAGE) as *mut u8) = 1;
-        }
         let pm = std::fs::File::open("/proc/self/pagemap").unwrap();
         let sd = |i: usize| pagemap_entries(&pm, addr + i * PAGE, 1).unwrap()[0] >> 55 & 1;
         let pr = |i: usize| pagemap_entries(&pm, addr + i * PAGE, 1).unwrap()[0] >> 63 & 1;
