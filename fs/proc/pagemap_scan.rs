@@ -364,7 +364,8 @@ impl<M: ScanMode> Scan<M> {
     /// not fit in `vma_runs`.
     #[inline(always)]
     fn report(&mut self, categories: u64, addr: usize, end: &mut usize) -> Result {
-        if !self.cur_vma_softdirty {
+        // Only a walk that clears has `cur_vma_softdirty` set: the others need not look.
+        if !M::CLEARS || !self.cur_vma_softdirty {
             return self.output(categories, addr, end);
         }
         let extends = self.vma_runs.last().is_some_and(|r| r.1 == addr);
@@ -667,7 +668,8 @@ impl<M: ScanMode> Scan<M> {
         ret: &mut Result,
     ) -> ControlFlow<()> {
         let addr = e.addr();
-        let mut next = addr + PAGE_SIZE;
+        // A page of the PTE table's range, below its end: no wrap.
+        let mut next = addr.wrapping_add(PAGE_SIZE);
         *ret = self.report(categories, addr, &mut next);
         if next == addr {
             return ControlFlow::Break(());
@@ -684,7 +686,14 @@ impl<M: ScanMode> Scan<M> {
     fn pte_range(&mut self, t: &mut PteTable<'_, M>, start: usize, end: usize) -> Result {
         let vma = t.vma();
         let wp = self.arg.wp();
-        let marked = |pte: Pte| (pte.is_present() && pte.is_uffd()) || pte.is_swp_uffd_any();
+        // A present entry has the uffd-wp bit, a software entry the swap uffd-wp bit or a marker.
+        let marked = |pte: Pte| {
+            if pte.is_present() {
+                pte.is_uffd()
+            } else {
+                pte.is_swp_uffd_any()
+            }
+        };
 
         if wp && !self.has_output() {
             // Write-protect everything not yet protected, whatever the masks say.
@@ -955,6 +964,7 @@ impl ScanMode for UffdWp {
         Ok(guard.walk_page_range_uffd_wp(start, end, p).map(|_| ()))
     }
 
+    #[inline(always)]
     fn wp_slot(e: &mut PteSlot<'_, '_, Self>) {
         e.make_uffd_wp();
     }
@@ -1011,10 +1021,12 @@ impl ScanMode for ClearSoftDirty {
         t.clear_soft_dirty(addr);
     }
 
+    #[inline(always)]
     fn clear_slot(e: &mut PteSlot<'_, '_, Self>) {
         e.clear_soft_dirty();
     }
 
+    #[inline(always)]
     fn clear_range(t: &mut PteTable<'_, Self>, start: usize, end: usize) {
         t.clear_soft_dirty_range(start, end);
     }

@@ -646,10 +646,11 @@ impl<'a, M> PteTable<'a, M> {
         if start >= end {
             return None;
         }
+        // `start` was raised to at least `self.start` and is below `end`: no wrap.
         Some((
             start,
-            (start - self.start) / PAGE_SIZE,
-            (end - start).div_ceil(PAGE_SIZE),
+            start.wrapping_sub(self.start) / PAGE_SIZE,
+            end.wrapping_sub(start).div_ceil(PAGE_SIZE),
         ))
     }
 
@@ -777,6 +778,7 @@ impl PteTable<'_, ClearSoftDirty> {
     /// [`PteTable::clear_soft_dirty`] does; they are flushed from the TLB before the table is
     /// unlocked. What does not depend on the entry (soft-dirty tracking in the page tables, whether
     /// the VMA may have DMA-pinned COW pages) is looked at once for the range.
+    #[inline]
     pub fn clear_soft_dirty_range(&mut self, start: usize, end: usize) {
         if !pgtable::soft_dirty_supported() {
             return;
@@ -864,7 +866,9 @@ impl PteSlot<'_, '_, ClearSoftDirty> {
     pub fn clear_soft_dirty(&mut self) -> bool {
         // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
         let was = unsafe { pte_clear_soft_dirty(self.vma, self.addr, self.ptep) };
-        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
+        // A page of the table's range, below its end: no wrap.
+        let end = self.addr.wrapping_add(PAGE_SIZE);
+        note_change(&mut *self.flush, self.addr, end);
         was
     }
 }
@@ -878,7 +882,9 @@ impl PteSlot<'_, '_, UffdWp> {
         }
         // SAFETY: By the type invariants `ptep` is the entry of `addr` in the locked table.
         unsafe { pte_make_uffd_wp(self.vma, self.addr, self.ptep) };
-        note_change(&mut *self.flush, self.addr, self.addr + PAGE_SIZE);
+        // A page of the table's range, below its end: no wrap.
+        let end = self.addr.wrapping_add(PAGE_SIZE);
+        note_change(&mut *self.flush, self.addr, end);
     }
 }
 
