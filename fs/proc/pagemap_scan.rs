@@ -304,7 +304,6 @@ impl<M: ScanMode> Scan<M> {
     /// is full.
     #[inline(always)]
     fn push_range(&mut self, categories: u64, addr: usize, end: usize) -> bool {
-        let full = self.buf.len() >= self.buf_len;
         let Some(cur) = self.buf.last_mut() else {
             return false;
         };
@@ -322,7 +321,7 @@ impl<M: ScanMode> Scan<M> {
             return true;
         }
         // Room for `buf_len` regions was allocated.
-        !full
+        self.buf.len() < self.buf_len
             && self
                 .buf
                 .push_within_capacity([addr as u64, end as u64, categories])
@@ -336,26 +335,37 @@ impl<M: ScanMode> Scan<M> {
         if !self.has_output() {
             return Ok(());
         }
-        let categories = categories & self.arg.return_mask;
-        let mut n_pages = (end.wrapping_sub(addr) / PAGE_SIZE) as u64;
-        let mut ret = Ok(());
+        let n_pages = (end.wrapping_sub(addr) / PAGE_SIZE) as u64;
         let (total, overflow) = self.found_pages.overflowing_add(n_pages);
         if overflow || total > self.arg.max_pages {
-            let too_much = total.wrapping_sub(self.arg.max_pages);
-            *end = end.wrapping_sub((too_much as usize).wrapping_mul(PAGE_SIZE));
-            n_pages = n_pages.wrapping_sub(too_much);
-            ret = Err(ENOSPC);
+            return self.output_past_max(categories, addr, end);
         }
-        if !self.push_range(categories, addr, *end) {
+        if !self.push_range(categories & self.arg.return_mask, addr, *end) {
+            *end = addr;
+            self.arg.walk_end = addr;
+            return Err(ENOSPC);
+        }
+        self.found_pages = total;
+        Ok(())
+    }
+
+    /// [`Scan::output`] of a range that goes past `max_pages`: what fits is reported, `*end`
+    /// is cut there and the walk stops. Out of the common path, which it would only slow.
+    #[cold]
+    #[inline(never)]
+    fn output_past_max(&mut self, categories: u64, addr: usize, end: &mut usize) -> Result {
+        let mut n_pages = (end.wrapping_sub(addr) / PAGE_SIZE) as u64;
+        let total = self.found_pages.wrapping_add(n_pages);
+        let too_much = total.wrapping_sub(self.arg.max_pages);
+        *end = end.wrapping_sub((too_much as usize).wrapping_mul(PAGE_SIZE));
+        n_pages = n_pages.wrapping_sub(too_much);
+        if !self.push_range(categories & self.arg.return_mask, addr, *end) {
             *end = addr;
             n_pages = 0;
-            ret = Err(ENOSPC);
         }
         self.found_pages = self.found_pages.wrapping_add(n_pages);
-        if ret.is_err() {
-            self.arg.walk_end = *end;
-        }
-        ret
+        self.arg.walk_end = *end;
+        Err(ENOSPC)
     }
 
     /// Reports `addr..*end` as [`Scan::output`] does and, when clearing in a `VM_SOFTDIRTY`
