@@ -120,6 +120,18 @@ pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
         bail!("{qemu} is missing: run `cargo xtask setup`");
     }
     std::fs::create_dir_all(b.logdir)?;
+    // Two boots writing the same logs would interleave their results (each emulator writes at
+    // its own offset): the second is refused while the first runs. The lock goes with the
+    // process.
+    let lock = std::fs::File::create(b.logdir.join(".boot.lock"))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} is in use by another boot (a `cargo xtask` command still running?)",
+            b.logdir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
     let console_path = b.logdir.join("console.log");
     let results_path = b.logdir.join("results.log");
     let _ = std::fs::remove_file(&console_path);

@@ -450,7 +450,15 @@ fn clear_refs() -> Res<()> {
 /// One dirty-tracking method on a fully populated region: `rounds` times, write `stride`-spread
 /// pages (timed separately), then collect and re-arm (timed). Returns (collect, write) medians
 /// in ms and the pages found in the last round.
-fn track(b: &mut Bench, method: Method, stride: usize, rounds: usize) -> Res<(f64, f64, usize)> {
+/// `marks` (`cargo xtask profile`): marks after the first collect, which arms the tracking over
+/// a freshly populated mapping, and after the rounds; the profile is of the rounds alone.
+fn track(
+    b: &mut Bench,
+    method: Method,
+    stride: usize,
+    rounds: usize,
+    marks: Option<&str>,
+) -> Res<(f64, f64, usize)> {
     let m = new_map(b.big, 0)?;
     m.madvise(libc::MADV_NOHUGEPAGE)?;
     let mut uffd = -1;
@@ -530,6 +538,7 @@ fn track(b: &mut Bench, method: Method, stride: usize, rounds: usize) -> Res<(f6
     }
     // Arm once.
     collect(b)?;
+    mark(marks)?;
     let (mut tc, mut tw) = (Vec::new(), Vec::new());
     let mut found = 0;
     for _ in 0..rounds {
@@ -540,6 +549,7 @@ fn track(b: &mut Bench, method: Method, stride: usize, rounds: usize) -> Res<(f6
         found = collect(b)?;
         tc.push(ms(t0));
     }
+    mark(marks)?;
     if uffd >= 0 {
         // SAFETY: closing our descriptor.
         unsafe { libc::close(uffd) };
@@ -568,7 +578,7 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
         let mut sd_uffd = [0.0f64; 2];
         let expect = (b.big / PAGE).div_ceil(stride);
         for method in methods {
-            let (collect, write, found) = track(b, method, stride, rounds)?;
+            let (collect, write, found) = track(b, method, stride, rounds, None)?;
             // Regions for the scans, pages for the others: with a stride > 1 they are equal.
             if stride > 1 && found != expect {
                 return Err(format!(
@@ -620,7 +630,8 @@ fn mark(dev: Option<&str>) -> Res<()> {
     Ok(())
 }
 
-/// `--profile METHOD PCT`: the dirty-tracking rounds of one method at one written percentage.
+/// `--profile METHOD PCT`: the dirty-tracking rounds of one method at one written percentage
+/// (the writes and the collects; not the setup nor the first collect).
 fn profile(
     b: &mut Bench,
     method: Option<&String>,
@@ -649,8 +660,7 @@ fn profile(
         return ExitCode::from(2);
     };
     let rounds = if b.quick { 3 } else { 7 };
-    let r = mark(marks).and_then(|()| track(b, m, stride, rounds));
-    match r.and_then(|t| mark(marks).map(|()| t)) {
+    match track(b, m, stride, rounds, marks) {
         Ok((collect, write, found)) => {
             println!(
                 "@@DT method={} stride={stride} collect_med={collect:.4} write_med={write:.4} \
@@ -666,9 +676,10 @@ fn profile(
     }
 }
 
-/// `--profile-scenario NAME c|rust`: one scenario's scan (dense, sparse or many-vmas, CRIU's
-/// masks; uffd-wp@10, Wine's get+WP after writing every tenth page) by one implementation,
-/// `reps` times, for an instruction profile of the guest kernel beside the other one's.
+/// `--profile-scenario NAME c|rust`: one scenario's scan (dense, sparse, thp, hugetlb or
+/// many-vmas, CRIU's masks; uffd-wp@10, Wine's get+WP after writing every tenth page) by one
+/// implementation, `reps` times, for an instruction profile of the guest kernel beside the
+/// other one's. hugetlb leaves its pages reserved: the boot ends after the profile.
 fn profile_scenario(
     b: &mut Bench,
     name: Option<&String>,
@@ -700,17 +711,39 @@ fn profile_scenario(
                 mark(marks)?;
                 return Ok(n);
             }
-            Some(s @ ("dense" | "sparse")) => {
+            Some(s @ ("dense" | "sparse" | "thp")) => {
                 let m = new_map(b.big, 0)?;
-                m.madvise(libc::MADV_NOHUGEPAGE)?;
-                if s == "dense" {
-                    m.populate()?;
+                m.madvise(if s == "thp" {
+                    libc::MADV_HUGEPAGE
                 } else {
+                    libc::MADV_NOHUGEPAGE
+                })?;
+                if s == "sparse" {
                     m.write_every(100, 0);
+                } else {
+                    m.populate()?;
                 }
                 m
             }
-            _ => return Err("scenarios: dense, sparse, many-vmas, uffd-wp@10".into()),
+            Some("hugetlb") => {
+                let path = "/proc/sys/vm/nr_hugepages";
+                std::fs::write(path, format!("{}\n", b.big / HUGE))
+                    .map_err(|e| format!("{path}: {e}"))?;
+                let got: usize = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{path}: {e}"))?
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                if got == 0 {
+                    return Err("no hugetlb page could be reserved".into());
+                }
+                let m = new_map(got * HUGE, libc::MAP_HUGETLB)?;
+                m.populate()?;
+                m
+            }
+            _ => {
+                return Err("scenarios: dense, sparse, thp, hugetlb, many-vmas, uffd-wp@10".into())
+            }
         };
         switch(imp)?;
         mark(marks)?;

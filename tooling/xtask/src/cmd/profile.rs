@@ -28,8 +28,8 @@ pub(crate) fn profile_runs(o: &Opts) -> Result<Vec<(String, String)>> {
             format!("{m}@{pct}%"),
         )]),
         _ => bail!(
-            "profile takes --scenario NAME (dense, sparse, many-vmas, uffd-wp@10) or --method \
-             NAME --pct P (a dirty-tracking method of pmscan-bench, 0.1|1|10|100)"
+            "profile takes --scenario NAME (dense, sparse, thp, hugetlb, many-vmas, uffd-wp@10) \
+             or --method NAME --pct P (a dirty-tracking method of pmscan-bench, 0.1|1|10|100)"
         ),
     }
 }
