@@ -32,7 +32,7 @@ use kernel::{
     mm::{
         pagewalk::{
             BuiltIn, ClearSoftDirty, Flow, Hole, HugePmdGuard, HugetlbEntry, Mode, PageWalk,
-            PmdAction, PmdEntry, PteSlot, PteTable, ReadOnly, UffdWp, VmaFilter,
+            PmdAction, PmdEntry, PteRun, PteSlot, PteTable, ReadOnly, UffdWp, VmaFilter,
         },
         pgtable::{self, Pte},
         virt::{flags as vm, VmaRef},
@@ -213,6 +213,34 @@ impl Args {
     }
 }
 
+/// What the masks of a call say about the loops of [`Scan::pte_range`], worked out once per call
+/// rather than for each PTE table.
+#[derive(Clone, Copy)]
+struct MaskShape {
+    /// Only `PAGE_IS_WRITTEN` is asked for and returned (Wine's masks).
+    written_only: bool,
+    /// Only `PAGE_IS_SOFT_DIRTY` is asked for and returned (a dirty-memory tracker's masks).
+    soft_dirty_only: bool,
+    /// The masks require `PAGE_IS_SOFT_DIRTY` (always with `PM_SCAN_CLEAR_SOFT_DIRTY`).
+    need_soft_dirty: bool,
+}
+
+impl MaskShape {
+    fn new(a: &Args) -> Self {
+        let only = |c: u64| {
+            a.category_anyof_mask == 0
+                && a.category_inverted == 0
+                && a.category_mask == c
+                && a.return_mask == c
+        };
+        Self {
+            written_only: only(WRITTEN),
+            soft_dirty_only: only(SOFT_DIRTY),
+            need_soft_dirty: a.category_mask & !a.category_inverted & SOFT_DIRTY != 0,
+        }
+    }
+}
+
 /// The state of one call (`struct pagemap_scan_private`).
 struct Scan<M> {
     arg: Args,
@@ -223,6 +251,8 @@ struct Scan<M> {
     /// The WRITTEN/ACCESSED categories an entry without uffd-wp state has in the VMA being
     /// walked ([`Scan::unprotected`]), looked up once per VMA rather than per entry.
     cur_vma_unprotected: u64,
+    /// Which loops of [`Scan::pte_range`] the masks allow, worked out once per call.
+    shape: MaskShape,
     /// The bounce buffer: the regions found since the last copy-out, the last one being
     /// extended; empty when the call has no output vector. Room for `buf_len` regions is
     /// allocated up front; only what is used is written.
@@ -270,6 +300,7 @@ impl<M: ScanMode> Scan<M> {
             masks_of_interest: arg.category_mask | arg.category_anyof_mask | arg.return_mask,
             cur_vma_category: 0,
             cur_vma_unprotected: 0,
+            shape: MaskShape::new(&arg),
             vec_out: arg.vec,
             arg,
             buf,
@@ -719,14 +750,9 @@ impl<M: ScanMode> Scan<M> {
             return Ok(());
         }
 
-        let a = &self.arg;
+        let shape = self.shape;
         let mut ret = Ok(());
-        if vma.userfaultfd_wp()
-            && a.category_anyof_mask == 0
-            && a.category_inverted == 0
-            && a.category_mask == WRITTEN
-            && a.return_mask == WRITTEN
-        {
+        if shape.written_only && vma.userfaultfd_wp() {
             // Only WRITTEN is asked for: no other category needs computing.
             let categories = self.cur_vma_category | WRITTEN;
             t.for_each_entry(
@@ -738,28 +764,21 @@ impl<M: ScanMode> Scan<M> {
             return ret;
         }
 
-        if !wp
-            && a.category_anyof_mask == 0
-            && a.category_inverted == 0
-            && a.category_mask == SOFT_DIRTY
-            && a.return_mask == SOFT_DIRTY
-            && self.cur_vma_category & SOFT_DIRTY == 0
-        {
+        if shape.soft_dirty_only && !wp && self.cur_vma_category & SOFT_DIRTY == 0 {
             // Only the soft-dirty entries match and only PAGE_IS_SOFT_DIRTY is returned (the
             // masks of a dirty-memory tracker): report each run of them as one range, as the
             // loop below would page by page (a run that does not fit is cut where that loop
             // would stop), and clear what was reported in one pass.
             let categories = self.cur_vma_category | SOFT_DIRTY;
-            let mut addr = start;
-            while let Some((run, run_end)) = t.next_run(addr, end, Pte::is_soft_dirty) {
-                let mut next = run_end;
-                ret = self.report(categories, run, &mut next);
-                M::clear_range(t, run, next);
-                if next != run_end {
-                    break;
+            t.for_each_run(start, end, Pte::is_soft_dirty, |run| {
+                let mut next = run.end();
+                ret = self.report(categories, run.start(), &mut next);
+                M::clear_run(run, next);
+                if next != run.end() {
+                    return ControlFlow::Break(());
                 }
-                addr = run_end;
-            }
+                ControlFlow::Continue(())
+            });
             return ret;
         }
 
@@ -768,8 +787,7 @@ impl<M: ScanMode> Scan<M> {
         // PM_SCAN_CLEAR_SOFT_DIRTY) and the VMA does not have it as a whole, an entry without the
         // soft-dirty bit; when an empty entry's categories do not match (CRIU's masks), an empty
         // entry.
-        let need_soft_dirty = a.category_mask & !a.category_inverted & SOFT_DIRTY != 0
-            && self.cur_vma_category & SOFT_DIRTY == 0;
+        let need_soft_dirty = shape.need_soft_dirty && self.cur_vma_category & SOFT_DIRTY == 0;
         let empty_may_match =
             self.is_interesting_page(self.cur_vma_category | Self::empty_category(vma));
         // A closure of its own per loop: called from one place, it is inlined into it.
@@ -835,7 +853,7 @@ impl<M: ScanMode> PageWalk for Scan<M> {
         // Hugetlb page tables are not soft-dirty tracked: their pages are reported, never
         // cleared, and their VMA keeps its flag.
         self.cur_vma_softdirty =
-            self.arg.clear() && categories & SOFT_DIRTY != 0 && !vma.is_hugetlb();
+            M::CLEARS && self.arg.clear() && categories & SOFT_DIRTY != 0 && !vma.is_hugetlb();
         Ok(VmaFilter::Walk)
     }
 
@@ -942,8 +960,8 @@ trait ScanMode: Mode + Sized {
     /// Clears the soft-dirty state of the entry of `e`.
     fn clear_slot(_e: &mut PteSlot<'_, '_, Self>) {}
 
-    /// Clears the soft-dirty state of the entries of `start..end`.
-    fn clear_range(_t: &mut PteTable<'_, Self>, _start: usize, _end: usize) {}
+    /// Clears the soft-dirty state of the entries of `run` below `end`.
+    fn clear_run(_run: &mut PteRun<'_, '_, Self>, _end: usize) {}
 
     /// Clears the soft-dirty state of the huge page.
     fn clear_huge(_h: &mut HugePmdGuard<'_, Self>) {}
@@ -1037,8 +1055,8 @@ impl ScanMode for ClearSoftDirty {
     }
 
     #[inline(always)]
-    fn clear_range(t: &mut PteTable<'_, Self>, start: usize, end: usize) {
-        t.clear_soft_dirty_range(start, end);
+    fn clear_run(run: &mut PteRun<'_, '_, Self>, end: usize) {
+        run.clear_soft_dirty(end);
     }
 
     fn clear_huge(h: &mut HugePmdGuard<'_, Self>) {

@@ -711,30 +711,78 @@ impl<'a, M> PteTable<'a, M> {
         }
     }
 
-    /// The first run of consecutive entries for which `select` holds among the pages of
-    /// `start..end` that the table covers (clamped and rounded as by
-    /// [`PteTable::for_each_entry`]): the address of its first page and the end of its last,
-    /// `None` if no entry is selected. Entries are read by value and tested with `select` only, so
-    /// a walker that reports the entries with some bit set finds each batch of them in a few
-    /// instructions per entry, and can report and change the batch as one range.
+    /// Calls `f` with each run of consecutive entries for which `select` holds among the pages of
+    /// `start..end` that the table covers (clamped and rounded once, as by
+    /// [`PteTable::for_each_entry`]), in address order, until `f` returns
+    /// [`ControlFlow::Break`]: a [`PteRun`] that gives the run's range and through which `f` may
+    /// change its entries. Entries are read by value and tested with `select` only, so a walker
+    /// that reports the entries with some bit set skips the others in a few instructions each and
+    /// can report and change each batch of them as one range.
     #[inline(always)]
-    pub fn next_run(
-        &self,
+    pub fn for_each_run(
+        &mut self,
         start: usize,
         end: usize,
         select: impl Fn(Pte) -> bool,
-    ) -> Option<(usize, usize)> {
-        let (start, first, n) = self.clamp(start, end)?;
-        // SAFETY: By the type invariants and `clamp()`, as in `for_each_entry()`: the pointer is
-        // in the table (or one past its last entry when `n` is 0, which it is not).
-        let base = unsafe { self.first.as_ptr().add(first) };
-        // SAFETY: `i < n`: entry `first + i` is one of the table's, valid while it is locked.
-        let selected = |i: usize| select(Pte::from_raw(unsafe { bindings::ptep_get(base.add(i)) }));
-        let i = (0..n).find(|&i| selected(i))?;
-        let j = (i + 1..n).find(|&j| !selected(j)).unwrap_or(n);
-        // Pages of the table's range: no wrap.
-        let at = |k: usize| start.wrapping_add(k.wrapping_mul(PAGE_SIZE));
-        Some((at(i), at(j)))
+        mut f: impl FnMut(&mut PteRun<'_, 'a, M>) -> ControlFlow<()>,
+    ) {
+        let Some((start, first, n)) = self.clamp(start, end) else {
+            return;
+        };
+        // SAFETY: By the type invariants and `clamp()`, as in `for_each_entry()`: both pointers
+        // are in the table or one past its last entry.
+        let (base, stop) = unsafe {
+            let p = self.first.as_ptr().add(first);
+            (p, p.add(n))
+        };
+        // SAFETY: Only called with a pointer below `stop`: a valid entry of the locked table.
+        let selected =
+            |p: *mut bindings::pte_t| select(Pte::from_raw(unsafe { bindings::ptep_get(p) }));
+        // The address of the page of an entry from `base` to `stop`: no wrap.
+        let at = |p: *mut bindings::pte_t| {
+            let i =
+                (p as usize).wrapping_sub(base as usize) / core::mem::size_of::<bindings::pte_t>();
+            start.wrapping_add(i.wrapping_mul(PAGE_SIZE))
+        };
+        // The changes are recorded in a local copy, written back once: the record then stays in
+        // registers across the runs. Whether the VMA may have DMA-pinned COW pages is looked up by
+        // the first run that clears, for all of them.
+        let mut flush = self.flush;
+        let mut may_pin = None;
+        let mut p = base;
+        while p != stop {
+            if !selected(p) {
+                // SAFETY: `p` is below `stop`, so one entry further is at most `stop`.
+                p = unsafe { p.add(1) };
+                continue;
+            }
+            let run = p;
+            // SAFETY: As above, each step from below `stop`.
+            p = unsafe { p.add(1) };
+            while p != stop && selected(p) {
+                // SAFETY: As above.
+                p = unsafe { p.add(1) };
+            }
+            // INVARIANT: `run..p` are the entries of `at(run)..at(p)`, in the locked table.
+            let mut r = PteRun {
+                first: run,
+                start: at(run),
+                end: at(p),
+                vma: self.vma,
+                flush: &mut flush,
+                may_pin: &mut may_pin,
+                _mode: PhantomData,
+            };
+            if f(&mut r).is_break() {
+                break;
+            }
+            if p != stop {
+                // The entry that ended the run was tested: not selected.
+                // SAFETY: `p` is below `stop`, so one entry further is at most `stop`.
+                p = unsafe { p.add(1) };
+            }
+        }
+        self.flush = flush;
     }
 
     /// Iterates over `(address, entry)` for each page of the range.
@@ -771,33 +819,6 @@ impl PteTable<'_, ClearSoftDirty> {
         let was = unsafe { pte_clear_soft_dirty(self.vma, addr, ptep) };
         note_change(&mut self.flush, addr, addr + PAGE_SIZE);
         was
-    }
-
-    /// Clears the soft-dirty state of the entries of the pages of `start..end` that the table
-    /// covers (clamped and rounded as by [`PteTable::for_each_entry`]), each as
-    /// [`PteTable::clear_soft_dirty`] does; they are flushed from the TLB before the table is
-    /// unlocked. What does not depend on the entry (soft-dirty tracking in the page tables, whether
-    /// the VMA may have DMA-pinned COW pages) is looked at once for the range.
-    #[inline]
-    pub fn clear_soft_dirty_range(&mut self, start: usize, end: usize) {
-        if !pgtable::soft_dirty_supported() {
-            return;
-        }
-        let Some((start, first, n)) = self.clamp(start, end) else {
-            return;
-        };
-        let may_pin = may_pin_cow(self.vma);
-        // SAFETY: By the type invariants and `clamp()`, as in `for_each_entry()`.
-        let base = unsafe { self.first.as_ptr().add(first) };
-        let mut addr = start;
-        for i in 0..n {
-            // SAFETY: By the type invariants and `clamp()`, entry `first + i` (`i < n`) is the
-            // entry of `addr` in the table, which is locked; soft-dirty tracking is supported.
-            unsafe { pte_clear_soft_dirty_with(self.vma, addr, base.add(i), may_pin) };
-            // Pages of the table's range: no wrap.
-            addr = addr.wrapping_add(PAGE_SIZE);
-        }
-        note_change(&mut self.flush, start, addr);
     }
 }
 
@@ -870,6 +891,68 @@ impl PteSlot<'_, '_, ClearSoftDirty> {
         let end = self.addr.wrapping_add(PAGE_SIZE);
         note_change(&mut *self.flush, self.addr, end);
         was
+    }
+}
+
+/// A run of consecutive entries of a locked PTE table, handed to the closure of
+/// [`PteTable::for_each_run`].
+///
+/// # Invariants
+///
+/// `first` is the entry of `start` in a table of `vma` whose lock is held while the run exists,
+/// the entries of the pages of `start..end` follow it in that table, and `flush` is that table's
+/// record of changed entries; `may_pin` is `None` or [`may_pin_cow`] of `vma`.
+pub struct PteRun<'s, 'a, M = ReadOnly> {
+    first: *mut bindings::pte_t,
+    start: usize,
+    end: usize,
+    vma: &'a VmaRef,
+    flush: &'s mut Option<(usize, usize)>,
+    may_pin: &'s mut Option<bool>,
+    _mode: PhantomData<M>,
+}
+
+impl<M> PteRun<'_, '_, M> {
+    /// The address of the run's first page.
+    #[inline(always)]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// The end of the run's last page.
+    #[inline(always)]
+    pub fn end(&self) -> usize {
+        self.end
+    }
+}
+
+impl PteRun<'_, '_, ClearSoftDirty> {
+    /// Clears the soft-dirty state of the entries of the run's pages that end at or below `end`
+    /// (all of them when `end` is at or past the run's end, none when it is at or below its
+    /// start), each as [`PteTable::clear_soft_dirty`] does; they are flushed from the TLB before
+    /// the table is unlocked. What does not depend on the entry is looked at once: soft-dirty
+    /// tracking in the page tables for the run, whether the VMA may have DMA-pinned COW pages for
+    /// the runs of the table.
+    #[inline(always)]
+    pub fn clear_soft_dirty(&mut self, end: usize) {
+        if !pgtable::soft_dirty_supported() {
+            return;
+        }
+        let n = end.min(self.end).saturating_sub(self.start) / PAGE_SIZE;
+        if n == 0 {
+            return;
+        }
+        let vma = self.vma;
+        let may_pin = *self.may_pin.get_or_insert_with(|| may_pin_cow(vma));
+        let mut addr = self.start;
+        for i in 0..n {
+            // SAFETY: By the type invariants entry `i` (`i < n`, pages of `start..end`) is the
+            // entry of `addr` in the locked table; soft-dirty tracking is supported.
+            unsafe { pte_clear_soft_dirty_with(self.vma, addr, self.first.add(i), may_pin) };
+            // Pages of the run: no wrap.
+            addr = addr.wrapping_add(PAGE_SIZE);
+        }
+        note_change(&mut *self.flush, self.start, addr);
     }
 }
 
@@ -2232,13 +2315,13 @@ mod tests {
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
-    /// Finds the runs of soft-dirty entries in `range` with [`PteTable::next_run`] (a run that
-    /// goes on in the next table is one run), then clears `clear` with
-    /// [`PteTable::clear_soft_dirty_range`].
+    /// Finds the runs of soft-dirty entries in `range` with [`PteTable::for_each_run`] (a run
+    /// that goes on in the next table is one run) and clears the part of each below `clear_to`
+    /// with [`PteRun::clear_soft_dirty`].
     struct RunFinder {
         runs: KVec<(usize, usize)>,
         range: (usize, usize),
-        clear: (usize, usize),
+        clear_to: usize,
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
@@ -2253,16 +2336,22 @@ mod tests {
             _next: usize,
         ) -> Result<PmdAction> {
             let walked = pmd.with_ptes(|t| {
-                let mut from = self.range.0;
-                while let Some((a, b)) = t.next_run(from, self.range.1, Pte::is_soft_dirty) {
+                let mut ret = Ok(());
+                t.for_each_run(self.range.0, self.range.1, Pte::is_soft_dirty, |run| {
+                    let (a, b) = (run.start(), run.end());
                     match self.runs.last_mut() {
                         Some(last) if last.1 == a => last.1 = b,
-                        _ => self.runs.push_within_capacity((a, b)).map_err(|_| ENOMEM)?,
+                        _ => {
+                            if self.runs.push_within_capacity((a, b)).is_err() {
+                                ret = Err(ENOMEM);
+                                return ControlFlow::Break(());
+                            }
+                        }
                     }
-                    from = b;
-                }
-                t.clear_soft_dirty_range(self.clear.0, self.clear.1);
-                Ok(())
+                    run.clear_soft_dirty(self.clear_to);
+                    ControlFlow::Continue(())
+                });
+                ret
             });
             match walked {
                 None => Ok(PmdAction::Again),
@@ -2276,12 +2365,12 @@ mod tests {
         a: usize,
         pages: usize,
         range: (usize, usize),
-        clear: (usize, usize),
+        clear_to: usize,
     ) -> Result<KVec<(usize, usize)>> {
         let mut f = RunFinder {
             runs: KVec::with_capacity(pages, GFP_KERNEL)?,
             range,
-            clear,
+            clear_to,
         };
         let end = a + pages * PAGE_SIZE;
         with_mm(|mm| {
@@ -2293,29 +2382,30 @@ mod tests {
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
     #[test]
-    fn next_run_finds_runs_and_a_range_is_cleared() -> Result {
+    fn for_each_run_finds_runs_and_clears_them() -> Result {
         let a = map_anon(8)?;
         for i in [1, 2, 3, 5, 7] {
             write_byte(a + i * PAGE_SIZE)?;
         }
         let p = |i: usize| a + i * PAGE_SIZE;
-        let (all, none) = ((0, usize::MAX), (0, 0));
+        let all = (0, usize::MAX);
         // Maximal runs, in order.
-        let runs = find_runs(a, 8, all, none)?;
+        let runs = find_runs(a, 8, all, 0)?;
         assert_eq!(&runs[..], &[(p(1), p(4)), (p(5), p(6)), (p(7), p(8))]);
         // An unaligned start is rounded up, the end clamped; nothing past the top.
-        let runs = find_runs(a, 8, (p(2) + 1, p(6)), none)?;
+        let runs = find_runs(a, 8, (p(2) + 1, p(6)), 0)?;
         assert_eq!(&runs[..], &[(p(3), p(4)), (p(5), p(6))]);
-        assert!(find_runs(a, 8, (usize::MAX - 1, usize::MAX), none)?.is_empty());
-        // Clearing pages 2..6 leaves 1 and 7 soft-dirty, and a write after it is seen.
-        find_runs(a, 8, none, (p(2), p(6)))?;
-        assert_eq!(
-            &find_runs(a, 8, all, none)?[..],
-            &[(p(1), p(2)), (p(7), p(8))]
-        );
-        write_byte(p(3))?;
-        let runs = find_runs(a, 8, all, none)?;
-        assert_eq!(&runs[..], &[(p(1), p(2)), (p(3), p(4)), (p(7), p(8))]);
+        assert!(find_runs(a, 8, (usize::MAX - 1, usize::MAX), 0)?.is_empty());
+        // Clearing below an address inside page 3 clears pages 1 and 2 only.
+        find_runs(a, 8, all, p(3) + 1)?;
+        let runs = find_runs(a, 8, all, 0)?;
+        assert_eq!(&runs[..], &[(p(3), p(4)), (p(5), p(6)), (p(7), p(8))]);
+        // Clearing the runs of pages 5..8 leaves page 3, and a write after it is seen.
+        find_runs(a, 8, (p(5), p(8)), usize::MAX)?;
+        assert_eq!(&find_runs(a, 8, all, 0)?[..], &[(p(3), p(4))]);
+        write_byte(p(1))?;
+        let runs = find_runs(a, 8, all, 0)?;
+        assert_eq!(&runs[..], &[(p(1), p(2)), (p(3), p(4))]);
         unmap(a, 8)
     }
 
