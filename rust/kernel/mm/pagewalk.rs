@@ -901,7 +901,7 @@ impl PteSlot<'_, '_, ClearSoftDirty> {
 ///
 /// `first` is the entry of `start` in a table of `vma` whose lock is held while the run exists,
 /// the entries of the pages of `start..end` follow it in that table, and `flush` is that table's
-/// record of changed entries; `may_pin` is `None` or [`may_pin_cow`] of `vma`.
+/// record of changed entries; `may_pin` is `None` or `may_pin_cow()` of `vma`.
 pub struct PteRun<'s, 'a, M = ReadOnly> {
     first: *mut bindings::pte_t,
     start: usize,
