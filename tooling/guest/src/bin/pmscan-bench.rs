@@ -291,17 +291,7 @@ impl Bench {
     }
 
     fn hugetlb(&mut self) -> Res<()> {
-        let want = self.big / HUGE;
-        let path = "/proc/sys/vm/nr_hugepages";
-        std::fs::write(path, format!("{want}\n")).map_err(|e| format!("{path}: {e}"))?;
-        let got: usize = std::fs::read_to_string(path)
-            .map_err(|e| format!("{path}: {e}"))?
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        if got == 0 {
-            return Err("no hugetlb page could be reserved".into());
-        }
+        let got = reserve_hugetlb(self.big / HUGE)?;
         let r = (|| {
             let m = new_map(got * HUGE, libc::MAP_HUGETLB)?;
             m.populate()?;
@@ -310,7 +300,7 @@ impl Bench {
                 b.criu_scan(&m)
             })
         })();
-        let _ = std::fs::write(path, "0\n");
+        let _ = std::fs::write(NR_HUGEPAGES, "0\n");
         r
     }
 
@@ -616,6 +606,23 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
     Ok(())
 }
 
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+/// Reserves `want` hugetlb pages of 2 MiB; returns how many the kernel gave, at least one.
+fn reserve_hugetlb(want: usize) -> Res<usize> {
+    let path = NR_HUGEPAGES;
+    std::fs::write(path, format!("{want}\n")).map_err(|e| format!("{path}: {e}"))?;
+    let got: usize = std::fs::read_to_string(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    if got == 0 {
+        return Err("no hugetlb page could be reserved".into());
+    }
+    Ok(got)
+}
+
 /// With `--marks DEV` (`cargo xtask profile`): prints `@@PROFILE-MARK` and waits for a line on
 /// `DEV`, which the host writes once the emulator has dumped its block counts.
 fn mark(dev: Option<&str>) -> Res<()> {
@@ -726,17 +733,7 @@ fn profile_scenario(
                 m
             }
             Some("hugetlb") => {
-                let path = "/proc/sys/vm/nr_hugepages";
-                std::fs::write(path, format!("{}\n", b.big / HUGE))
-                    .map_err(|e| format!("{path}: {e}"))?;
-                let got: usize = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{path}: {e}"))?
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
-                if got == 0 {
-                    return Err("no hugetlb page could be reserved".into());
-                }
+                let got = reserve_hugetlb(b.big / HUGE)?;
                 let m = new_map(got * HUGE, libc::MAP_HUGETLB)?;
                 m.populate()?;
                 m
