@@ -735,9 +735,11 @@ impl<'a, M> PteTable<'a, M> {
             let p = self.first.as_ptr().add(first);
             (p, p.add(n))
         };
-        // SAFETY: Only called with a pointer below `stop`: a valid entry of the locked table.
-        let selected =
-            |p: *mut bindings::pte_t| select(Pte::from_raw(unsafe { bindings::ptep_get(p) }));
+        let selected = |p: *mut bindings::pte_t| {
+            // SAFETY: Only called with a pointer below `stop`: a valid entry of the locked table.
+            let pte = unsafe { bindings::ptep_get(p) };
+            select(Pte::from_raw(pte))
+        };
         // The address of the page of an entry from `base` to `stop`: no wrap.
         let at = |p: *mut bindings::pte_t| {
             let i =
