@@ -213,31 +213,49 @@ impl Args {
     }
 }
 
-/// What the masks of a call say about the loops of [`Scan::pte_range`], worked out once per call
-/// rather than for each PTE table.
+/// The loop [`Scan::pte_range`] runs over the entries of a PTE table.
 #[derive(Clone, Copy)]
-struct MaskShape {
-    /// Only `PAGE_IS_WRITTEN` is asked for and returned (Wine's masks).
-    written_only: bool,
-    /// Only `PAGE_IS_SOFT_DIRTY` is asked for and returned (a dirty-memory tracker's masks).
-    soft_dirty_only: bool,
-    /// The masks require `PAGE_IS_SOFT_DIRTY` (always with `PM_SCAN_CLEAR_SOFT_DIRTY`).
-    need_soft_dirty: bool,
+enum PteLoop {
+    /// Write-protect every entry not yet protected (`PM_SCAN_WP_MATCHING` without output).
+    WpAll,
+    /// Report the entries not yet protected as written, and write-protect them with
+    /// `PM_SCAN_WP_MATCHING`: only `PAGE_IS_WRITTEN` is asked for and returned, in a uffd-wp VMA
+    /// (Wine's masks).
+    Written,
+    /// Report and clear runs of soft-dirty entries: only `PAGE_IS_SOFT_DIRTY` is asked for and
+    /// returned (a dirty-memory tracker's masks), no `PM_SCAN_WP_MATCHING`, and the VMA is not
+    /// soft-dirty as a whole.
+    SoftDirtyRuns,
+    /// The soft-dirty entries: the masks require `PAGE_IS_SOFT_DIRTY` (always with
+    /// `PM_SCAN_CLEAR_SOFT_DIRTY`) and the VMA is not soft-dirty as a whole.
+    SoftDirty,
+    /// The entries that are not empty: an empty entry's categories do not match (CRIU's masks).
+    NotEmpty,
+    /// Every entry.
+    All,
 }
 
-impl MaskShape {
-    fn new(a: &Args) -> Self {
-        let only = |c: u64| {
-            a.category_anyof_mask == 0
-                && a.category_inverted == 0
-                && a.category_mask == c
-                && a.return_mask == c
-        };
-        Self {
-            written_only: only(WRITTEN),
-            soft_dirty_only: only(SOFT_DIRTY),
-            need_soft_dirty: a.category_mask & !a.category_inverted & SOFT_DIRTY != 0,
-        }
+/// The [`PteLoop`] of each kind of VMA. Which loop a VMA's tables get depends on the masks of the
+/// call and on three bits of the VMA: whether it is registered for uffd-wp and whether its
+/// categories have `PAGE_IS_WPALLOWED` and `PAGE_IS_SOFT_DIRTY`. The call works out all eight
+/// choices when it starts ([`Scan::pte_loop`]), and a VMA looks its own up in
+/// [`PageWalk::test_walk`]: a walk of many small VMAs does not compare masks for each.
+struct PteLoops([PteLoop; 8]);
+
+impl PteLoops {
+    /// The VMA categories the entry `i` of the table is for.
+    fn categories(i: usize) -> u64 {
+        (if i & 2 != 0 { WPALLOWED } else { 0 }) | (if i & 4 != 0 { SOFT_DIRTY } else { 0 })
+    }
+
+    /// The loop of a VMA with the categories `vma_categories` (of `PAGE_IS_WPALLOWED` and
+    /// `PAGE_IS_SOFT_DIRTY`), registered for uffd-wp if `uffd_wp`.
+    #[inline(always)]
+    fn get(&self, uffd_wp: bool, vma_categories: u64) -> PteLoop {
+        let i = usize::from(uffd_wp)
+            | (usize::from(vma_categories & WPALLOWED != 0) << 1)
+            | (usize::from(vma_categories & SOFT_DIRTY != 0) << 2);
+        self.0[i & 7]
     }
 }
 
@@ -251,8 +269,10 @@ struct Scan<M> {
     /// The WRITTEN/ACCESSED categories an entry without uffd-wp state has in the VMA being
     /// walked ([`Scan::unprotected`]), looked up once per VMA rather than per entry.
     cur_vma_unprotected: u64,
-    /// Which loops of [`Scan::pte_range`] the masks allow, worked out once per call.
-    shape: MaskShape,
+    /// The loop of [`Scan::pte_range`] for each kind of VMA, worked out once per call.
+    pte_loops: PteLoops,
+    /// The loop of [`Scan::pte_range`] for the VMA being walked.
+    cur_vma_loop: PteLoop,
     /// The bounce buffer: the regions found since the last copy-out, the last one being
     /// extended; empty when the call has no output vector. Room for `buf_len` regions is
     /// allocated up front; only what is used is written.
@@ -296,11 +316,12 @@ impl<M: ScanMode> Scan<M> {
         } else {
             (KVec::new(), KVec::new())
         };
-        Ok(Self {
+        let mut scan = Self {
             masks_of_interest: arg.category_mask | arg.category_anyof_mask | arg.return_mask,
             cur_vma_category: 0,
             cur_vma_unprotected: 0,
-            shape: MaskShape::new(&arg),
+            pte_loops: PteLoops([PteLoop::All; 8]),
+            cur_vma_loop: PteLoop::All,
             vec_out: arg.vec,
             arg,
             buf,
@@ -311,7 +332,40 @@ impl<M: ScanMode> Scan<M> {
             restart: None,
             kept,
             _mode: PhantomData,
-        })
+        };
+        scan.pte_loops = PteLoops(core::array::from_fn(|i| {
+            scan.pte_loop(i & 1 != 0, PteLoops::categories(i))
+        }));
+        Ok(scan)
+    }
+
+    /// The loop of [`Scan::pte_range`] for the PTE tables of a VMA with the categories
+    /// `vma_categories`, registered for uffd-wp if `uffd_wp`: the fastest loop that reports and
+    /// changes what the entry-by-entry loop over every entry would.
+    fn pte_loop(&self, uffd_wp: bool, vma_categories: u64) -> PteLoop {
+        let a = &self.arg;
+        let only = |c: u64| {
+            a.category_anyof_mask == 0
+                && a.category_inverted == 0
+                && a.category_mask == c
+                && a.return_mask == c
+        };
+        let soft_dirty_vma = vma_categories & SOFT_DIRTY != 0;
+        // The categories of an empty entry ([`Scan::empty_category`]).
+        let empty = vma_categories | if uffd_wp { WRITTEN } else { 0 };
+        if a.wp() && !self.has_output() {
+            PteLoop::WpAll
+        } else if only(WRITTEN) && uffd_wp {
+            PteLoop::Written
+        } else if only(SOFT_DIRTY) && !a.wp() && !soft_dirty_vma {
+            PteLoop::SoftDirtyRuns
+        } else if a.category_mask & !a.category_inverted & SOFT_DIRTY != 0 && !soft_dirty_vma {
+            PteLoop::SoftDirty
+        } else if !self.is_interesting_page(empty) {
+            PteLoop::NotEmpty
+        } else {
+            PteLoop::All
+        }
     }
 
     fn has_output(&self) -> bool {
@@ -555,7 +609,7 @@ impl<M: ScanMode> Scan<M> {
     }
 
     /// Categories of a huge PMD (`pagemap_thp_category()`).
-    fn thp_category(&self, h: &HugePmdGuard<'_, M>, vma: &VmaRef) -> u64 {
+    fn thp_category(&self, h: &HugePmdGuard<'_, M>) -> u64 {
         let pmd = h.get();
         let mut c = HUGE;
         if pmd.is_none() {
@@ -564,7 +618,7 @@ impl<M: ScanMode> Scan<M> {
         if pmd.is_present() {
             c |= PRESENT;
             if !pmd.is_uffd() {
-                c |= Self::unprotected(vma);
+                c |= self.cur_vma_unprotected;
             }
             if pmd.is_huge_zero() {
                 c |= PFNZERO;
@@ -575,7 +629,7 @@ impl<M: ScanMode> Scan<M> {
         } else {
             c |= SWAPPED;
             if !pmd.is_swp_uffd() {
-                c |= Self::unprotected(vma);
+                c |= self.cur_vma_unprotected;
             }
             if pmd.is_swp_soft_dirty() {
                 c |= SOFT_DIRTY;
@@ -625,7 +679,7 @@ impl<M: ScanMode> Scan<M> {
         let vma = pmd.vma();
         let mut end = end;
         let mut huge = pmd.lock_huge()?;
-        let categories = self.cur_vma_category | self.thp_category(&huge, vma);
+        let categories = self.cur_vma_category | self.thp_category(&huge);
         if !self.is_interesting_page(categories) {
             return Some(Ok(()));
         }
@@ -633,7 +687,7 @@ impl<M: ScanMode> Scan<M> {
         if start == end {
             return Some(ret);
         }
-        if self.arg.clear() {
+        if M::CLEARS && self.arg.clear() {
             if end != start + bindings::PMD_SIZE {
                 // Only part of the huge page is reported (with its categories, HUGE among them,
                 // as C reports it): split it and clear that part.
@@ -723,10 +777,11 @@ impl<M: ScanMode> Scan<M> {
         ControlFlow::Continue(())
     }
 
-    /// The PTEs of `start..end` (the rest of `pagemap_scan_pmd_entry()`).
-    fn pte_range(&mut self, t: &mut PteTable<'_, M>, start: usize, end: usize) -> Result {
-        let vma = t.vma();
-        let wp = self.arg.wp();
+    /// The PTEs of the table, the range of the `pmd_entry` call (the rest of
+    /// `pagemap_scan_pmd_entry()`), with the VMA's loop ([`PteLoop`]). Entries that cannot match
+    /// are skipped on a bit or two, before any category is computed. Each loop has a closure of
+    /// its own: called from one place, it is inlined into it.
+    fn pte_range(&mut self, t: &mut PteTable<'_, M>) -> Result {
         // A present entry has the uffd-wp bit, a software entry the swap uffd-wp bit or a marker.
         let marked = |pte: Pte| {
             if pte.is_present() {
@@ -735,80 +790,46 @@ impl<M: ScanMode> Scan<M> {
                 pte.is_swp_uffd_any()
             }
         };
-
-        if wp && !self.has_output() {
-            // Write-protect everything not yet protected, whatever the masks say.
-            t.for_each_entry(
-                start,
-                end,
+        let mut ret = Ok(());
+        match self.cur_vma_loop {
+            PteLoop::WpAll => t.for_each_entry(
                 |pte| !marked(pte),
                 |e, _| {
                     M::wp_slot(e);
                     ControlFlow::Continue(())
                 },
-            );
-            return Ok(());
-        }
-
-        let shape = self.shape;
-        let mut ret = Ok(());
-        if shape.written_only && vma.userfaultfd_wp() {
-            // Only WRITTEN is asked for: no other category needs computing.
-            let categories = self.cur_vma_category | WRITTEN;
-            t.for_each_entry(
-                start,
-                end,
-                |pte| !marked(pte),
-                |e, _| self.report_entry(e, categories, &mut ret),
-            );
-            return ret;
-        }
-
-        if shape.soft_dirty_only && !wp && self.cur_vma_category & SOFT_DIRTY == 0 {
-            // Only the soft-dirty entries match and only PAGE_IS_SOFT_DIRTY is returned (the
-            // masks of a dirty-memory tracker): report each run of them as one range, as the
-            // loop below would page by page (a run that does not fit is cut where that loop
-            // would stop), and clear what was reported in one pass.
-            let categories = self.cur_vma_category | SOFT_DIRTY;
-            t.for_each_run(start, end, Pte::is_soft_dirty, |run| {
-                let mut next = run.end();
-                ret = self.report(categories, run.start(), &mut next);
-                M::clear_run(run, next);
-                if next != run.end() {
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            });
-            return ret;
-        }
-
-        // Entries that cannot match are skipped on a bit or two, before any category is
-        // computed: when the masks require PAGE_IS_SOFT_DIRTY (always with
-        // PM_SCAN_CLEAR_SOFT_DIRTY) and the VMA does not have it as a whole, an entry without the
-        // soft-dirty bit; when an empty entry's categories do not match (CRIU's masks), an empty
-        // entry.
-        let need_soft_dirty = shape.need_soft_dirty && self.cur_vma_category & SOFT_DIRTY == 0;
-        let empty_may_match =
-            self.is_interesting_page(self.cur_vma_category | Self::empty_category(vma));
-        // A closure of its own per loop: called from one place, it is inlined into it.
-        if need_soft_dirty {
-            t.for_each_entry(start, end, Pte::is_soft_dirty, |e, pte| {
+            ),
+            PteLoop::Written => {
+                // No other category needs computing.
+                let categories = self.cur_vma_category | WRITTEN;
+                t.for_each_entry(
+                    |pte| !marked(pte),
+                    |e, _| self.report_entry(e, categories, &mut ret),
+                );
+            }
+            PteLoop::SoftDirtyRuns => {
+                // Each run is reported as one range, as the other loops would page by page (a
+                // run that does not fit is cut where they would stop), and what was reported is
+                // cleared in one pass.
+                let categories = self.cur_vma_category | SOFT_DIRTY;
+                t.for_each_run(Pte::is_soft_dirty, |run| {
+                    let mut next = run.end();
+                    ret = self.report(categories, run.start(), &mut next);
+                    M::clear_run(run, next);
+                    if next != run.end() {
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                });
+            }
+            PteLoop::SoftDirty => t.for_each_entry(Pte::is_soft_dirty, |e, pte| {
                 self.pte_entry(e, pte, &mut ret)
-            });
-        } else if !empty_may_match {
-            t.for_each_entry(
-                start,
-                end,
+            }),
+            PteLoop::NotEmpty => t.for_each_entry(
                 |pte| !pte.is_none(),
                 |e, pte| self.pte_entry(e, pte, &mut ret),
-            );
-        } else {
-            t.for_each_entry(
-                start,
-                end,
-                |_| true,
-                |e, pte| self.pte_entry(e, pte, &mut ret),
-            );
+            ),
+            PteLoop::All => t.for_each_entry(|_| true, |e, pte| self.pte_entry(e, pte, &mut ret)),
         }
         ret
     }
@@ -820,7 +841,9 @@ impl<M: ScanMode> PageWalk for Scan<M> {
     type Mode = M;
 
     fn test_walk(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaFilter> {
-        self.cur_vma_softdirty = false;
+        if M::CLEARS {
+            self.cur_vma_softdirty = false;
+        }
         let wp_allowed = vma.userfaultfd_wp_async() && vma.userfaultfd_wp_use_markers();
         if !wp_allowed {
             // The caller asked for failure on VMAs that cannot be write-protected...
@@ -850,10 +873,13 @@ impl<M: ScanMode> PageWalk for Scan<M> {
         }
         self.cur_vma_category = categories;
         self.cur_vma_unprotected = Self::unprotected(vma);
-        // Hugetlb page tables are not soft-dirty tracked: their pages are reported, never
-        // cleared, and their VMA keeps its flag.
-        self.cur_vma_softdirty =
-            M::CLEARS && self.arg.clear() && categories & SOFT_DIRTY != 0 && !vma.is_hugetlb();
+        self.cur_vma_loop = self.pte_loops.get(vma.userfaultfd_wp(), categories);
+        if M::CLEARS {
+            // Hugetlb page tables are not soft-dirty tracked: their pages are reported, never
+            // cleared, and their VMA keeps its flag.
+            self.cur_vma_softdirty =
+                self.arg.clear() && categories & SOFT_DIRTY != 0 && !vma.is_hugetlb();
+        }
         Ok(VmaFilter::Walk)
     }
 
@@ -868,7 +894,7 @@ impl<M: ScanMode> PageWalk for Scan<M> {
         }
         // The table is flushed (what was write-protected or cleared) and unlocked when the
         // closure returns.
-        let Some(ret) = pmd.with_ptes(|t| self.pte_range(t, start, end)) else {
+        let Some(ret) = pmd.with_ptes(|t| self.pte_range(t)) else {
             // The PTE table went away under us: look at the PMD again.
             return Ok(PmdAction::Again);
         };

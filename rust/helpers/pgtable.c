@@ -92,6 +92,11 @@ __rust_helper bool rust_helper_pmd_trans_huge(pmd_t pmd)
 	return pmd_trans_huge(pmd);
 }
 
+__rust_helper bool rust_helper_pmd_is_huge(pmd_t pmd)
+{
+	return pmd_is_huge(pmd);
+}
+
 __rust_helper bool rust_helper_pmd_soft_dirty(pmd_t pmd)
 {
 	return pmd_soft_dirty(pmd);

@@ -323,9 +323,7 @@ impl<'a, M> PmdEntry<'a, M> {
             // builds) even when the C helpers are not inlined into the Rust code.
             return None;
         }
-        // SAFETY: By the type invariants `pmd` and `vma` are valid and the mmap lock is held.
-        let ptl =
-            unsafe { bindings::pagewalk_pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) };
+        let ptl = self.trans_huge_lock();
         // INVARIANT: A non-NULL return is the PMD lock, now held.
         Some(HugePmdGuard {
             pmd: self.pmd,
@@ -336,6 +334,31 @@ impl<'a, M> PmdEntry<'a, M> {
             _nts: NotThreadSafe,
             _mode: PhantomData,
         })
+    }
+
+    /// `pmd_trans_huge_lock()`: the PMD lock, held, if the entry is huge; NULL if it is not.
+    ///
+    /// With the C helpers inlined into the Rust code, the entry is looked at here, as the inline C
+    /// function does, and a PMD that is not huge costs no call.
+    #[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_RUST_INLINE_HELPERS))]
+    #[inline(always)]
+    fn trans_huge_lock(&self) -> *mut bindings::spinlock_t {
+        // SAFETY: By the type invariants `pmd` is a valid PMD entry; it is read once, by value.
+        let pmd = unsafe { bindings::pmdp_get(self.pmd.as_ptr()) };
+        // SAFETY: Only looks at the value.
+        if !unsafe { bindings::pmd_is_huge(pmd) } {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: By the type invariants `pmd` and `vma` are valid and the mmap lock is held.
+        unsafe { bindings::__pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) }
+    }
+
+    /// `pmd_trans_huge_lock()`: the PMD lock, held, if the entry is huge; NULL if it is not.
+    #[cfg(not(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_RUST_INLINE_HELPERS)))]
+    #[inline(always)]
+    fn trans_huge_lock(&self) -> *mut bindings::spinlock_t {
+        // SAFETY: By the type invariants `pmd` and `vma` are valid and the mmap lock is held.
+        unsafe { bindings::pagewalk_pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) }
     }
 
     /// Maps the PTE table of this PMD and locks it (`pte_offset_map_lock()`), for the range of
@@ -631,29 +654,6 @@ impl<'a, M> PteTable<'a, M> {
         Some(unsafe { self.first.as_ptr().add((addr - self.start) / PAGE_SIZE) })
     }
 
-    /// The pages of `start..end` that the table covers: the address of the first, its index in
-    /// the table and how many there are; `None` if there are none. Sound for any `start` and
-    /// `end`: the range is clamped to the table's before it is rounded to pages, so nothing wraps.
-    #[inline(always)]
-    fn clamp(&self, start: usize, end: usize) -> Option<(usize, usize, usize)> {
-        let (start, end) = (start.max(self.start), end.min(self.end));
-        if start >= end {
-            return None;
-        }
-        // `start` is below `end`, an address of the table's range: rounding it up to a page
-        // boundary cannot wrap.
-        let start = start.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-        if start >= end {
-            return None;
-        }
-        // `start` was raised to at least `self.start` and is below `end`: no wrap.
-        Some((
-            start,
-            start.wrapping_sub(self.start) / PAGE_SIZE,
-            end.wrapping_sub(start).div_ceil(PAGE_SIZE),
-        ))
-    }
-
     /// Reads the entry of `addr` (`ptep_get()`); `None` if `addr` is not a page of the table's
     /// range.
     #[inline]
@@ -663,37 +663,34 @@ impl<'a, M> PteTable<'a, M> {
         Some(Pte::from_raw(unsafe { bindings::ptep_get(ptep) }))
     }
 
-    /// Calls `f` with each entry of the pages of `start..end` that the table covers and for which
-    /// `select` holds, in address order, until `f` returns [`ControlFlow::Break`]: the entry's
-    /// value as read, and a [`PteSlot`] through which `f` may change that entry. The range is
-    /// clamped to the table's and rounded to pages once, so the loop does no per-entry bounds
-    /// check, and entries `select` refuses cost only the test (a walker that looks for the few
-    /// entries with some bit set skips the others in a few instructions each).
+    /// Calls `f` with each entry of the table's range (that of the [`PageWalk::pmd_entry`] call)
+    /// for which `select` holds, in address order, until `f` returns [`ControlFlow::Break`]: the
+    /// entry's value as read, and a [`PteSlot`] through which `f` may change that entry. The
+    /// range is the table's own, so there is nothing to clamp and the loop does no per-entry
+    /// bounds check, and entries `select` refuses cost only the test (a walker that looks for the
+    /// few entries with some bit set skips the others in a few instructions each).
     #[inline(always)]
     pub fn for_each_entry(
         &mut self,
-        start: usize,
-        end: usize,
         select: impl Fn(Pte) -> bool,
         mut f: impl FnMut(&mut PteSlot<'_, 'a, M>, Pte) -> ControlFlow<()>,
     ) {
-        let Some((start, first, n)) = self.clamp(start, end) else {
-            return;
-        };
-        // SAFETY: By the type invariants the entries of `self.start..self.end` are contiguous from
-        // `first`; by `clamp()` entries `first..first + n` are those of pages of that range, so
-        // both pointers are in the table or one past its last entry.
+        let n = self.end.saturating_sub(self.start) / PAGE_SIZE;
+        // SAFETY: By the type invariants the entries of the `n` pages of `self.start..self.end`
+        // follow `first` in the table, so `stop` is in the table or one past its last entry.
         let (mut ptep, stop) = unsafe {
-            let p = self.first.as_ptr().add(first);
+            let p = self.first.as_ptr();
             (p, p.add(n))
         };
-        let mut addr = start;
+        let mut addr = self.start;
         while ptep != stop {
             // SAFETY: `ptep` is below `stop`: a valid entry of the locked table.
             let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
             if select(pte) {
+                // INVARIANT: `ptep` is the entry of `addr`, `pte` its value read just now.
                 let mut slot = PteSlot {
                     ptep,
+                    pte,
                     addr,
                     vma: self.vma,
                     uffd_wp: self.uffd_wp,
@@ -706,14 +703,13 @@ impl<'a, M> PteTable<'a, M> {
             }
             // SAFETY: `ptep` is below `stop`, so one entry further is at most `stop`.
             ptep = unsafe { ptep.add(1) };
-            // At most `end`, an address of the table's range: no wrap.
+            // At most `self.end`: no wrap.
             addr = addr.wrapping_add(PAGE_SIZE);
         }
     }
 
-    /// Calls `f` with each run of consecutive entries for which `select` holds among the pages of
-    /// `start..end` that the table covers (clamped and rounded once, as by
-    /// [`PteTable::for_each_entry`]), in address order, until `f` returns
+    /// Calls `f` with each run of consecutive entries for which `select` holds in the table's
+    /// range (as [`PteTable::for_each_entry`]), in address order, until `f` returns
     /// [`ControlFlow::Break`]: a [`PteRun`] that gives the run's range and through which `f` may
     /// change its entries. Entries are read by value and tested with `select` only, so a walker
     /// that reports the entries with some bit set skips the others in a few instructions each and
@@ -721,18 +717,15 @@ impl<'a, M> PteTable<'a, M> {
     #[inline(always)]
     pub fn for_each_run(
         &mut self,
-        start: usize,
-        end: usize,
         select: impl Fn(Pte) -> bool,
         mut f: impl FnMut(&mut PteRun<'_, 'a, M>) -> ControlFlow<()>,
     ) {
-        let Some((start, first, n)) = self.clamp(start, end) else {
-            return;
-        };
-        // SAFETY: By the type invariants and `clamp()`, as in `for_each_entry()`: both pointers
-        // are in the table or one past its last entry.
+        let start = self.start;
+        let n = self.end.saturating_sub(start) / PAGE_SIZE;
+        // SAFETY: By the type invariants, as in `for_each_entry()`: `stop` is in the table or one
+        // past its last entry.
         let (base, stop) = unsafe {
-            let p = self.first.as_ptr().add(first);
+            let p = self.first.as_ptr();
             (p, p.add(n))
         };
         let selected = |p: *mut bindings::pte_t| {
@@ -849,10 +842,12 @@ impl PteTable<'_, UffdWp> {
 ///
 /// # Invariants
 ///
-/// `ptep` is the entry of `addr` in a table of `vma` whose lock is held while the slot exists;
-/// `flush` is that table's record of changed entries.
+/// `ptep` is the entry of `addr` in a table of `vma` whose lock is held while the slot exists,
+/// `pte` the value read from it under that lock (what the slot changes since leaves the page the
+/// entry maps as it was); `flush` is that table's record of changed entries.
 pub struct PteSlot<'s, 'a, M = ReadOnly> {
     ptep: *mut bindings::pte_t,
+    pte: Pte,
     addr: usize,
     vma: &'a VmaRef,
     uffd_wp: bool,
@@ -873,13 +868,15 @@ impl<M> PteSlot<'_, '_, M> {
         self.vma
     }
 
-    /// [`PteTable::maps_file_page`] for this entry.
+    /// [`PteTable::maps_file_page`] for this entry, from the value read for the slot (what the
+    /// slot changes does not change the page mapped).
     #[inline(always)]
     pub fn maps_file_page(&self) -> bool {
-        // SAFETY: By the type invariants `ptep` is a valid entry of the locked table.
-        let pte = Pte::from_raw(unsafe { bindings::ptep_get(self.ptep) });
-        // SAFETY: `pte` was just read from the entry of `addr` in the locked table.
-        unsafe { pte_maps_file_page(self.vma, self.addr, pte) }
+        // SAFETY: By the type invariants `pte` was read from the entry of `addr` in the table,
+        // whose lock is still held, and the entry maps the same page as then: the slot's changes
+        // only set or clear its uffd-wp, soft-dirty or write bit, or make an empty entry a
+        // uffd-wp marker, which maps no page either way.
+        unsafe { pte_maps_file_page(self.vma, self.addr, self.pte) }
     }
 }
 
@@ -2193,13 +2190,12 @@ mod tests {
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
-    /// Visits entries with [`PteTable::for_each_entry`] over `range` (clamped by the table),
-    /// stopping after `stop_after` present entries, clearing the soft-dirty state of `clear`.
+    /// Visits entries with [`PteTable::for_each_entry`], stopping after `stop_after` present
+    /// entries, clearing the soft-dirty state of `clear`.
     struct EntryVisitor {
         seen: KVec<usize>,
         present: usize,
         soft_dirty: usize,
-        range: (usize, usize),
         select: fn(Pte) -> bool,
         stop_after: Option<usize>,
         clear: Option<usize>,
@@ -2219,7 +2215,7 @@ mod tests {
             let mut full = false;
             let select = self.select;
             let walked = pmd.with_ptes(|ptes| {
-                ptes.for_each_entry(self.range.0, self.range.1, select, |e, pte| {
+                ptes.for_each_entry(select, |e, pte| {
                     full |= self.seen.push_within_capacity(e.addr()).is_err();
                     if pte.is_present() {
                         self.present += 1;
@@ -2247,21 +2243,20 @@ mod tests {
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    /// Walks the `pages` pages from `a` with an [`EntryVisitor`].
     fn visit(
         a: usize,
         pages: usize,
-        range: (usize, usize),
         stop_after: Option<usize>,
         clear: Option<usize>,
     ) -> Result<EntryVisitor> {
-        visit_selected(a, pages, range, |_| true, stop_after, clear)
+        visit_selected(a, pages, |_| true, stop_after, clear)
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
     fn visit_selected(
         a: usize,
         pages: usize,
-        range: (usize, usize),
         select: fn(Pte) -> bool,
         stop_after: Option<usize>,
         clear: Option<usize>,
@@ -2270,7 +2265,6 @@ mod tests {
             seen: KVec::with_capacity(pages, GFP_KERNEL)?,
             present: 0,
             soft_dirty: 0,
-            range,
             select,
             stop_after,
             clear,
@@ -2285,44 +2279,39 @@ mod tests {
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
     #[test]
-    fn for_each_entry_clamps_stops_and_changes() -> Result {
+    fn for_each_entry_selects_stops_and_changes() -> Result {
         let a = map_anon(4)?;
         write_byte(a)?;
         write_byte(a + 2 * PAGE_SIZE)?;
         let p = |i: usize| a + i * PAGE_SIZE;
-        // The whole address space asked for: the table's pages only, in order.
-        let v = visit(a, 4, (0, usize::MAX), None, None)?;
+        // The table's pages, in order.
+        let v = visit(a, 4, None, None)?;
         assert_eq!(&v.seen[..], &[p(0), p(1), p(2), p(3)]);
         assert_eq!((v.present, v.soft_dirty), (2, 2));
-        // An unaligned start is rounded up to the next page, the end clamped.
-        let v = visit(a, 4, (p(1) + 1, p(3)), None, None)?;
-        assert_eq!(&v.seen[..], &[p(2)]);
-        // An empty or inverted range visits nothing.
-        assert!(visit(a, 4, (p(3), p(1)), None, None)?.seen.is_empty());
-        // A start near the top of the address space is not rounded past it.
-        let top = (usize::MAX - 1, usize::MAX);
-        assert!(visit(a, 4, top, None, None)?.seen.is_empty());
+        // A walk of part of the table: that part only.
+        let v = visit(p(1), 2, None, None)?;
+        assert_eq!(&v.seen[..], &[p(1), p(2)]);
+        assert_eq!((v.present, v.soft_dirty), (1, 1));
         // Break stops at the first present entry.
-        let v = visit(a, 4, (0, usize::MAX), Some(1), None)?;
+        let v = visit(a, 4, Some(1), None)?;
         assert_eq!(&v.seen[..], &[p(0)]);
         // Only the entries `select` takes reach the closure.
-        let v = visit_selected(a, 4, (0, usize::MAX), Pte::is_present, None, None)?;
+        let v = visit_selected(a, 4, Pte::is_present, None, None)?;
         assert_eq!(&v.seen[..], &[p(0), p(2)]);
         // A change through the slot sticks, and the write after it is seen.
-        visit(a, 4, (0, usize::MAX), None, Some(p(2)))?;
-        assert_eq!(visit(a, 4, (0, usize::MAX), None, None)?.soft_dirty, 1);
+        visit(a, 4, None, Some(p(2)))?;
+        assert_eq!(visit(a, 4, None, None)?.soft_dirty, 1);
         write_byte(p(2))?;
-        assert_eq!(visit(a, 4, (0, usize::MAX), None, None)?.soft_dirty, 2);
+        assert_eq!(visit(a, 4, None, None)?.soft_dirty, 2);
         unmap(a, 4)
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
-    /// Finds the runs of soft-dirty entries in `range` with [`PteTable::for_each_run`] (a run
-    /// that goes on in the next table is one run) and clears the part of each below `clear_to`
-    /// with [`PteRun::clear_soft_dirty`].
+    /// Finds the runs of soft-dirty entries with [`PteTable::for_each_run`] (a run that goes on
+    /// in the next table is one run) and clears the part of each below `clear_to` with
+    /// [`PteRun::clear_soft_dirty`].
     struct RunFinder {
         runs: KVec<(usize, usize)>,
-        range: (usize, usize),
         clear_to: usize,
     }
 
@@ -2339,7 +2328,7 @@ mod tests {
         ) -> Result<PmdAction> {
             let walked = pmd.with_ptes(|t| {
                 let mut ret = Ok(());
-                t.for_each_run(self.range.0, self.range.1, Pte::is_soft_dirty, |run| {
+                t.for_each_run(Pte::is_soft_dirty, |run| {
                     let (a, b) = (run.start(), run.end());
                     match self.runs.last_mut() {
                         Some(last) if last.1 == a => last.1 = b,
@@ -2363,15 +2352,10 @@ mod tests {
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
-    fn find_runs(
-        a: usize,
-        pages: usize,
-        range: (usize, usize),
-        clear_to: usize,
-    ) -> Result<KVec<(usize, usize)>> {
+    /// Walks the `pages` pages from `a` with a [`RunFinder`].
+    fn find_runs(a: usize, pages: usize, clear_to: usize) -> Result<KVec<(usize, usize)>> {
         let mut f = RunFinder {
             runs: KVec::with_capacity(pages, GFP_KERNEL)?,
-            range,
             clear_to,
         };
         let end = a + pages * PAGE_SIZE;
@@ -2390,23 +2374,21 @@ mod tests {
             write_byte(a + i * PAGE_SIZE)?;
         }
         let p = |i: usize| a + i * PAGE_SIZE;
-        let all = (0, usize::MAX);
         // Maximal runs, in order.
-        let runs = find_runs(a, 8, all, 0)?;
+        let runs = find_runs(a, 8, 0)?;
         assert_eq!(&runs[..], &[(p(1), p(4)), (p(5), p(6)), (p(7), p(8))]);
-        // An unaligned start is rounded up, the end clamped; nothing past the top.
-        let runs = find_runs(a, 8, (p(2) + 1, p(6)), 0)?;
-        assert_eq!(&runs[..], &[(p(3), p(4)), (p(5), p(6))]);
-        assert!(find_runs(a, 8, (usize::MAX - 1, usize::MAX), 0)?.is_empty());
+        // A walk of pages 2..6: runs cut at its edges.
+        let runs = find_runs(p(2), 4, 0)?;
+        assert_eq!(&runs[..], &[(p(2), p(4)), (p(5), p(6))]);
         // Clearing below an address inside page 3 clears pages 1 and 2 only.
-        find_runs(a, 8, all, p(3) + 1)?;
-        let runs = find_runs(a, 8, all, 0)?;
+        find_runs(a, 8, p(3) + 1)?;
+        let runs = find_runs(a, 8, 0)?;
         assert_eq!(&runs[..], &[(p(3), p(4)), (p(5), p(6)), (p(7), p(8))]);
         // Clearing the runs of pages 5..8 leaves page 3, and a write after it is seen.
-        find_runs(a, 8, (p(5), p(8)), usize::MAX)?;
-        assert_eq!(&find_runs(a, 8, all, 0)?[..], &[(p(3), p(4))]);
+        find_runs(p(5), 3, usize::MAX)?;
+        assert_eq!(&find_runs(a, 8, 0)?[..], &[(p(3), p(4))]);
         write_byte(p(1))?;
-        let runs = find_runs(a, 8, all, 0)?;
+        let runs = find_runs(a, 8, 0)?;
         assert_eq!(&runs[..], &[(p(1), p(2)), (p(3), p(4))]);
         unmap(a, 8)
     }
