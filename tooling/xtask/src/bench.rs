@@ -268,6 +268,15 @@ pub fn markdown(
          (second): plain TCG with 2 vCPUs, the emulator's time on this host, noisy, and with\n\
          costs a real CPU does not have (a TLB flush or a page-table walk is dear under TCG).\n"
     );
+    if !config.contains("CONFIG_RUST_INLINE_HELPERS not set") {
+        let _ = writeln!(
+            s,
+            "Without CONFIG_RUST_INLINE_HELPERS (every C helper a call from Rust), the same\n\
+             benchmark (`cargo xtask bench --variant vm-noinline`):\n\
+             [benchmarks-vm-noinline.md](benchmarks-vm-noinline.md); the commit it was measured\n\
+             on is at its top.\n"
+        );
+    }
     let _ = writeln!(s, "## Rust vs C, same boot, in instructions\n");
     rows_table(&mut s, icount, Unit::Insns);
     let _ = writeln!(s, "\n## Dirty tracking per round, in instructions\n");
