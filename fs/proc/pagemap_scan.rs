@@ -351,8 +351,7 @@ impl<M: ScanMode> Scan<M> {
                 && a.return_mask == c
         };
         let soft_dirty_vma = vma_categories & SOFT_DIRTY != 0;
-        // The categories of an empty entry ([`Scan::empty_category`]).
-        let empty = vma_categories | if uffd_wp { WRITTEN } else { 0 };
+        let empty = vma_categories | Self::empty_category(uffd_wp);
         if a.wp() && !self.has_output() {
             PteLoop::WpAll
         } else if only(WRITTEN) && uffd_wp {
@@ -559,11 +558,11 @@ impl<M: ScanMode> Scan<M> {
         c
     }
 
-    /// Categories of an empty PTE of `vma`: in a uffd-wp VMA an empty entry was zapped after
-    /// registration, so written.
+    /// Categories of an empty PTE of a VMA, registered for uffd-wp if `uffd_wp`: there an empty
+    /// entry was zapped after registration, so written.
     #[inline(always)]
-    fn empty_category(vma: &VmaRef) -> u64 {
-        if vma.userfaultfd_wp() {
+    fn empty_category(uffd_wp: bool) -> u64 {
+        if uffd_wp {
             WRITTEN
         } else {
             0
@@ -576,7 +575,7 @@ impl<M: ScanMode> Scan<M> {
     fn page_category(&self, e: &PteSlot<'_, '_, M>, pte: Pte) -> u64 {
         let vma = e.vma();
         if pte.is_none() {
-            return Self::empty_category(vma);
+            return Self::empty_category(vma.userfaultfd_wp());
         }
         let want_file = self.masks_of_interest & FILE != 0;
         let mut c;

@@ -663,6 +663,17 @@ impl<'a, M> PteTable<'a, M> {
         Some(Pte::from_raw(unsafe { bindings::ptep_get(ptep) }))
     }
 
+    /// The entry of the table's first page and the end of its entries: the entries of the
+    /// table's range are those from the first up to, not including, the end.
+    #[inline(always)]
+    fn entries(&self) -> (*mut bindings::pte_t, *mut bindings::pte_t) {
+        let n = self.end.saturating_sub(self.start) / PAGE_SIZE;
+        let p = self.first.as_ptr();
+        // SAFETY: By the type invariants the entries of the `n` pages of `self.start..self.end`
+        // follow `first` in the table, so the end is in the table or one past its last entry.
+        (p, unsafe { p.add(n) })
+    }
+
     /// Calls `f` with each entry of the table's range (that of the [`PageWalk::pmd_entry`] call)
     /// for which `select` holds, in address order, until `f` returns [`ControlFlow::Break`]: the
     /// entry's value as read, and a [`PteSlot`] through which `f` may change that entry. The
@@ -675,13 +686,7 @@ impl<'a, M> PteTable<'a, M> {
         select: impl Fn(Pte) -> bool,
         mut f: impl FnMut(&mut PteSlot<'_, 'a, M>, Pte) -> ControlFlow<()>,
     ) {
-        let n = self.end.saturating_sub(self.start) / PAGE_SIZE;
-        // SAFETY: By the type invariants the entries of the `n` pages of `self.start..self.end`
-        // follow `first` in the table, so `stop` is in the table or one past its last entry.
-        let (mut ptep, stop) = unsafe {
-            let p = self.first.as_ptr();
-            (p, p.add(n))
-        };
+        let (mut ptep, stop) = self.entries();
         let mut addr = self.start;
         while ptep != stop {
             // SAFETY: `ptep` is below `stop`: a valid entry of the locked table.
@@ -721,13 +726,7 @@ impl<'a, M> PteTable<'a, M> {
         mut f: impl FnMut(&mut PteRun<'_, 'a, M>) -> ControlFlow<()>,
     ) {
         let start = self.start;
-        let n = self.end.saturating_sub(start) / PAGE_SIZE;
-        // SAFETY: By the type invariants, as in `for_each_entry()`: `stop` is in the table or one
-        // past its last entry.
-        let (base, stop) = unsafe {
-            let p = self.first.as_ptr();
-            (p, p.add(n))
-        };
+        let (base, stop) = self.entries();
         let selected = |p: *mut bindings::pte_t| {
             // SAFETY: Only called with a pointer below `stop`: a valid entry of the locked table.
             let pte = unsafe { bindings::ptep_get(p) };
