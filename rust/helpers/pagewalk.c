@@ -51,31 +51,9 @@ __rust_helper pte_t rust_helper_pte_swp_clear_soft_dirty(pte_t pte)
 	return pte_swp_clear_soft_dirty(pte);
 }
 
-/*
- * A software PTE that grants no write access: a writable migration entry
- * becomes a readable one, keeping its soft-dirty and uffd-wp bits, as
- * change_softleaf_pte() does; other entries are returned as they are. Without
- * this, remove_migration_pte() maps the page writable again: without the
- * uffd-wp bit it was given, or clean after a soft-dirty clear, and its writes
- * go unseen.
- */
-__rust_helper pte_t rust_helper_softleaf_pte_wrprotect(pte_t pte)
+__rust_helper pte_t rust_helper_pte_softleaf_wrprotect(pte_t pte)
 {
-	softleaf_t entry = softleaf_from_pte(pte);
-	pte_t newpte;
-
-	if (!softleaf_is_migration_write(entry))
-		return pte;
-	if (folio_test_anon(softleaf_to_folio(entry)))
-		entry = make_readable_exclusive_migration_entry(swp_offset(entry));
-	else
-		entry = make_readable_migration_entry(swp_offset(entry));
-	newpte = swp_entry_to_pte(entry);
-	if (pte_swp_soft_dirty(pte))
-		newpte = pte_swp_mksoft_dirty(newpte);
-	if (pte_swp_uffd(pte))
-		newpte = pte_swp_mkuffd(newpte);
-	return newpte;
+	return pte_softleaf_wrprotect(pte);
 }
 
 __rust_helper pte_t rust_helper_pte_mksoft_dirty(pte_t pte)
@@ -113,28 +91,9 @@ __rust_helper pmd_t rust_helper_pmd_swp_clear_soft_dirty(pmd_t pmd)
 	return pmd_swp_clear_soft_dirty(pmd);
 }
 
-/* The PMD twin of rust_helper_softleaf_pte_wrprotect(). */
-__rust_helper pmd_t rust_helper_softleaf_pmd_wrprotect(pmd_t pmd)
+__rust_helper pmd_t rust_helper_pmd_softleaf_wrprotect(pmd_t pmd)
 {
-#ifdef CONFIG_ARCH_ENABLE_THP_MIGRATION
-	softleaf_t entry = softleaf_from_pmd(pmd);
-	pmd_t newpmd;
-
-	if (!softleaf_is_migration_write(entry))
-		return pmd;
-	if (folio_test_anon(softleaf_to_folio(entry)))
-		entry = make_readable_exclusive_migration_entry(swp_offset(entry));
-	else
-		entry = make_readable_migration_entry(swp_offset(entry));
-	newpmd = softleaf_to_pmd(entry);
-	if (pmd_swp_soft_dirty(pmd))
-		newpmd = pmd_swp_mksoft_dirty(newpmd);
-	if (pmd_swp_uffd(pmd))
-		newpmd = pmd_swp_mkuffd(newpmd);
-	return newpmd;
-#else
-	return pmd;
-#endif
+	return pmd_softleaf_wrprotect(pmd);
 }
 
 __rust_helper void rust_helper_set_pmd_at(struct mm_struct *mm, unsigned long addr,

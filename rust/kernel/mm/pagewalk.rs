@@ -517,7 +517,7 @@ unsafe fn pte_clear_soft_dirty_with(
         // SAFETY: As above; a non-present entry is not cached by the TLB and not changed by
         // hardware, so it may be rewritten under the lock.
         unsafe {
-            let readable = bindings::softleaf_pte_wrprotect(pte.as_raw());
+            let readable = bindings::pte_softleaf_wrprotect(pte.as_raw());
             let new = bindings::pte_swp_clear_soft_dirty(readable);
             bindings::set_pte_at(vma.mm().as_raw(), addr, ptep, new);
         }
@@ -597,7 +597,7 @@ unsafe fn pte_make_uffd_wp(vma: &VmaRef, addr: usize, ptep: *mut bindings::pte_t
         // entry is made readable first: `remove_migration_pte()` would restore it writable and
         // without the uffd-wp bit.
         unsafe {
-            let readable = bindings::softleaf_pte_wrprotect(pte.as_raw());
+            let readable = bindings::pte_softleaf_wrprotect(pte.as_raw());
             bindings::set_pte_at(mm, addr, ptep, bindings::pte_swp_mkuffd(readable));
         }
     }
@@ -1049,7 +1049,7 @@ impl HugePmdGuard<'_, ClearSoftDirty> {
             // SAFETY: By the type invariants the entry is locked; a non-present entry is not
             // cached by the TLB and not changed by hardware.
             unsafe {
-                let readable = bindings::softleaf_pmd_wrprotect(pmd.as_raw());
+                let readable = bindings::pmd_softleaf_wrprotect(pmd.as_raw());
                 let new = bindings::pmd_swp_clear_soft_dirty(readable);
                 bindings::set_pmd_at(self.vma.mm().as_raw(), addr, self.pmd.as_ptr(), new);
             }
@@ -1105,7 +1105,7 @@ impl HugePmdGuard<'_, UffdWp> {
             // SAFETY: By the type invariants the entry is locked; a non-present entry is not
             // cached by the TLB. A writable migration entry is made readable first, as for a PTE.
             unsafe {
-                let readable = bindings::softleaf_pmd_wrprotect(pmd.as_raw());
+                let readable = bindings::pmd_softleaf_wrprotect(pmd.as_raw());
                 let new = bindings::pmd_swp_mkuffd(readable);
                 bindings::set_pmd_at(mm, addr, self.pmd.as_ptr(), new);
             }
@@ -1341,7 +1341,7 @@ impl<'a> HugetlbGuard<'a> {
             // SAFETY: By the type invariants the entry is locked; it is not present. A writable
             // migration entry is made readable first, as for a PTE.
             unsafe {
-                let new = bindings::pte_swp_mkuffd(bindings::softleaf_pte_wrprotect(pte.as_raw()));
+                let new = bindings::pte_swp_mkuffd(bindings::pte_softleaf_wrprotect(pte.as_raw()));
                 bindings::pagewalk_set_huge_pte_at(mm, self.addr, ptep, new, size);
             }
             return;

@@ -22,7 +22,10 @@ pub const RUST_IMPL_OPTION: &str = "CONFIG_PROC_PAGEMAP_SCAN_RUST";
 
 /// A selftest program run in the guest; its TAP output is parsed on the host.
 pub struct Selftest {
+    /// The suite's name, and the program's in the guest's /bin.
     pub name: &'static str,
+    /// Arguments (a kselftest harness's `-r fixture.variant.test` filters).
+    pub args: &'static [&'static str],
     /// Sources relative to tools/testing/selftests/mm.
     pub sources: &'static [&'static str],
     pub cflags: &'static [&'static str],
@@ -39,6 +42,7 @@ pub struct Selftest {
 pub const SELFTESTS: &[Selftest] = &[
     Selftest {
         name: "pagemap_ioctl",
+        args: &[],
         sources: &["pagemap_ioctl.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
@@ -49,6 +53,7 @@ pub const SELFTESTS: &[Selftest] = &[
     // so the implementation switch cannot change what it sees: once per boot.
     Selftest {
         name: "soft-dirty",
+        args: &[],
         sources: &["soft-dirty.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &["-D_GNU_SOURCE"],
         per_impl: false,
@@ -57,13 +62,77 @@ pub const SELFTESTS: &[Selftest] = &[
     },
     Selftest {
         name: "soft-dirty-clear",
+        args: &[],
         sources: &["soft-dirty-clear.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
         rust_only: true,
         timeout: 900,
     },
+    HMM_TESTS,
+    // The same program, its case of the soft-dirty get-and-clear (Rust only, as
+    // soft-dirty-clear).
+    Selftest {
+        name: "hmm-tests-clear",
+        args: &[
+            "-r",
+            "hmm.hmm_device_private.pagemap_scan_clear_soft_dirty_device_private",
+        ],
+        sources: &["hmm-tests.c", "vm_util.c", "hugepage_settings.c"],
+        cflags: &[],
+        per_impl: true,
+        rust_only: true,
+        timeout: 300,
+    },
 ];
+
+/// hmm-tests, its cases of pages in device private memory (lib/test_hmm.c) that clear_refs
+/// and PAGEMAP_SCAN change: the rest of it tests HMM, not this work.
+pub const HMM_TESTS: Selftest = Selftest {
+    name: "hmm-tests",
+    args: &[
+        "-r",
+        "hmm.hmm_device_private.soft_dirty_device_private",
+        "-r",
+        "hmm.hmm_device_private.uffd_wp_device_private",
+    ],
+    sources: &["hmm-tests.c", "vm_util.c", "hugepage_settings.c"],
+    cflags: &[],
+    per_impl: true,
+    rust_only: false,
+    timeout: 300,
+};
+
+/// migration-race: clear_refs and PAGEMAP_SCAN against move_pages(2) between two NUMA nodes,
+/// 5 s per case; the proof boots of `cargo xtask fixes` only (they have the nodes).
+pub const MIGRATION_RACE: Selftest = Selftest {
+    name: "migration-race",
+    args: &["-t", "5"],
+    sources: &["migration-race.c", "vm_util.c", "hugepage_settings.c"],
+    cflags: &["-D_GNU_SOURCE"],
+    per_impl: false,
+    rust_only: false,
+    timeout: 300,
+};
+
+/// The command line of suite `name` in the guest: a selftest with its arguments, or a Rust
+/// guest program.
+fn suite_cmd(name: &str) -> String {
+    match SELFTESTS.iter().find(|t| t.name == name) {
+        Some(t) => selftest_cmd(t),
+        None => format!("/bin/{name}"),
+    }
+}
+
+/// The command line of selftest `t` in the guest.
+pub fn selftest_cmd(t: &Selftest) -> String {
+    let mut c = format!("/bin/{}", t.name);
+    for a in t.args {
+        c.push(' ');
+        c.push_str(&sh_quote(a));
+    }
+    c
+}
 
 /// The differential tester: one suite comparing both implementations call by call.
 pub const DIFF_SUITE: &str = "differential";
@@ -136,6 +205,8 @@ pub enum Mode {
     /// `cargo xtask profile`: `pmscan-bench` once per argument list, each bracketing what it
     /// measures with marks on the control port.
     Profile { runs: Vec<String> },
+    /// `cargo xtask fixes`: these selftests once each, under [`ONCE_IMPL`].
+    Proof { tests: Vec<&'static Selftest> },
 }
 
 /// The suite name of the runs of [`Mode::Profile`].
@@ -366,6 +437,18 @@ run_suite() {{
                 );
             }
         }
+        Mode::Proof { tests } => {
+            for t in tests {
+                let _ = writeln!(
+                    s,
+                    "run_suite {} {} {} {}",
+                    sh_quote(t.name),
+                    sh_quote(ONCE_IMPL),
+                    t.timeout,
+                    selftest_cmd(t)
+                );
+            }
+        }
         Mode::Long { chunks, timeout } => {
             for r in chunks {
                 reliability_suites(&mut s, r, &long_label(r.seed), *timeout, *timeout);
@@ -380,18 +463,20 @@ run_suite() {{
                 for (name, timeout) in per_impl_suites(imp) {
                     let _ = writeln!(
                         s,
-                        "run_suite {} {} {timeout} /bin/{name}",
+                        "run_suite {} {} {timeout} {}",
                         sh_quote(name),
                         sh_quote(imp),
+                        suite_cmd(name)
                     );
                 }
             }
             for (name, timeout) in once_suites() {
                 let _ = writeln!(
                     s,
-                    "run_suite {} {} {timeout} /bin/{name}",
+                    "run_suite {} {} {timeout} {}",
                     sh_quote(name),
                     sh_quote(ONCE_IMPL),
+                    suite_cmd(name)
                 );
             }
             if let Some(d) = differential {
@@ -444,13 +529,20 @@ pub fn initramfs(ctx: &Ctx, variant: &str, mode: &Mode) -> Result<PathBuf> {
         bail!("/bin/busybox is missing (package busybox-static; run `cargo xtask setup`)");
     }
     std::fs::copy(bb, root.join("bin/busybox")).context(|| "copy busybox")?;
-    for t in SELFTESTS {
-        build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
-    }
-    let rbin = build_rust_guest(ctx)?;
-    for b in RUST_GUEST_BINS {
-        std::fs::copy(rbin.join(b), root.join("bin").join(b))
-            .context(|| format!("copy guest program {b}"))?;
+    if let Mode::Proof { tests } = mode {
+        // The tests of the fixes alone: the Rust guest programs test what the fixes do not add.
+        for t in tests {
+            build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
+        }
+    } else {
+        for t in SELFTESTS {
+            build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
+        }
+        let rbin = build_rust_guest(ctx)?;
+        for b in RUST_GUEST_BINS {
+            std::fs::copy(rbin.join(b), root.join("bin").join(b))
+                .context(|| format!("copy guest program {b}"))?;
+        }
     }
     let init = root.join("init");
     std::fs::write(&init, init_script(mode))?;
@@ -543,8 +635,10 @@ mod tests {
             {
                 assert!(
                     s.contains(&format!(
-                        "run_suite '{}' '{imp}' {} /bin/{}",
-                        t.name, t.timeout, t.name
+                        "run_suite '{}' '{imp}' {} {}",
+                        t.name,
+                        t.timeout,
+                        selftest_cmd(t)
                     )),
                     "{s}"
                 );

@@ -82,7 +82,10 @@ commands:
   configure  write and check the variant's .config only (after setup and materialize)
   build      configure and build the kernel
   check-series  build every patch of the series in turn (base + patches 1..i)
-  series     emit the series (git format-patch + cover letter) into the cache's series-out/,
+  fixes      build the pristine base and the fixes series alone (C only, worktrees of their
+             own), boot both with the fixes' test cases, print a FIX line per fix (pristine
+             FAIL, fixed PASS) and write docs/fixes.md
+  series     emit each series (git format-patch + its cover letter) into the cache's series-out/,
              check it (checkpatch --strict, per-patch builds, CONFIG_RUST=n build, git am
              round trip, get_maintainer, captured git send-email run); prints SERIES: lines
              --test-identity    use a placeholder From: (not for sending); CI always does
@@ -163,7 +166,7 @@ fn command_options(cmd: &str) -> (bool, &'static [&'static str]) {
         ),
         "series" => (true, &["--test-identity"]),
         "profile" => (true, &["--scenario", "--method", "--pct", "--full", "--top"]),
-        "configure" | "build" | "check-series" => (true, &[]),
+        "configure" | "build" | "check-series" | "fixes" => (true, &[]),
         _ => (false, &[]),
     }
 }
@@ -383,6 +386,7 @@ fn main() -> ExitCode {
         "configure" => kbuild::configure(&ctx, &o.variant).map(|_| true),
         "check-series" => cmd_check_series(&ctx, &o),
         "series" => cmd_series(&ctx, &o),
+        "fixes" => cmd_fixes(&ctx, &o),
         "build" => prepare(&ctx, &o).map(|(_, k)| {
             println!("kernel: {}", k.display());
             true

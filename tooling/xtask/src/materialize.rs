@@ -82,7 +82,7 @@ fn commit_series(ctx: &Ctx, m: &Manifest, tree: &Path) -> Result<String> {
     let added = added_versions(ctx, m, tree)?;
     let mut head = rev(tree, &format!("{BASE_TAG}^{{commit}}"))?.unwrap_or_default();
     for (i, p) in m.patches.iter().enumerate() {
-        let n = i + 1;
+        let n = m.label(i);
         for d in &p.diffs {
             let path = ctx.repo.join(d);
             let st = g()
@@ -325,7 +325,7 @@ fn split_message(m: &Manifest, p: &crate::manifest::Patch, msg: &str) -> (String
 fn replace_once(text: &mut String, old: &str, new: &str, what: &str) -> Result<()> {
     let n = text.matches(old).count();
     if n != 1 {
-        bail!("series/manifest.toml: {what} occurs {n} times as written; edit it by hand");
+        bail!("{what} occurs {n} times as written; edit it by hand");
     }
     *text = text.replacen(old, new, 1);
     Ok(())
@@ -347,7 +347,8 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
     if commits.len() != m.patches.len() {
         bail!(
             "branch {BRANCH} has {} commits, the manifest {} patches: add or remove the patch in \
-             series/manifest.toml first (subject, changelog, files or diffs), then export",
+             its series file (series/<name>.toml) first (subject, changelog, files or diffs), \
+             then export",
             commits.len(),
             m.patches.len()
         );
@@ -362,10 +363,21 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
         }
         Ok(())
     };
-    let manifest_path = ctx.repo.join("series/manifest.toml");
-    let mut manifest_text = std::fs::read_to_string(&manifest_path)?;
+    // The text of each series file, by its path: subjects and changelogs are written there.
+    let mut series_text: Vec<(String, String)> = Vec::new();
+    for s in &m.series {
+        let text = std::fs::read_to_string(ctx.repo.join(&s.file))
+            .context(|| format!("read {}", s.file))?;
+        series_text.push((s.file.clone(), text));
+    }
     for (i, (c, p)) in commits.iter().zip(&m.patches).enumerate() {
-        let n = i + 1;
+        let n = m.label(i);
+        let file = &m.series_of(i).file;
+        let manifest_text = &mut series_text
+            .iter_mut()
+            .find(|(f, _)| f == file)
+            .ok_or_else(|| err!("{file}: not read"))?
+            .1;
         let mut carried: Vec<(String, Option<&String>)> =
             p.files.iter().map(|f| (f.clone(), None)).collect();
         for d in &p.diffs {
@@ -400,7 +412,7 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
             if !carried.iter().any(|(k, _)| k == t) {
                 bail!(
                     "patch {n} ({}) changes {t}, which it does not carry: list it in \
-                     series/manifest.toml (files for a new file, diffs for an upstream one; \
+                     {file} (files for a new file, diffs for an upstream one; \
                      create the repository file) and export again",
                     p.subject
                 );
@@ -453,10 +465,10 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
         let (subject, body) = split_message(m, p, &msg);
         if subject != p.subject {
             replace_once(
-                &mut manifest_text,
+                manifest_text,
                 &format!("subject = {}", toml_string(&p.subject)),
                 &format!("subject = {}", toml_string(&subject)),
-                &format!("the subject of patch {n}"),
+                &format!("{file}: the subject of patch {n}"),
             )?;
         }
         if body != p.body.trim() {
@@ -464,18 +476,16 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
                 bail!("patch {n}: the new changelog has \"\"\" or a backslash; edit the manifest by hand");
             }
             replace_once(
-                &mut manifest_text,
+                manifest_text,
                 p.body.trim(),
                 &body,
-                &format!("the changelog of patch {n}"),
+                &format!("{file}: the changelog of patch {n}"),
             )?;
         }
     }
-    write(
-        "series/manifest.toml",
-        manifest_text.as_bytes(),
-        &mut changed,
-    )?;
+    for (file, text) in &series_text {
+        write(file, text.as_bytes(), &mut changed)?;
+    }
     // What the repository says now must materialize to the same series.
     let m2 = Manifest::load(&ctx.repo)?;
     let again = commit_series(ctx, &m2, &tree)?;
@@ -539,11 +549,16 @@ mod tests {
     }
 
     const MANIFEST: &str = r#"trailers = ["Assisted-by: LLM"]
+series = ["one", "two"]
 [base]
 package = "p"
 version = "1"
 suite = "s"
 kernel = "7.3.4"
+"#;
+    /// Two series of a patch each: the second patch's mail is a series of its own.
+    const SERIES_ONE: &str = r#"prefix = "PATCH"
+goes-to = "l"
 [cover]
 subject = "c"
 body = "b"
@@ -554,6 +569,12 @@ Why one.
 """
 files = ["fs/new.rs", "fs/grown.rs"]
 diffs = ["fs/a.c.one.diff"]
+"#;
+    const SERIES_TWO: &str = r#"prefix = "RFC PATCH"
+goes-to = "l"
+[cover]
+subject = "c2"
+body = "b2"
 [[patch]]
 subject = "fs: change l9"
 body = """
@@ -598,6 +619,8 @@ diffs = ["fs/a.c.two.diff", "fs/grown.rs.two.diff"]
             ),
         );
         std::fs::write(repo.join("series/manifest.toml"), MANIFEST).unwrap();
+        std::fs::write(repo.join("series/one.toml"), SERIES_ONE).unwrap();
+        std::fs::write(repo.join("series/two.toml"), SERIES_TWO).unwrap();
         std::fs::write(repo.join("fs/new.rs"), "fn one() {}\n").unwrap();
         std::fs::write(repo.join("fs/a.c.one.diff"), ONE).unwrap();
         std::fs::write(repo.join("fs/a.c.two.diff"), TWO).unwrap();

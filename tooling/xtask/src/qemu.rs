@@ -41,6 +41,8 @@ impl Machine {
 
 pub struct Boot<'a> {
     pub machine: &'a Machine,
+    /// Appended to the kernel's own command line (`numa=fake=2`).
+    pub kernel_args: &'a str,
     /// Appended to the kernel command line (after `--`: arguments of /init).
     pub init_args: &'a str,
     pub kernel: &'a Path,
@@ -76,6 +78,7 @@ impl<'a> Boot<'a> {
     ) -> Self {
         Boot {
             machine: &X86_64,
+            kernel_args: "",
             init_args: "",
             kernel,
             initrd,
@@ -146,6 +149,10 @@ pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
             "ttyS1"
         }
     );
+    if !b.kernel_args.is_empty() {
+        append.push(' ');
+        append.push_str(b.kernel_args);
+    }
     if !b.init_args.is_empty() {
         append.push_str(" -- ");
         append.push_str(b.init_args);

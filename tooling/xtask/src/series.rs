@@ -59,7 +59,7 @@ pub fn identity(repo: &Path, test: bool) -> Result<Identity> {
     })
 }
 
-/// The emitted files: cover letter first, then the patches in order.
+/// One emitted series: cover letter first, then the patches in order.
 pub struct Emitted {
     pub dir: PathBuf,
     pub cover: PathBuf,
@@ -69,8 +69,10 @@ pub struct Emitted {
 }
 
 /// Re-commits the materialized series with `id` as author and committer (branch `emit`) and
-/// writes it with `git format-patch`, the cover letter filled from the manifest.
-pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Emitted> {
+/// writes each series with `git format-patch` into `dir/<name>/`, its cover letter filled from
+/// its file, `base-commit:` the pristine base and, for a series on top of others, their patches
+/// as `prerequisite-patch-id:` lines.
+pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Vec<Emitted>> {
     let tree = ctx.tree();
     let commits = crate::materialize::series_commits(&tree)?;
     if commits.len() != m.patches.len() {
@@ -81,7 +83,9 @@ pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Emitte
         );
     }
     let base = output(git(&tree).args(["rev-parse", &format!("{BASE_TAG}^{{commit}}")]))?;
-    let mut parent = base.trim().to_string();
+    let base = base.trim().to_string();
+    let mut parent = base.clone();
+    let mut emitted = Vec::new();
     for c in &commits {
         let t = output(git(&tree).args(["rev-parse", &format!("{c}^{{tree}}")]))?;
         let msg = output(git(&tree).args(["log", "-1", "--format=%B", c]))?;
@@ -94,46 +98,78 @@ pub fn emit(ctx: &Ctx, m: &Manifest, id: &Identity, dir: &Path) -> Result<Emitte
             .env_remove("GIT_COMMITTER_DATE")
             .args(["commit-tree", t.trim(), "-p", &parent, "-m", msg.trim_end()]);
         parent = output(&mut cmd)?.trim().to_string();
+        emitted.push(parent.clone());
     }
     run(git(&tree).args(["update-ref", "refs/heads/emit", &parent]))?;
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir)?;
-    run(git(&tree)
-        .env("GIT_COMMITTER_NAME", &id.name)
-        .env("GIT_COMMITTER_EMAIL", &id.email)
-        .args([
-            "format-patch",
-            "-q",
-            "--cover-letter",
-            "--thread=shallow",
-            "--base",
-            base.trim(),
-            "-o",
-        ])
-        .arg(dir)
-        .arg(format!("{BASE_TAG}..emit")))?;
-    let files = patch_files(dir)?;
-    let Some((cover, patches)) = files.split_first() else {
-        bail!("git format-patch wrote nothing to {}", dir.display());
-    };
-    let text = std::fs::read_to_string(cover)?;
-    let body = format!(
-        "{}\n\nBased on Linux {} as packaged by Debian ({} {}); base-commit below is that\n\
-         tree committed unchanged.\n",
-        m.cover.body.trim(),
-        m.base.kernel,
-        m.base.package,
-        m.base.version
-    );
-    let filled = fill_cover(&text, &m.cover.subject, &body)?;
-    std::fs::write(cover, filled)?;
-    let tree_id = output(git(&tree).args(["rev-parse", "emit^{tree}"]))?;
-    Ok(Emitted {
-        dir: dir.to_path_buf(),
-        cover: cover.clone(),
-        patches: patches.to_vec(),
-        tree: tree_id.trim().to_string(),
-    })
+    let mut out = Vec::new();
+    for (k, s) in m.series.iter().enumerate() {
+        let from = match s.range.start {
+            0 => base.clone(),
+            i => emitted[i - 1].clone(),
+        };
+        let to = &emitted[s.range.end - 1];
+        let sdir = dir.join(&s.name);
+        std::fs::create_dir_all(&sdir)?;
+        run(git(&tree)
+            .env("GIT_COMMITTER_NAME", &id.name)
+            .env("GIT_COMMITTER_EMAIL", &id.email)
+            .args([
+                "format-patch",
+                "-q",
+                "--cover-letter",
+                "--thread=shallow",
+                "--subject-prefix",
+                &s.prefix,
+                "--base",
+                &base,
+                "-o",
+            ])
+            .arg(&sdir)
+            .arg(format!("{from}..{to}")))?;
+        let files = patch_files(&sdir)?;
+        let Some((cover, patches)) = files.split_first() else {
+            bail!("git format-patch wrote nothing to {}", sdir.display());
+        };
+        if patches.len() != s.range.len() {
+            bail!(
+                "format-patch wrote {} patches of series {}, {} expected",
+                patches.len(),
+                s.name,
+                s.range.len()
+            );
+        }
+        let text = std::fs::read_to_string(cover)?;
+        let mut body = format!(
+            "{}\n\nBased on Linux {} as packaged by Debian ({} {}); base-commit below is that\n\
+             tree committed unchanged.\n",
+            s.cover.body.trim(),
+            m.base.kernel,
+            m.base.package,
+            m.base.version
+        );
+        if k > 0 {
+            let before: Vec<String> = m.series[..k]
+                .iter()
+                .map(|p| format!("\"{}\" ({} patches)", p.cover.subject, p.range.len()))
+                .collect();
+            body.push_str(&format!(
+                "It applies on top of {}, sent separately; their patches are the\n\
+                 prerequisite-patch-id lines below.\n",
+                before.join(" and ")
+            ));
+        }
+        let filled = fill_cover(&text, &s.cover.subject, &body)?;
+        std::fs::write(cover, filled)?;
+        let tree_id = output(git(&tree).args(["rev-parse", &format!("{to}^{{tree}}")]))?;
+        out.push(Emitted {
+            dir: sdir,
+            cover: cover.clone(),
+            patches: patches.to_vec(),
+            tree: tree_id.trim().to_string(),
+        });
+    }
+    Ok(out)
 }
 
 /// The `.patch` files `git format-patch` wrote to `dir`, in order.
@@ -146,31 +182,25 @@ fn patch_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Writes the first `k` of the `n` emitted patches (the fixes at the front) as a series of their
-/// own, without a cover letter, into `dir`: what goes to stable and can be applied alone.
-pub fn emit_prefix(ctx: &Ctx, k: usize, n: usize, dir: &Path) -> Result<Emitted> {
+/// Whether the emitted patch `patch` applies to the pristine base on its own.
+pub fn applies_alone(ctx: &Ctx, patch: &Path) -> Result<bool> {
     let tree = ctx.tree();
-    let head = format!("emit~{}", n - k);
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir)?;
-    run(git(&tree)
-        .args(["format-patch", "-q", "--base", BASE_TAG, "-o"])
-        .arg(dir)
-        .arg(format!("{BASE_TAG}..{head}")))?;
-    let patches = patch_files(dir)?;
-    if patches.len() != k {
-        bail!(
-            "format-patch wrote {} fix patches, {k} expected",
-            patches.len()
-        );
-    }
-    let tree_id = output(git(&tree).args(["rev-parse", &format!("{head}^{{tree}}")]))?;
-    Ok(Emitted {
-        dir: dir.to_path_buf(),
-        cover: PathBuf::new(),
-        patches,
-        tree: tree_id.trim().to_string(),
-    })
+    let index = tree.join(".git/pmrs-alone.index");
+    let _ = std::fs::remove_file(&index);
+    let g = || {
+        let mut c = git(&tree);
+        c.env("GIT_INDEX_FILE", &index);
+        c
+    };
+    run(g().args(["read-tree", BASE_TAG]))?;
+    let ok = g()
+        .args(["apply", "--cached", "--check", "--whitespace=nowarn"])
+        .arg(patch)
+        .stderr(std::process::Stdio::null())
+        .status()?
+        .success();
+    let _ = std::fs::remove_file(&index);
+    Ok(ok)
 }
 
 /// Puts the subject and body into `git format-patch`'s cover-letter template.
@@ -247,9 +277,13 @@ pub fn checkpatch(ctx: &Ctx, patches: &[PathBuf]) -> Result<(CheckpatchTotals, V
     Ok((t, lines))
 }
 
-/// Applies the emitted patches with `git am` onto the pristine base in a scratch worktree that
-/// checks out only the files the series touches, and compares the resulting tree.
-pub fn am_roundtrip(ctx: &Ctx, e: &Emitted, touched: &[String]) -> Result<bool> {
+/// Applies the patches of the emitted series `chain` (in order: a series and those it applies
+/// on) with `git am` onto the pristine base in a scratch worktree that checks out only the
+/// files the series touch, and compares the resulting tree with the last one's.
+pub fn am_roundtrip(ctx: &Ctx, chain: &[&Emitted], touched: &[String]) -> Result<bool> {
+    let Some(last) = chain.last() else {
+        bail!("am round trip of no series");
+    };
     let tree = ctx.tree();
     let wt = ctx.cache.join("am-roundtrip");
     let _ = std::fs::remove_dir_all(&wt);
@@ -267,14 +301,15 @@ pub fn am_roundtrip(ctx: &Ctx, e: &Emitted, touched: &[String]) -> Result<bool> 
         run(&mut sc)?;
         run(git(&wt).args(["checkout", "-q"]))?;
         let mut am = git(&wt);
-        am.args(["am", "-q", "--no-3way"]).args(&e.patches);
+        am.args(["am", "-q", "--no-3way"])
+            .args(chain.iter().flat_map(|e| &e.patches));
         let ok = am.status()?.success();
         if !ok {
             let _ = git(&wt).args(["am", "--abort"]).status();
             return Ok(false);
         }
         let got = output(git(&wt).args(["rev-parse", "HEAD^{tree}"]))?;
-        Ok(got.trim() == e.tree)
+        Ok(got.trim() == last.tree)
     })();
     let _ = run(git(&tree).args(["worktree", "remove", "--force"]).arg(&wt));
     res
@@ -345,9 +380,9 @@ impl Mail {
     }
 }
 
-/// Checks a captured thread: `[PATCH 0/n]` first, then `k/n` in order, each patch a reply to
-/// the cover letter, all from the address `from` and to linux-mm. Returns the problems found.
-pub fn check_thread(mails: &[Mail], n: usize, from: &str) -> Vec<String> {
+/// Checks a captured thread: `[<prefix> 0/n]` first, then `k/n` in order, each patch a reply
+/// to the cover letter, all from the address `from` and to linux-mm. Returns the problems found.
+pub fn check_thread(mails: &[Mail], n: usize, from: &str, prefix: &str) -> Vec<String> {
     let mut p = Vec::new();
     if mails.len() != n + 1 {
         p.push(format!(
@@ -365,7 +400,7 @@ pub fn check_thread(mails: &[Mail], n: usize, from: &str) -> Vec<String> {
         let subj = mail.get("subject").unwrap_or("");
         // format-patch pads the number to the width of the total (01/10).
         let width = n.to_string().len();
-        let tag = format!("[PATCH {k:0width$}/{n}]");
+        let tag = format!("[{prefix} {k:0width$}/{n}]");
         if !subj.starts_with(&tag) {
             p.push(format!(
                 "mail {k}: subject `{subj}` does not start with {tag}"
@@ -514,23 +549,23 @@ mod tests {
             mail("[PATCH 2/2] two", "<2@x>", Some("<c@x>")),
         ];
         assert!(
-            check_thread(&good, 2, from).is_empty(),
+            check_thread(&good, 2, from, "PATCH").is_empty(),
             "{:?}",
-            check_thread(&good, 2, from)
+            check_thread(&good, 2, from, "PATCH")
         );
         let chained = vec![
             mail("[PATCH 0/2] cover", "<c@x>", None),
             mail("[PATCH 1/2] one", "<1@x>", Some("<c@x>")),
             mail("[PATCH 2/2] two", "<2@x>", Some("<1@x>")),
         ];
-        assert_eq!(check_thread(&chained, 2, from).len(), 2);
+        assert_eq!(check_thread(&chained, 2, from, "PATCH").len(), 2);
         let order = vec![
             mail("[PATCH 0/2] cover", "<c@x>", None),
             mail("[PATCH 2/2] two", "<2@x>", Some("<c@x>")),
             mail("[PATCH 1/2] one", "<1@x>", Some("<c@x>")),
         ];
-        assert_eq!(check_thread(&order, 2, from).len(), 2);
-        assert_eq!(check_thread(&good[..2], 2, from).len(), 1);
+        assert_eq!(check_thread(&order, 2, from, "PATCH").len(), 2);
+        assert_eq!(check_thread(&good[..2], 2, from, "PATCH").len(), 1);
         // Ten or more patches: numbers are padded.
         let mut ten = vec![mail("[PATCH 00/10] cover", "<c@x>", None)];
         for k in 1..=10 {
@@ -540,8 +575,14 @@ mod tests {
                 Some("<c@x>"),
             ));
         }
-        assert!(check_thread(&ten, 10, from).is_empty());
+        assert!(check_thread(&ten, 10, from, "PATCH").is_empty());
+        let rfc = vec![
+            mail("[RFC PATCH 0/1] cover", "<c@x>", None),
+            mail("[RFC PATCH 1/1] one", "<1@x>", Some("<c@x>")),
+        ];
+        assert!(check_thread(&rfc, 1, from, "RFC PATCH").is_empty());
+        assert_eq!(check_thread(&rfc, 1, from, "PATCH").len(), 2);
         ten[3] = mail("[PATCH 3/10] p", "<3@x>", Some("<c@x>"));
-        assert_eq!(check_thread(&ten, 10, from).len(), 1);
+        assert_eq!(check_thread(&ten, 10, from, "PATCH").len(), 1);
     }
 }

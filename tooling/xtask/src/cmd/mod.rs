@@ -2,6 +2,7 @@
 //! One module per command: each holds its command's entry point and what only it uses.
 
 pub(crate) mod bench;
+pub(crate) mod fixes;
 pub(crate) mod long;
 pub(crate) mod profile;
 pub(crate) mod run;
@@ -9,6 +10,7 @@ pub(crate) mod series;
 pub(crate) mod test;
 
 pub(crate) use bench::*;
+pub(crate) use fixes::*;
 pub(crate) use long::*;
 pub(crate) use profile::*;
 pub(crate) use run::*;
