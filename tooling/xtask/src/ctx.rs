@@ -11,6 +11,8 @@ pub struct Ctx {
     pub cache: PathBuf,
     /// `-j` for make.
     pub jobs: usize,
+    /// ccache's directory: `<cache>/ccache`, shared with the caches of `cargo xtask fixes`.
+    pub ccache: PathBuf,
 }
 
 impl Ctx {
@@ -32,6 +34,7 @@ impl Ctx {
             .unwrap_or(2);
         Ctx {
             repo,
+            ccache: cache.join("ccache"),
             cache,
             jobs: cores + 1,
         }
@@ -76,6 +79,10 @@ impl Ctx {
     pub fn make_vars(&self) -> Vec<String> {
         vec![
             "LLVM=-22".into(),
+            // Through ccache (its directory in the cache: `make()` sets CCACHE_DIR): the
+            // per-patch builds, and every build after a change early in the series, compile
+            // most files as they compiled them before.
+            "CC=ccache clang-22".into(),
             "RUSTC=/usr/bin/rustc".into(),
             "RUSTDOC=/usr/bin/rustdoc".into(),
             format!("RUST_LIB_SRC={RUST_LIB_SRC}"),

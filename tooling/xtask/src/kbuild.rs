@@ -71,6 +71,12 @@ pub fn make_arch(ctx: &Ctx, variant: &str, arch: Option<&str>) -> Command {
         c.arg(format!("ARCH={a}"));
     }
     c.args(ctx.make_vars())
+        .env("CCACHE_DIR", &ctx.ccache)
+        .env("CCACHE_MAXSIZE", "30G")
+        // Paths below the cache are hashed relative to the build directory, so the trees of
+        // `cargo xtask fixes` (`proof-*/tree`, built in `proof-*/build-proof`) share objects too.
+        .env("CCACHE_BASEDIR", &ctx.cache)
+        .env("CCACHE_NOHASHDIR", "1")
         // The rustup toolchain first on PATH must not be picked up by Kbuild's helpers.
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("CARGO")

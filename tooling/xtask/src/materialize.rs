@@ -603,6 +603,7 @@ diffs = ["fs/a.c.two.diff", "fs/grown.rs.two.diff"]
         let (repo, cache) = (dir.join("repo"), dir.join("cache"));
         let ctx = Ctx {
             repo: repo.clone(),
+            ccache: cache.join("ccache"),
             cache: cache.clone(),
             jobs: 1,
         };

@@ -39,6 +39,9 @@ const PACKAGES: &[&str] = &[
     "rsync",
     // tools/testing/vma links against userspace RCU.
     "liburcu-dev",
+    // Kernel objects cached by their preprocessed input (`ctx::make_vars`): the per-patch
+    // builds go back and forth over the same sources.
+    "ccache",
 ];
 
 /// Packages that come from a backports suite (package, suite).

@@ -53,6 +53,7 @@ fn proof_ctx(ctx: &Ctx, name: &str, commit: &str) -> Result<Ctx> {
         repo: ctx.repo.clone(),
         cache: ctx.cache.join(format!("proof-{name}")),
         jobs: ctx.jobs,
+        ccache: ctx.ccache.clone(),
     };
     let wt = p.tree();
     if !wt.join(".git").exists() {
