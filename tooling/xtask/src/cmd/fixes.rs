@@ -77,6 +77,8 @@ fn proof_ctx(ctx: &Ctx, name: &str, commit: &str) -> Result<Ctx> {
 /// What one proof boot reported: per suite, its TAP results.
 struct ProofBoot {
     suites: Vec<(String, Vec<Node>)>,
+    /// What migration-race says of each case: how many iterations hit the race.
+    race_notes: Vec<String>,
     problems: Vec<String>,
     splats: Vec<String>,
     uname: String,
@@ -115,6 +117,14 @@ fn proof_boot(ctx: &Ctx, kernel: &Path, initrd: &Path, label: &str) -> Result<Pr
     if uname.is_empty() {
         problems.push("the guest never reached /init".to_string());
     }
+    let race_notes = report::suite_frame(&lines, guest::MIGRATION_RACE.name, guest::ONCE_IMPL)
+        .map(|(body, _)| {
+            body.iter()
+                .filter(|l| l.contains(" iterations, "))
+                .map(|l| l.trim_start_matches(['#', ' ']).to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     let mut suites = Vec::new();
     for t in PROOF_TESTS {
         let nodes = match report::suite_frame(&lines, t.name, guest::ONCE_IMPL) {
@@ -128,6 +138,7 @@ fn proof_boot(ctx: &Ctx, kernel: &Path, initrd: &Path, label: &str) -> Result<Pr
     }
     Ok(ProofBoot {
         suites,
+        race_notes,
         problems,
         splats: splat::scan(&out.console),
         uname,
@@ -182,8 +193,21 @@ pub(crate) fn fix_line(n: usize, subject: &str, pristine: &[Outcome], fixed: &[O
     format!("FIX {n} {subject}: pristine {p}, fixed {f}")
 }
 
-pub(crate) fn cmd_fixes(ctx: &Ctx, o: &Opts) -> Result<bool> {
-    let m = setup_and_materialize(ctx, o)?;
+/// What the proof found: a FIX line per fix, the table rows of its cases, both boots.
+pub(crate) struct Proof {
+    lines: Vec<String>,
+    cases: Vec<String>,
+    pristine: ProofBoot,
+    fixed: ProofBoot,
+    fixed_commit: String,
+    /// Every fix shown (pristine FAIL, fixed PASS).
+    pub(crate) ok: bool,
+    /// Boots that failed, splats on the fixed kernel.
+    pub(crate) problems: Vec<String>,
+}
+
+/// Builds both proof kernels, boots them side by side, and judges each fix.
+pub(crate) fn run_proof(ctx: &Ctx, m: &Manifest) -> Result<Proof> {
     let Some(fs) = m.fixes() else {
         bail!("the manifest has no fixes series");
     };
@@ -248,34 +272,57 @@ pub(crate) fn cmd_fixes(ctx: &Ctx, o: &Opts) -> Result<bool> {
             cases.push(format!("| {n} | `{c}` | {} | {} |", a.word(), b.word()));
         }
     }
-    for l in &lines {
-        println!("{l}");
-    }
     let mut problems: Vec<String> = Vec::new();
     for (label, b) in [("pristine", &bp), ("fixed", &bf)] {
         problems.extend(b.problems.iter().map(|p| format!("{label}: {p}")));
     }
     // A splat on the fixed kernel is a failure; on the pristine one it may be the bug shown.
     problems.extend(bf.splats.iter().map(|s| format!("fixed: splat: {s}")));
-    for p in &problems {
-        println!("PROBLEM: {p}");
-    }
-    write_doc(ctx, &m, fs, &lines, &cases, &bp, &bf, &fixed_commit)?;
-    println!("fixes: wrote {}", ctx.repo.join("docs/fixes.md").display());
-    Ok(ok && problems.is_empty())
+    Ok(Proof {
+        lines,
+        cases,
+        pristine: bp,
+        fixed: bf,
+        fixed_commit,
+        ok,
+        problems,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_doc(
-    ctx: &Ctx,
-    m: &Manifest,
-    fs: &manifest::Series,
-    lines: &[String],
-    cases: &[String],
-    bp: &ProofBoot,
-    bf: &ProofBoot,
-    fixed_commit: &str,
-) -> Result<()> {
+impl Proof {
+    /// The FIX lines, as a suite of `cargo xtask test` (one case per fix).
+    pub(crate) fn suite(&self) -> report::Suite {
+        let mut s = report::Suite::new("fixes", "pristine-vs-fixed");
+        for l in &self.lines {
+            s.add_case(l, l.ends_with("pristine FAIL, fixed PASS"), Vec::new());
+        }
+        for p in &self.problems {
+            s.add_case(p, false, Vec::new());
+        }
+        s
+    }
+}
+
+pub(crate) fn cmd_fixes(ctx: &Ctx, o: &Opts) -> Result<bool> {
+    let m = setup_and_materialize(ctx, o)?;
+    let p = run_proof(ctx, &m)?;
+    for l in &p.lines {
+        println!("{l}");
+    }
+    for x in &p.problems {
+        println!("PROBLEM: {x}");
+    }
+    let Some(fs) = m.fixes() else {
+        bail!("the manifest has no fixes series");
+    };
+    write_doc(ctx, &m, fs, &p)?;
+    println!("fixes: wrote {}", ctx.repo.join("docs/fixes.md").display());
+    Ok(p.ok && p.problems.is_empty())
+}
+
+fn write_doc(ctx: &Ctx, m: &Manifest, fs: &manifest::Series, p: &Proof) -> Result<()> {
+    let (lines, cases, bp, bf) = (&p.lines, &p.cases, &p.pristine, &p.fixed);
+    let fixed_commit = p.fixed_commit.as_str();
     let head = util::output(Command::new("git").current_dir(&ctx.repo).args([
         "log",
         "-1",
@@ -318,6 +365,21 @@ fn write_doc(
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if !bp.race_notes.is_empty() {
+        d.push_str(
+            "\nmigration-race, case by case (soft-dirty PTE, soft-dirty THP, uffd-wp PTE, uffd-wp \
+             THP, uffd-wp hugetlb; 5 s each): how often the race was hit.\n\n\
+             | pristine | fixed |\n|---|---|\n",
+        );
+        for (a, b) in bp.race_notes.iter().zip(&bf.race_notes) {
+            d.push_str(&format!("| {a} | {b} |\n"));
+        }
+        d.push_str(
+            "\nThe THP cases cannot fail on x86: remove_migration_pmd() marks the PMD dirty, which \
+             sets soft-dirty, and write-protects it again after setting the uffd-wp bit \
+             (migration-race.c says so).\n",
+        );
+    }
     if !bp.splats.is_empty() {
         d.push_str("\nKernel warnings on the pristine base (the bugs' own, expected):\n\n");
         for s in bp.splats.iter().take(10) {
@@ -363,6 +425,7 @@ mod tests {
         );
         let b = ProofBoot {
             suites: vec![("soft-dirty".into(), p.roots)],
+            race_notes: Vec::new(),
             problems: Vec::new(),
             splats: Vec::new(),
             uname: String::new(),

@@ -467,7 +467,27 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         problems.push("the series stage was skipped (--skip-series)".to_string());
     }
 
+    // Each fix shown on the code it fixes: the pristine base and the fixes alone, built C only
+    // in worktrees of their own, booted side by side with the fixes' cases (`cargo xtask
+    // fixes`, which also writes docs/fixes.md).
+    let fix_lines = {
+        let _s = Stage::new("fixes-proof");
+        match fixes::run_proof(ctx, &m) {
+            Ok(p) => {
+                suites.push(p.suite());
+                p.lines
+            }
+            Err(e) => {
+                problems.push(format!("fixes proof: {e}"));
+                Vec::new()
+            }
+        }
+    };
+
     println!();
+    for l in &fix_lines {
+        println!("{l}");
+    }
     for l in &figure_lines {
         println!("{l}");
     }
