@@ -195,7 +195,7 @@ pub(crate) fn fix_line(n: usize, subject: &str, pristine: &[Outcome], fixed: &[O
 
 /// What the proof found: a FIX line per fix, the table rows of its cases, both boots.
 pub(crate) struct Proof {
-    lines: Vec<String>,
+    pub(crate) lines: Vec<String>,
     cases: Vec<String>,
     pristine: ProofBoot,
     fixed: ProofBoot,
