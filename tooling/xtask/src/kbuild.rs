@@ -174,7 +174,10 @@ fn config_inputs(ctx: &Ctx, variant: &str) -> Result<String> {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    Ok(fnv64(&[build_key(ctx, variant)?.as_bytes(), kconfig.as_bytes()]))
+    Ok(fnv64(&[
+        build_key(ctx, variant)?.as_bytes(),
+        kconfig.as_bytes(),
+    ]))
 }
 
 /// Writes the variant's .config (only when its fragments changed) and checks that every

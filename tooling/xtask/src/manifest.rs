@@ -119,12 +119,12 @@ impl Patch {
         self.trailers.iter().any(|t| t.starts_with("Fixes: "))
     }
 
-    /// Whether the patch changes selftests only.
+    /// Whether the patch changes selftests only (and their MAINTAINERS entries).
     pub fn is_selftest(&self) -> bool {
         self.files
             .iter()
             .chain(&self.diffs)
-            .all(|f| f.starts_with("tools/testing/selftests/"))
+            .all(|f| f.starts_with("tools/testing/selftests/") || f.starts_with("MAINTAINERS."))
     }
 }
 
@@ -243,7 +243,10 @@ impl Manifest {
                 bail!("{}: the series has no patch", s.file);
             }
             if s.fixes && k != 0 {
-                bail!("{}: a fixes series goes first, on the pristine base", s.file);
+                bail!(
+                    "{}: a fixes series goes first, on the pristine base",
+                    s.file
+                );
             }
             for i in s.range.clone() {
                 let p = &self.patches[i];
@@ -251,7 +254,11 @@ impl Manifest {
                 if s.fixes && p.is_selftest() && !p.is_fix() {
                     // A test of the fixes that is too big or too slow for a fix of its own.
                     if !p.proof.is_empty() {
-                        bail!("{} patch {}: only fixes have a proof", s.file, self.label(i));
+                        bail!(
+                            "{} patch {}: only fixes have a proof",
+                            s.file,
+                            self.label(i)
+                        );
                     }
                     continue;
                 }
@@ -272,7 +279,11 @@ impl Manifest {
                     );
                 }
                 if !s.fixes && !p.proof.is_empty() {
-                    bail!("{} patch {}: only fixes have a proof", s.file, self.label(i));
+                    bail!(
+                        "{} patch {}: only fixes have a proof",
+                        s.file,
+                        self.label(i)
+                    );
                 }
                 if s.fixes && p.proof.is_empty() {
                     bail!(
@@ -492,8 +503,10 @@ kernel = "7.3.4"
     #[test]
     fn rejects_bad_patches() {
         assert!(bad(&patch("no prefix", "fs/a.c", "")).contains("prefix"));
-        assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \" \"\nfiles = [\"fs/a.c\"]")
-            .contains("changelog"));
+        assert!(
+            bad("[[patch]]\nsubject = \"a: b\"\nbody = \" \"\nfiles = [\"fs/a.c\"]")
+                .contains("changelog")
+        );
         assert!(bad("[[patch]]\nsubject = \"a: b\"\nbody = \"x\"").contains("no file"));
         assert!(bad(&patch("a: b", "../etc/passwd", "")).contains("bad path"));
         assert!(
@@ -540,11 +553,21 @@ kernel = "7.3.4"
         let e = parse(TOP, &[("fixes", series(true, &feature))]).unwrap_err();
         assert!(e.0.contains("Fixes: and Cc: stable"), "{e}");
         // A selftest of the fixes may come without Fixes:, and without a proof.
-        let test = patch("selftests/mm: add a test", "tools/testing/selftests/mm/t.c", "");
+        let test = patch(
+            "selftests/mm: add a test",
+            "tools/testing/selftests/mm/t.c",
+            "",
+        );
         assert!(parse(TOP, &[("fixes", series(true, &(fix.clone() + &test)))]).is_ok());
         let e = parse(
             TOP,
-            &[("fixes", series(true, &test.replace("t.c\"]\n", "t.c\"]\nproof = [\"a:b\"]\n")))],
+            &[(
+                "fixes",
+                series(
+                    true,
+                    &test.replace("t.c\"]\n", "t.c\"]\nproof = [\"a:b\"]\n"),
+                ),
+            )],
         )
         .unwrap_err();
         assert!(e.0.contains("only fixes have a proof"), "{e}");
@@ -563,7 +586,10 @@ kernel = "7.3.4"
         assert!(e.0.contains("names the test cases"), "{e}");
         let e = parse(
             TOP,
-            &[("fixes", series(true, &fix.replace("pagemap_ioctl:walk_end", "nocolon")))],
+            &[(
+                "fixes",
+                series(true, &fix.replace("pagemap_ioctl:walk_end", "nocolon")),
+            )],
         )
         .unwrap_err();
         assert!(e.0.contains("is not `<suite>:<case>`"), "{e}");

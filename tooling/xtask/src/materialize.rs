@@ -44,15 +44,38 @@ pub fn tracked_files(ctx: &Ctx) -> Result<Vec<String>> {
 
 /// The commits of branch `series` after the base, oldest first: one per patch.
 pub fn series_commits(tree: &Path) -> Result<Vec<String>> {
+    commits_of(tree, BRANCH)
+}
+
+/// The commits from the base to `reference`, oldest first.
+fn commits_of(tree: &Path, reference: &str) -> Result<Vec<String>> {
     Ok(output(git(tree).args([
         "rev-list",
         "--reverse",
         "--first-parent",
-        &format!("{BASE_TAG}..{BRANCH}"),
+        &format!("{BASE_TAG}..{reference}"),
     ]))?
     .lines()
     .map(str::to_string)
     .collect())
+}
+
+/// Which subject or changelog export keeps: the branch's, the repository's (edited there since
+/// the branch and the repository last agreed, `synced`, while the branch kept it), or neither
+/// (both changed it, differently).
+fn pick_text<'t>(branch: &'t str, repo: &'t str, synced: Option<&str>) -> Option<&'t str> {
+    if branch == repo {
+        return Some(branch);
+    }
+    match synced {
+        // The repository's edit is newer than the branch's copy: keep it.
+        Some(s) if s == branch => Some(repo),
+        // Only the branch changed it.
+        Some(s) if s == repo => Some(branch),
+        // Both changed it.
+        Some(_) => None,
+        None => Some(branch),
+    }
 }
 
 /// The commit message materialize gives patch `p`.
@@ -203,6 +226,16 @@ fn series_content(tree: &Path, head: &str) -> Result<String> {
     ]))
 }
 
+/// The trees of the commits from the base to `head`, without their messages.
+fn series_trees(tree: &Path, head: &str) -> Result<String> {
+    output(git(tree).args([
+        "log",
+        "--reverse",
+        "--format=%T",
+        &format!("{BASE_TAG}..{head}"),
+    ]))
+}
+
 /// Refuses to go on when the cache tree holds work the repository does not: uncommitted
 /// changes (tracked or untracked), a rebase, merge or am in progress, or commits on `series`
 /// past [`SYNCED_REF`] (unless `new_head`, the series the repository now gives, has the same
@@ -344,6 +377,12 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
         }
     })?;
     let commits = series_commits(&tree)?;
+    // The commits the repository held when the two last agreed: a subject or changelog edited
+    // in the repository since is not overwritten by the branch's older copy.
+    let synced: Vec<String> = match rev(&tree, SYNCED_REF)? {
+        Some(_) => commits_of(&tree, SYNCED_REF).unwrap_or_default(),
+        None => Vec::new(),
+    };
     if commits.len() != m.patches.len() {
         bail!(
             "branch {BRANCH} has {} commits, the manifest {} patches: add or remove the patch in \
@@ -354,6 +393,9 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
         );
     }
     let mut changed = 0;
+    // A subject or changelog of the repository's kept over the branch's: the branch gets it at
+    // the next materialize.
+    let mut kept = false;
     let write = |rel: &str, text: &[u8], changed: &mut usize| -> Result<()> {
         let path = ctx.repo.join(rel);
         if std::fs::read(&path).ok().as_deref() != Some(text) {
@@ -463,6 +505,39 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
         }
         let msg = output(git(&tree).args(["log", "-1", "--format=%B", c]))?;
         let (subject, body) = split_message(m, p, &msg);
+        let (s_subject, s_body) = match synced.get(i).filter(|_| synced.len() == commits.len()) {
+            Some(sc) => {
+                let smsg = output(git(&tree).args(["log", "-1", "--format=%B", sc]))?;
+                let (a, b) = split_message(m, p, &smsg);
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
+        let Some(subject) = pick_text(&subject, &p.subject, s_subject.as_deref()) else {
+            bail!(
+                "patch {n}: its subject was changed in the branch and in {file} since they last \
+                 agreed; make them agree by hand (reword the commit, or edit the file), then \
+                 export"
+            );
+        };
+        let Some(body) = pick_text(&body, p.body.trim(), s_body.as_deref()) else {
+            bail!(
+                "patch {n}: its changelog was changed in the branch and in {file} since they \
+                 last agreed; make them agree by hand (reword the commit, or edit the file), \
+                 then export"
+            );
+        };
+        if subject != p.subject {
+            println!("export: patch {n}: the subject from the branch");
+        } else if s_subject.is_some() && subject != s_subject.as_deref().unwrap_or_default() {
+            println!("export: patch {n}: the subject edited in {file} kept");
+            kept = true;
+        }
+        if body == p.body.trim() && s_body.as_deref().is_some_and(|sb| sb != body) {
+            println!("export: patch {n}: the changelog edited in {file} kept");
+            kept = true;
+        }
+        let (subject, body) = (subject.to_string(), body.to_string());
         if subject != p.subject {
             replace_once(
                 manifest_text,
@@ -490,7 +565,12 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
     let m2 = Manifest::load(&ctx.repo)?;
     let again = commit_series(ctx, &m2, &tree)?;
     let cur = rev(&tree, BRANCH)?.unwrap_or_default();
-    if series_content(&tree, &again)? != series_content(&tree, &cur)? {
+    let same = if kept {
+        series_trees(&tree, &again)? == series_trees(&tree, &cur)?
+    } else {
+        series_content(&tree, &again)? == series_content(&tree, &cur)?
+    };
+    if !same {
         bail!(
             "export: the repository does not give back branch {BRANCH} (commit {} vs {}): a bug \
              in export; nothing was lost, the branch is unchanged",
@@ -499,6 +579,13 @@ pub fn export(ctx: &Ctx, m: &Manifest) -> Result<usize> {
         );
     }
     run(git(&tree).args(["update-ref", SYNCED_REF, &cur]))?;
+    if kept {
+        println!(
+            "export: {changed} file(s) written; the repository's newer subjects or changelogs \
+             kept: `cargo xtask materialize` gives them to branch {BRANCH}"
+        );
+        return Ok(changed);
+    }
     println!("export: {changed} file(s) written; branch {BRANCH} and the repository agree");
     Ok(changed)
 }
@@ -688,6 +775,41 @@ diffs = ["fs/a.c.two.diff", "fs/grown.rs.two.diff"]
             series_content(&tree, &edited).unwrap()
         );
         assert_eq!(export(&ctx, &m2).unwrap(), 0);
+
+        // A changelog edited in the repository since is kept, not overwritten by the branch's
+        // older copy; one changed in both places is refused.
+        let one = read("series/one.toml");
+        std::fs::write(
+            repo.join("series/one.toml"),
+            one.replace("Why one.", "Why one, edited."),
+        )
+        .unwrap();
+        let m3 = Manifest::load(&repo).unwrap();
+        export(&ctx, &m3).unwrap();
+        assert!(read("series/one.toml").contains("Why one, edited."));
+        let two = read("series/two.toml");
+        std::fs::write(
+            repo.join("series/two.toml"),
+            two.replace("Why two, reworded.", "Why two, in the repository."),
+        )
+        .unwrap();
+        sh(
+            &tree,
+            "git commit -q --amend -m 'fs: change l9 to L9' -m 'Why two, in the branch.' \
+             -m 'Assisted-by: LLM'",
+        );
+        let m4 = Manifest::load(&repo).unwrap();
+        let e = export(&ctx, &m4).unwrap_err();
+        assert!(e.0.contains("changed in the branch and in"), "{e}");
+        assert!(read("series/two.toml").contains("Why two, in the repository."));
+        std::fs::write(repo.join("series/one.toml"), &one).unwrap();
+        std::fs::write(repo.join("series/two.toml"), &two).unwrap();
+        sh(
+            &tree,
+            "git commit -q --amend -m 'fs: change l9 to L9' -m 'Why two, reworded.' \
+             -m 'Assisted-by: LLM'",
+        );
+        materialize(&ctx, &m2).unwrap();
 
         // A change to a file no patch carries is refused, not dropped.
         sh(

@@ -245,8 +245,15 @@ pub fn checkpatch(ctx: &Ctx, patches: &[PathBuf]) -> Result<(CheckpatchTotals, V
     let mut t = CheckpatchTotals::default();
     let mut lines = Vec::new();
     for p in patches {
+        // scripts/spdxcheck.py runs under the `python3` on PATH: Debian's, which has the
+        // modules it imports, not one a user's PATH puts first (pyenv, a virtualenv).
+        let path = format!(
+            "/usr/bin:/bin:{}",
+            std::env::var("PATH").unwrap_or_default()
+        );
         let out = Command::new("perl")
             .current_dir(ctx.tree())
+            .env("PATH", path)
             .args([
                 "scripts/checkpatch.pl",
                 "--strict",

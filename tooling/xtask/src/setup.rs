@@ -30,7 +30,9 @@ const PACKAGES: &[&str] = &[
     "busybox-static",
     "git",
     "git-email",
+    // checkpatch.pl's SPDX check (scripts/spdxcheck.py) imports ply and git.
     "python3-ply",
+    "python3-git",
     "gcc",
     "libc6-dev",
     "make",

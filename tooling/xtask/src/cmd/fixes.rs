@@ -87,7 +87,11 @@ struct ProofBoot {
 fn proof_boot(ctx: &Ctx, kernel: &Path, initrd: &Path, label: &str) -> Result<ProofBoot> {
     let _s = Stage::new(&format!("boot-proof-{label}"));
     let logdir = ctx.logs().join(format!("proof-{label}"));
-    let timeout: u64 = 120 + PROOF_TESTS.iter().map(|t| u64::from(t.timeout)).sum::<u64>();
+    let timeout: u64 = 120
+        + PROOF_TESTS
+            .iter()
+            .map(|t| u64::from(t.timeout))
+            .sum::<u64>();
     let out = qemu::boot(&qemu::Boot {
         kernel_args: PROOF_KERNEL_ARGS,
         ..qemu::Boot::new(
@@ -257,10 +261,7 @@ pub(crate) fn run_proof(ctx: &Ctx, m: &Manifest) -> Result<Proof> {
         }
         let n = k + 1;
         if let Some(why) = p.proof.iter().find_map(|x| x.strip_prefix("why:")) {
-            lines.push(format!(
-                "FIX {n} {}: not shown by a test: {why}",
-                p.subject
-            ));
+            lines.push(format!("FIX {n} {}: not shown by a test: {why}", p.subject));
             continue;
         }
         let po: Vec<Outcome> = p.proof.iter().map(|c| outcome(&bp, c)).collect();

@@ -164,7 +164,11 @@ pub(crate) fn series_suite(ctx: &Ctx, o: &Opts, m: &Manifest) -> Result<report::
             ck.errors + w == 0,
             ck_lines,
         );
-        s.add_case(&format!("{name}: every patch builds"), built == n, Vec::new());
+        s.add_case(
+            &format!("{name}: every patch builds"),
+            built == n,
+            Vec::new(),
+        );
         s.add_case(&format!("{name}: git am round trip"), am, Vec::new());
         s.add_case(
             &format!("{name}: send-email threading"),
