@@ -46,10 +46,10 @@
 #include "hugepage_settings.h"
 
 #ifndef MPOL_F_MEMS_ALLOWED
-#define MPOL_F_MEMS_ALLOWED	(1 << 2)
+#define MPOL_F_MEMS_ALLOWED	0x4
 #endif
 #ifndef MPOL_MF_MOVE
-#define MPOL_MF_MOVE		(1 << 1)
+#define MPOL_MF_MOVE		0x2
 #endif
 
 /* One migrate_pages() batch (NR_MAX_BATCHED_MIGRATION == HPAGE_PMD_NR). */
@@ -57,7 +57,7 @@
 #define MAX_NODES		1024
 #define LONG_BITS		(8 * sizeof(unsigned long))
 #define NSEC_PER_SEC		1000000000ULL
-#define TAINT_WARN		(1UL << 9)
+#define TAINT_WARN		0x200UL
 
 enum region_kind {
 	REGION_PTE,		/* order-0 anonymous pages */
@@ -299,7 +299,7 @@ static void migrator_stop(struct migrator *m)
 {
 	__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
 	pthread_join(m->thread, NULL);
-	ksft_print_msg("  migrator: %lu move_pages() calls, %lu entries moved, %lu failed, avg call %llu us%s%s\n",
+	ksft_print_msg("  migrator: %lu calls, %lu moved, %lu failed, %llu us/call%s%s\n",
 		       m->calls, m->moved, m->failed,
 		       (unsigned long long)m->cycle_ns / 1000,
 		       m->last_errno ? ", last error: " : "",
@@ -421,7 +421,7 @@ static void write_pages(char *mem, size_t len)
 	size_t off;
 
 	for (off = 0; off < len; off += pagesize)
-		(*(volatile char *)(mem + off))++;
+		mem[off]++;
 }
 
 /*
@@ -549,7 +549,7 @@ static void test_softdirty(enum region_kind kind)
 				bad++;
 		if (bad) {
 			if (!misses)
-				ksft_print_msg("  iteration %lu: %lu written page(s) not soft-dirty\n",
+				ksft_print_msg("  iteration %lu: %lu written, not soft-dirty\n",
 					       iters, bad);
 			misses += bad;
 			bad_iters++;
@@ -572,7 +572,7 @@ static void test_softdirty(enum region_kind kind)
 		ksft_test_result_skip("soft-dirty vs. migration, %s: nothing migrated\n",
 				      kind_name[kind]);
 	else if (split)
-		ksft_test_result_skip("soft-dirty vs. migration, %s: THP was split after %lu iterations\n",
+		ksft_test_result_skip("soft-dirty vs. migration, %s: THP split after %lu rounds\n",
 				      kind_name[kind], iters);
 	else
 		ksft_test_result_pass("soft-dirty vs. migration, %s\n", kind_name[kind]);
@@ -655,7 +655,7 @@ static void test_pagemap_scan_wp(enum region_kind kind)
 	}
 	uffd = uffd_open(kind == REGION_HUGETLB);
 	if (uffd < 0) {
-		ksft_test_result_skip("PAGEMAP_SCAN WP vs. migration, %s: userfaultfd WP_ASYNC: %s\n",
+		ksft_test_result_skip("PAGEMAP_SCAN WP vs. migration, %s: uffd WP_ASYNC: %s\n",
 				      kind_name[kind], strerror(-uffd));
 		return;
 	}
@@ -716,7 +716,7 @@ static void test_pagemap_scan_wp(enum region_kind kind)
 			bad += (vec[i].end - vec[i].start) / pagesize;
 		if (bad) {
 			if (!written)
-				ksft_print_msg("  iteration %lu: %lu unwritten page(s) reported written, first at +%#lx\n",
+				ksft_print_msg("  round %lu: %lu clean pages read written, +%#lx\n",
 					       iters, bad,
 					       (unsigned long)(vec[0].start - (uintptr_t)mem));
 			written += bad;
@@ -735,7 +735,7 @@ static void test_pagemap_scan_wp(enum region_kind kind)
 		       iters, bad_iters, written);
 	warned = warn_watch_end(&ww);
 	if (stuck)
-		ksft_test_result_fail("PAGEMAP_SCAN WP vs. migration, %s: move_pages() did not return\n",
+		ksft_test_result_fail("PAGEMAP_SCAN WP vs. migration, %s: move_pages() hung\n",
 				      kind_name[kind]);
 	else if (written || warned)
 		ksft_test_result_fail("PAGEMAP_SCAN WP vs. migration, %s\n", kind_name[kind]);
@@ -743,7 +743,7 @@ static void test_pagemap_scan_wp(enum region_kind kind)
 		ksft_test_result_skip("PAGEMAP_SCAN WP vs. migration, %s: nothing migrated\n",
 				      kind_name[kind]);
 	else if (split)
-		ksft_test_result_skip("PAGEMAP_SCAN WP vs. migration, %s: THP was split after %lu iterations\n",
+		ksft_test_result_skip("PAGEMAP_SCAN WP vs. migration, %s: THP split, %lu rounds\n",
 				      kind_name[kind], iters);
 	else
 		ksft_test_result_pass("PAGEMAP_SCAN WP vs. migration, %s\n", kind_name[kind]);
@@ -772,10 +772,9 @@ int main(int argc, char **argv)
 	ksft_print_header();
 
 	err = find_two_nodes();
-	if (err == -ENOSYS)
-		ksft_exit_skip("NUMA not supported (get_mempolicy: ENOSYS)\n");
 	if (err)
-		ksft_exit_skip("need two NUMA nodes with memory (try numa=fake=2)\n");
+		ksft_exit_skip("need two NUMA nodes with memory (try numa=fake=2): %s\n",
+			       strerror(-err));
 
 	pagesize = getpagesize();
 	pmdsize = read_pmd_pagesize();
