@@ -9,16 +9,15 @@
 //! written pages in VMAs registered for asynchronous uffd-wp (`PM_SCAN_WP_MATCHING`,
 //! `PM_SCAN_CHECK_WPASYNC`), for PTEs, transparent huge pages, hugetlb pages and holes.
 //!
-//! And one thing the C version does not do: `PM_SCAN_CLEAR_SOFT_DIRTY` clears the soft-dirty
-//! state of exactly the pages it reports, atomically with the report. That call takes the mmap
-//! lock for writing (killable) and walks with `PGWALK_WRLOCK`, so no page fault, with the mmap
-//! lock or only the VMA lock, runs meanwhile; it clears PTEs and huge PMDs as `clear_refs` does,
-//! splits a transparent huge page it covers only in part (a huge page whose split only zaps the
-//! mapping, of a file, shmem or the huge zero page, keeps its unreported part soft-dirty through
-//! `VM_SOFTDIRTY` on exactly that part), splits VMAs so that `VM_SOFTDIRTY` is cleared only
-//! where every page was reported, brackets the changes with an `MMU_NOTIFY_SOFT_DIRTY`
-//! invalidation and flushes every cleared entry from the TLB before the lock is dropped.
-//! Hugetlb pages are reported and never cleared.
+//! And `PM_SCAN_CLEAR_SOFT_DIRTY`, which clears the soft-dirty state of the pages it reports,
+//! atomically with the report, as `do_pagemap_scan()` does: the call takes the mmap lock for
+//! writing (killable) and walks with `PGWALK_WRLOCK`, so no page fault, with the mmap lock or
+//! only the VMA lock, runs meanwhile; it clears PTEs and huge PMDs as `clear_refs` does, splits
+//! an anonymous transparent huge page it reports only in part (the huge mapping of a file, shmem
+//! or the huge zero page reported in part stays as it is, soft-dirty), clears `VM_SOFTDIRTY`
+//! only from a VMA every page of which it reported (no VMA is split for it), brackets the changes
+//! with an `MMU_NOTIFY_SOFT_DIRTY` invalidation and flushes every cleared entry from the TLB
+//! before the lock is dropped. Hugetlb pages are reported and never cleared.
 //!
 //! The walk runs on `kernel::mm::pagewalk`; every page-table access and change goes through it.
 
@@ -26,17 +25,17 @@ use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ops::ControlFlow;
 use kernel::{
-    alloc::{flags::GFP_KERNEL, kvec::PushError, KVec},
+    alloc::{flags::GFP_KERNEL, KVec},
     bindings, current,
     ffi::{c_long, c_ulong},
     mm::{
         pagewalk::{
             BuiltIn, ClearSoftDirty, Flow, Hole, HugePmdGuard, HugetlbEntry, Mode, PageWalk,
-            PmdAction, PmdEntry, PteRun, PteSlot, PteTable, ReadOnly, UffdWp, VmaFilter,
+            PmdAction, PmdEntry, PteRun, PteSlot, PteTable, ReadOnly, UffdWp, VmaEnd, VmaFilter,
         },
         pgtable::{self, Pte},
         virt::{flags as vm, VmaRef},
-        Mm, MmWithUser, MmapWriteGuard,
+        Mm, MmWithUser,
     },
     page::PAGE_SIZE,
     prelude::*,
@@ -73,14 +72,6 @@ const FLAGS: u64 = WP_MATCHING
     } else {
         0
     };
-
-/// Contiguous reported ranges of `VM_SOFTDIRTY` VMAs recorded in one hold of the mmap lock;
-/// when full, the walk stops there, the VMAs are split and cleared, and the walk goes on.
-const MAX_VMA_RUNS: usize = 64;
-
-/// Unreported parts of huge pages that a walk had to zap (at most the head of the first and the
-/// tail of the last: only the range's edges and the walk's end cut a huge page).
-const MAX_KEPT: usize = 4;
 
 /// `struct pm_scan_arg`, read as the `__u64` words it is made of (`Args::read()` takes them in
 /// the order checked below).
@@ -280,20 +271,21 @@ struct Scan<M> {
     /// Regions of `buf` usable before the next copy-out.
     buf_len: usize,
     found_pages: u64,
+    /// The walk stopped before a hugetlb page it could not write-protect whole.
+    stopped_before_huge: bool,
     /// Where the next copied-out region goes.
     vec_out: usize,
-    /// Clearing: the VMA being walked has `VM_SOFTDIRTY` to clear where its pages are reported.
-    cur_vma_softdirty: bool,
-    /// Clearing: the contiguous reported ranges of `VM_SOFTDIRTY` VMAs in this walk (room for
-    /// `MAX_VMA_RUNS`, allocated before any lock is taken).
-    vma_runs: KVec<(usize, usize)>,
-    /// Clearing: `vma_runs` was full at this address; the walk stopped there and goes on
-    /// from it under the same lock.
-    restart: Option<usize>,
-    /// Clearing: parts of huge pages that were soft-dirty, not reported, and whose mapping a
-    /// split zapped: `VM_SOFTDIRTY` is set on exactly them after the walk (room for
-    /// `MAX_KEPT`, allocated before any lock is taken).
-    kept: KVec<(usize, usize)>,
+    /// Clearing: what is reported in the VMA being walked is cleared (not in hugetlb VMAs, nor
+    /// in a `VM_SOFTDIRTY` VMA that keeps its flag, where it would change nothing a reader sees).
+    clear_entries: bool,
+    /// Clearing: the VMA being walked has `VM_SOFTDIRTY` and lies whole in the walk; the flag
+    /// goes if every page of it is reported ([`PageWalk::post_vma`]).
+    clear_vma_flag: bool,
+    /// Clearing: pages reported in the VMA being walked.
+    vma_reported: u64,
+    /// Clearing: a huge page of the VMA being walked was split and its PTEs went away before they
+    /// could be cleared: the VMA gets `VM_SOFTDIRTY` ([`PageWalk::post_vma`]).
+    mark_cur_vma: bool,
     /// What the walks may change ([`ScanMode`]).
     _mode: PhantomData<M>,
 }
@@ -308,14 +300,6 @@ impl<M: ScanMode> Scan<M> {
             buf.push([0; 3], GFP_KERNEL)?;
             buf
         };
-        let (vma_runs, kept) = if arg.clear() {
-            (
-                KVec::with_capacity(MAX_VMA_RUNS, GFP_KERNEL)?,
-                KVec::with_capacity(MAX_KEPT, GFP_KERNEL)?,
-            )
-        } else {
-            (KVec::new(), KVec::new())
-        };
         let mut scan = Self {
             masks_of_interest: arg.category_mask | arg.category_anyof_mask | arg.return_mask,
             cur_vma_category: 0,
@@ -327,10 +311,11 @@ impl<M: ScanMode> Scan<M> {
             buf,
             buf_len,
             found_pages: 0,
-            cur_vma_softdirty: false,
-            vma_runs,
-            restart: None,
-            kept,
+            stopped_before_huge: false,
+            clear_entries: false,
+            clear_vma_flag: false,
+            vma_reported: 0,
+            mark_cur_vma: false,
             _mode: PhantomData,
         };
         scan.pte_loops = PteLoops(core::array::from_fn(|i| {
@@ -452,31 +437,15 @@ impl<M: ScanMode> Scan<M> {
         Err(ENOSPC)
     }
 
-    /// Reports `addr..*end` as [`Scan::output`] does and, when clearing in a `VM_SOFTDIRTY`
-    /// VMA, records what was reported so that the flag is cleared there after the walk. Stops
-    /// the walk at `addr` (`ENOSPC` with `*end == addr`, `restart` set) when a new range would
-    /// not fit in `vma_runs`.
+    /// Reports `addr..*end` as [`Scan::output`] does and, in a walk that clears, counts the
+    /// pages reported in the VMA (its `VM_SOFTDIRTY` goes only when all of them were).
     #[inline(always)]
     fn report(&mut self, categories: u64, addr: usize, end: &mut usize) -> Result {
-        // Only a walk that clears has `cur_vma_softdirty` set: the others need not look.
-        if !M::CLEARS || !self.cur_vma_softdirty {
-            return self.output(categories, addr, end);
-        }
-        let extends = self.vma_runs.last().is_some_and(|r| r.1 == addr);
-        if !extends && self.vma_runs.len() >= MAX_VMA_RUNS {
-            *end = addr;
-            self.restart = Some(addr);
-            return Err(ENOSPC);
-        }
         let ret = self.output(categories, addr, end);
-        if *end > addr {
-            match self.vma_runs.last_mut() {
-                Some(run) if run.1 == addr => run.1 = *end,
-                // Room was checked above.
-                _ => {
-                    let _ = self.vma_runs.push_within_capacity((addr, *end));
-                }
-            }
+        if M::CLEARS {
+            // `*end` is not below `addr`: no wrap.
+            let n = (end.wrapping_sub(addr) / PAGE_SIZE) as u64;
+            self.vma_reported = self.vma_reported.wrapping_add(n);
         }
         ret
     }
@@ -484,14 +453,6 @@ impl<M: ScanMode> Scan<M> {
     /// Takes back the report of `addr..end`, the tail of the current region (a huge page that
     /// is reported page by page instead, or not at all).
     fn backout_range(&mut self, addr: usize, end: usize) {
-        if let Some(run) = self.vma_runs.last_mut() {
-            if run.0 <= addr && addr < run.1 {
-                run.1 = addr;
-                if run.0 == run.1 {
-                    self.vma_runs.pop();
-                }
-            }
-        }
         let Some(cur) = self.buf.last_mut() else {
             return;
         };
@@ -504,21 +465,6 @@ impl<M: ScanMode> Scan<M> {
         self.found_pages = self
             .found_pages
             .wrapping_sub((end.wrapping_sub(addr) / PAGE_SIZE) as u64);
-    }
-
-    /// Records that `addr..end`, part of a huge page whose mapping was zapped unreported, must
-    /// read soft-dirty after the walk.
-    fn keep_soft_dirty(&mut self, addr: usize, end: usize) {
-        if addr >= end {
-            return;
-        }
-        if let Err(PushError((a, b))) = self.kept.push_within_capacity((addr, end)) {
-            // Cannot happen (see MAX_KEPT); if it did, cover both: over-reporting loses
-            // nothing.
-            if let Some(last) = self.kept.last_mut() {
-                *last = (last.0.min(a), last.1.max(b));
-            }
-        }
     }
 
     /// Copies the buffered regions to userspace; returns how many.
@@ -687,32 +633,30 @@ impl<M: ScanMode> Scan<M> {
             return Some(ret);
         }
         if M::CLEARS && self.arg.clear() {
+            if !self.clear_entries {
+                return Some(ret);
+            }
             if end != start + bindings::PMD_SIZE {
-                // Only part of the huge page is reported (with its categories, HUGE among them,
-                // as C reports it): split it and clear that part.
+                // Reported in part. A VM_SOFTDIRTY VMA keeps its flag then: nothing to clear.
+                // The split of a file, shmem or huge-zero PMD only zaps it, which would lose the
+                // state of the part not reported: leave it soft-dirty (over-reporting). Split an
+                // anonymous one, whose PTEs keep the bit, and clear the part reported.
+                if self.cur_vma_category & SOFT_DIRTY != 0
+                    || !vma.is_anonymous()
+                    || categories & PFNZERO != 0
+                {
+                    return Some(ret);
+                }
                 drop(huge);
                 pmd.split_huge();
-                let keeps_bits = vma.is_anonymous() && categories & PFNZERO == 0;
-                if keeps_bits {
-                    // Its PTEs keep the PMD's soft-dirty bit: clear the reported ones.
-                    let cleared = pmd.with_ptes(|t| {
-                        for addr in (start..end).step_by(PAGE_SIZE) {
-                            M::clear_pte(t, addr);
-                        }
-                    });
-                    if cleared.is_some() {
-                        return Some(ret);
+                let cleared = pmd.with_ptes(|t| {
+                    for addr in (start..end).step_by(PAGE_SIZE) {
+                        M::clear_pte(t, addr);
                     }
-                }
-                // The split of a file, shmem or huge-zero PMD only zaps it (or maps the zero
-                // page without the bit), and a PTE table that went away took the entries with
-                // it: the reported part now reads clean, as it must, and the rest, soft-dirty
-                // before, would read clean too. Unless the VMA's flag covers it, keep it
-                // soft-dirty through the flag on exactly that part.
-                if !self.cur_vma_softdirty {
-                    let huge_start = start & !(bindings::PMD_SIZE - 1);
-                    self.keep_soft_dirty(huge_start, start);
-                    self.keep_soft_dirty(end, huge_start + bindings::PMD_SIZE);
+                });
+                if cleared.is_none() {
+                    // The PTE table went away with the entries: lose nothing, over-report.
+                    self.mark_cur_vma = true;
                 }
                 return Some(ret);
             }
@@ -770,7 +714,7 @@ impl<M: ScanMode> Scan<M> {
         }
         if self.arg.wp() && categories & WRITTEN != 0 {
             M::wp_slot(e);
-        } else if self.arg.clear() {
+        } else if self.clear_entries {
             M::clear_slot(e);
         }
         ControlFlow::Continue(())
@@ -838,11 +782,10 @@ impl<M: ScanMode> Scan<M> {
 impl<M: ScanMode> PageWalk for Scan<M> {
     type OwnerModule = BuiltIn;
     type Mode = M;
+    // Only a walk that clears changes VMAs when it is done with them.
+    const POST_VMA: bool = M::CLEARS;
 
-    fn test_walk(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaFilter> {
-        if M::CLEARS {
-            self.cur_vma_softdirty = false;
-        }
+    fn test_walk(&mut self, vma: &VmaRef, start: usize, end: usize) -> Result<VmaFilter> {
         let wp_allowed = vma.userfaultfd_wp_async() && vma.userfaultfd_wp_use_markers();
         if !wp_allowed {
             // The caller asked for failure on VMAs that cannot be write-protected...
@@ -874,12 +817,34 @@ impl<M: ScanMode> PageWalk for Scan<M> {
         self.cur_vma_unprotected = Self::unprotected(vma);
         self.cur_vma_loop = self.pte_loops.get(vma.userfaultfd_wp(), categories);
         if M::CLEARS {
-            // Hugetlb page tables are not soft-dirty tracked: their pages are reported, never
-            // cleared, and their VMA keeps its flag.
-            self.cur_vma_softdirty =
-                self.arg.clear() && categories & SOFT_DIRTY != 0 && !vma.is_hugetlb();
+            // Hugetlb page tables are not soft-dirty tracked: reported, never cleared.
+            // VM_SOFTDIRTY, which makes every page of the VMA read soft-dirty, is cleared only
+            // from a VMA that lies whole in this walk and has every page reported (post_vma);
+            // no VMA is split for it. Entries of a VMA that keeps the flag are left alone:
+            // clearing them would change nothing a reader can see.
+            let hugetlb = vma.is_hugetlb();
+            self.clear_vma_flag =
+                soft_dirty_vma && !hugetlb && start == vma.start() && end == vma.end();
+            self.clear_entries = !hugetlb && (!soft_dirty_vma || self.clear_vma_flag);
+            self.vma_reported = 0;
+            self.mark_cur_vma = false;
         }
         Ok(VmaFilter::Walk)
+    }
+
+    fn post_vma(&mut self, vma: &mut VmaEnd<'_, M>) {
+        if !M::CLEARS {
+            return;
+        }
+        if self.mark_cur_vma {
+            M::mark_vma(vma);
+        } else if self.clear_vma_flag {
+            let v = vma.vma();
+            // A VMA is not empty: no wrap.
+            if self.vma_reported == (v.end().wrapping_sub(v.start()) / PAGE_SIZE) as u64 {
+                M::clear_vma(vma);
+            }
+        }
     }
 
     fn pmd_entry(
@@ -921,7 +886,7 @@ impl<M: ScanMode> PageWalk for Scan<M> {
         if !self.is_interesting_page(categories) {
             return Ok(Flow::Continue);
         }
-        // Nothing is mapped: clearing only records the range for the VMA flag.
+        // Nothing is mapped: a walk that clears only counts the pages, for the VMA flag.
         let ret = self.report(categories, addr, &mut end);
         if addr == end || !self.arg.wp() {
             return ret.map(|()| Flow::Continue);
@@ -991,6 +956,12 @@ trait ScanMode: Mode + Sized {
     /// Clears the soft-dirty state of the huge page.
     fn clear_huge(_h: &mut HugePmdGuard<'_, Self>) {}
 
+    /// Clears `VM_SOFTDIRTY` from the VMA whose walk ends.
+    fn clear_vma(_v: &mut VmaEnd<'_, Self>) {}
+
+    /// Sets `VM_SOFTDIRTY` on the VMA whose walk ends.
+    fn mark_vma(_v: &mut VmaEnd<'_, Self>) {}
+
     /// Reports, and write-protects, a hugetlb entry under its lock, for a call with
     /// `PM_SCAN_WP_MATCHING`.
     fn hugetlb_wp(
@@ -1006,6 +977,9 @@ trait ScanMode: Mode + Sized {
 impl ScanMode for ReadOnly {
     fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
         let guard = mm.mmap_read_lock_killable()?;
+        // Only a walk that stops early sets walk_end: forget where the last one stopped, or a
+        // walk that completes would leave it.
+        p.arg.walk_end = 0;
         Ok(guard.walk_page_range(start, end, p).map(|_| ()))
     }
 }
@@ -1013,6 +987,9 @@ impl ScanMode for ReadOnly {
 impl ScanMode for UffdWp {
     fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
         let guard = mm.mmap_read_lock_killable()?;
+        // Only a walk that stops early sets walk_end: forget where the last one stopped, or a
+        // walk that completes would leave it.
+        p.arg.walk_end = 0;
         // Protection changes for the range happen under the lock, inside an invalidation of it.
         Ok(guard.walk_page_range_uffd_wp(start, end, p).map(|_| ()))
     }
@@ -1055,6 +1032,7 @@ impl ScanMode for UffdWp {
             // the walk before it.
             p.backout_range(start, end);
             p.arg.walk_end = start;
+            p.stopped_before_huge = true;
             return Err(ENOSPC);
         }
         g.make_uffd_wp();
@@ -1066,8 +1044,13 @@ impl ScanMode for ClearSoftDirty {
     const CLEARS: bool = true;
 
     fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
-        let mut guard = mm.mmap_write_lock_killable()?;
-        Ok(clear_walk(&mut guard, p, start, end))
+        let guard = mm.mmap_write_lock_killable()?;
+        p.arg.walk_end = 0;
+        // The changes happen inside an MMU_NOTIFY_SOFT_DIRTY invalidation of the range, with a
+        // TLB flush pending; each cleared entry is flushed before its page-table lock is dropped.
+        Ok(guard
+            .walk_page_range_clear_soft_dirty(start, end, p)
+            .map(|_| ()))
     }
 
     fn clear_pte(t: &mut PteTable<'_, Self>, addr: usize) {
@@ -1087,12 +1070,21 @@ impl ScanMode for ClearSoftDirty {
     fn clear_huge(h: &mut HugePmdGuard<'_, Self>) {
         h.clear_soft_dirty();
     }
+
+    fn clear_vma(v: &mut VmaEnd<'_, Self>) {
+        v.clear_soft_dirty();
+    }
+
+    fn mark_vma(v: &mut VmaEnd<'_, Self>) {
+        v.mark_soft_dirty();
+    }
 }
 
-/// Whether the caller may clear the soft-dirty state of `mm`, whose pagemap file belongs to
-/// `task`. Opening the file checked `PTRACE_MODE_READ` only, and the descriptor may have been
-/// passed on or the caller's credentials changed since: unless the caller scans itself, it must
-/// now be allowed to ptrace-attach to the task (what `clear_refs` users such as CRIU hold).
+/// Whether the caller may clear the soft-dirty state of `mm`; `task` is the task of its pagemap
+/// file while it still runs `mm`. Opening the file checked `PTRACE_MODE_READ` only, and the
+/// descriptor may have been passed on or the caller's credentials changed since: unless the
+/// caller scans itself, it must now be allowed to ptrace-attach to the task (what `clear_refs`
+/// users such as CRIU hold), as `pagemap_scan_may_clear()` checks.
 fn may_clear_soft_dirty(mm: &Mm, task: Option<&Task>) -> bool {
     let current = current!();
     if current.mm().is_some_and(|own| own.as_raw() == mm.as_raw()) {
@@ -1101,49 +1093,24 @@ fn may_clear_soft_dirty(mm: &Mm, task: Option<&Task>) -> bool {
     task.is_some_and(|t| t.ptrace_may_access(PtraceMode::AttachFsCreds))
 }
 
-/// One walk of a clearing call from `start` with the mmap lock held for writing: the changes are
-/// inside an `MMU_NOTIFY_SOFT_DIRTY` invalidation with a TLB flush pending (each cleared entry is
-/// flushed before its page-table lock is dropped), then `VM_SOFTDIRTY` is cleared where whole
-/// ranges of such VMAs were reported, and set on the parts of huge pages a split zapped
-/// unreported. When the walk stopped only because its table of such ranges was full, it goes
-/// on from there under the same lock, with the output buffer as it was: the regions are those
-/// of one walk, as C reports them.
-fn clear_walk(
-    guard: &mut MmapWriteGuard<'_>,
-    p: &mut Scan<ClearSoftDirty>,
-    start: usize,
-    end: usize,
-) -> Result {
-    let mut from = start;
-    loop {
-        let walked = guard.walk_page_range_clear_soft_dirty(from, end, p);
-        for (run_start, run_end) in p.vma_runs.drain_all() {
-            // A VMA that cannot be split keeps its flag: its pages read soft-dirty again, which
-            // over-reports and loses nothing. The report stands.
-            let _ = guard.clear_vma_soft_dirty(run_start, run_end);
-        }
-        for (start, end) in p.kept.drain_all() {
-            guard.mark_vma_soft_dirty(start, end);
-        }
-        match p.restart.take() {
-            Some(at) if walked == Err(ENOSPC) => from = at,
-            _ => return walked.map(|_| ()),
-        }
-    }
-}
-
-/// `PAGEMAP_SCAN` on `mm`, whose pagemap file belongs to `task`, with the user argument at
-/// `uarg` (`do_pagemap_scan()`).
-fn pagemap_scan(mm: &Mm, task: Option<&Task>, uarg: usize) -> Result<usize> {
+/// `PAGEMAP_SCAN` on `mm`, whose pagemap file belongs to `task` (while it runs `mm`), with the
+/// user argument at `uarg` (`do_pagemap_scan()`). A call that cleared soft-dirty state and then
+/// failed sets `remark` to the range whose VMAs must read soft-dirty again.
+fn pagemap_scan(
+    mm: &Mm,
+    task: Option<&Task>,
+    uarg: usize,
+    remark: &mut Option<(usize, usize)>,
+) -> Result<usize> {
     let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
     let arg = Args::read(uarg)?;
     // The flags, checked by Args::read(), decide what the walks may change: their mode.
     if arg.clear() {
-        scan::<ClearSoftDirty>(&mm, task, uarg, arg)
+        scan::<ClearSoftDirty>(&mm, task, uarg, arg, remark)
     } else if arg.wp() {
-        scan::<UffdWp>(&mm, task, uarg, arg)
+        scan::<UffdWp>(&mm, task, uarg, arg, remark)
     } else {
-        scan::<ReadOnly>(&mm, task, uarg, arg)
+        scan::<ReadOnly>(&mm, task, uarg, arg, remark)
     }
 }
 
@@ -1153,6 +1120,7 @@ fn scan<M: ScanMode>(
     task: Option<&Task>,
     uarg: usize,
     arg: Args,
+    remark: &mut Option<(usize, usize)>,
 ) -> Result<usize> {
     let mut p = Scan::<M>::new(arg)?;
     if p.arg.clear() && !may_clear_soft_dirty(mm, task) {
@@ -1186,23 +1154,18 @@ fn scan<M: ScanMode>(
             Ok(n) => n_ranges_out += n,
             Err(e) => ret = Err(e),
         }
-        // ENOSPC is the walk stopping at a full buffer or at max_pages, or before a page that
-        // does not fit whole (then it stopped where it began).
+        // ENOSPC is the walk stopping at a full buffer or at max_pages, or before a hugetlb
+        // page that does not fit whole.
         if ret != Err(ENOSPC)
             || p.arg.vec_len == 0
             || p.found_pages == p.arg.max_pages
-            || p.arg.walk_end == walk_start
+            || p.stopped_before_huge
         {
             break;
         }
         walk_start = p.arg.walk_end;
     }
 
-    // The last walk went to the end: walk_end may still hold where an earlier walk stopped on
-    // a full bounce buffer.
-    if ret.is_ok() {
-        p.arg.walk_end = end;
-    }
     let ret = match ret {
         Ok(()) => Ok(n_ranges_out),
         Err(e) if e == ENOSPC => Ok(n_ranges_out),
@@ -1222,13 +1185,9 @@ fn scan<M: ScanMode>(
     .and(ret);
     if cleared && ret.is_err() {
         // The caller gets an error instead of the report, so what was cleared must read
-        // soft-dirty again: mark the range (over-reporting, losing nothing). Its edges are
-        // rounded out to huge page boundaries: a VMA split inside a file or shmem huge page
-        // zaps the mapping, and the part outside the range would lose its state.
-        let huge = bindings::PMD_SIZE;
-        let start = p.arg.start & !(huge - 1);
-        let end = end.checked_next_multiple_of(huge).unwrap_or(end);
-        mm.mmap_write_lock().mark_vma_soft_dirty(start, end);
+        // soft-dirty again: the VMAs of the range are marked (over-reporting, losing nothing),
+        // by pagemap_scan_mark_soft_dirty() as for the C implementation.
+        *remark = Some((p.arg.start, end));
     }
     ret
 }
@@ -1239,20 +1198,33 @@ fn scan<M: ScanMode>(
 ///
 /// `mm` is the `mm_struct` of the pagemap file (its `private_data`), on which the open file
 /// holds an `mmgrab()` reference for the whole call; `task` is NULL or the task of the pagemap
-/// file, referenced for the whole call.
+/// file while it runs `mm`, referenced for the whole call; `remark` points to two writable
+/// `unsigned long`s, which are set to the start and end of the range to mark soft-dirty again
+/// (left alone when there is none).
 #[no_mangle]
 pub unsafe extern "C" fn rust_pagemap_scan(
     mm: *mut bindings::mm_struct,
     task: *mut bindings::task_struct,
     uarg: c_ulong,
+    remark: *mut c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `mm` is valid and stays so for the call.
     let mm = unsafe { Mm::from_raw(mm) };
     // SAFETY: By the function's safety requirements `task` is NULL or a task the caller holds a
     // reference on for the whole call; `Task` is a transparent wrapper of `task_struct`.
     let task = unsafe { task.cast::<Task>().as_ref() };
-    match pagemap_scan(mm, task, uarg) {
+    let mut range = None;
+    let ret = match pagemap_scan(mm, task, uarg, &mut range) {
         Ok(n) => n as c_long,
         Err(e) => e.to_errno() as c_long,
+    };
+    if let Some((start, end)) = range {
+        // SAFETY: By the function's safety requirements `remark` points to two writable
+        // `unsigned long`s.
+        unsafe {
+            remark.write(start as c_ulong);
+            remark.add(1).write(end as c_ulong);
+        }
     }
+    ret
 }

@@ -41,6 +41,18 @@ __rust_helper void rust_helper_set_pte_at(struct mm_struct *mm, unsigned long ad
 	set_pte_at(mm, addr, ptep, pte);
 }
 
+__rust_helper void rust_helper_vm_flags_set(struct vm_area_struct *vma,
+					    vm_flags_t flags)
+{
+	vm_flags_set(vma, flags);
+}
+
+__rust_helper void rust_helper_vm_flags_clear(struct vm_area_struct *vma,
+					      vm_flags_t flags)
+{
+	vm_flags_clear(vma, flags);
+}
+
 __rust_helper pte_t rust_helper_pte_clear_soft_dirty(pte_t pte)
 {
 	return pte_clear_soft_dirty(pte);

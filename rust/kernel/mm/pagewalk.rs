@@ -35,7 +35,7 @@ use crate::{
     mm::{
         mmu_notifier::Event,
         pgtable::{self, Pmd, Pte},
-        virt::VmaRef,
+        virt::{flags as vm, VmaRef},
         MmWithUser, MmapReadGuard, MmapWriteGuard,
     },
     page::PAGE_SIZE,
@@ -235,10 +235,16 @@ pub trait PageWalk: Sized {
         crate::build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Called after a VMA was walked, whether or not its walk ended in an error.
-    fn post_vma(&mut self, _vma: &VmaRef) {
+    /// Called after a VMA was walked, whether or not its walk ended in an error; its handle
+    /// offers what a walk of this mode may change in the VMA.
+    fn post_vma(&mut self, _vma: &mut VmaEnd<'_, Self::Mode>) {
         crate::build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// Whether the walker calls [`PageWalk::post_vma`], when it is implemented: a type that
+    /// walks in several modes may need it in some of them only (a call per VMA in the others
+    /// costs them for nothing).
+    const POST_VMA: bool = true;
 
     /// Called for each non-empty PMD covering `addr..next`, which may be a huge PMD.
     fn pmd_entry(
@@ -738,11 +744,11 @@ impl<'a, M> PteTable<'a, M> {
                 (p as usize).wrapping_sub(base as usize) / core::mem::size_of::<bindings::pte_t>();
             start.wrapping_add(i.wrapping_mul(PAGE_SIZE))
         };
-        // The changes are recorded in a local copy, written back once: the record then stays in
-        // registers across the runs. Whether the VMA may have DMA-pinned COW pages is looked up by
-        // the first run that clears, for all of them.
-        let mut flush = self.flush;
-        let mut may_pin = None;
+        // Runs come in address order, so what they change is one span, `changed.0..changed.1`
+        // (`changed.1 == 0`: nothing yet), added to the table's record once. Whether the VMA may
+        // have DMA-pinned COW pages is looked up once, for all runs.
+        let mut changed = (0usize, 0usize);
+        let may_pin = may_pin_cow(self.vma);
         let mut p = base;
         while p != stop {
             if !selected(p) {
@@ -763,8 +769,8 @@ impl<'a, M> PteTable<'a, M> {
                 start: at(run),
                 end: at(p),
                 vma: self.vma,
-                flush: &mut flush,
-                may_pin: &mut may_pin,
+                changed: &mut changed,
+                may_pin,
                 _mode: PhantomData,
             };
             if f(&mut r).is_break() {
@@ -776,7 +782,9 @@ impl<'a, M> PteTable<'a, M> {
                 p = unsafe { p.add(1) };
             }
         }
-        self.flush = flush;
+        if changed.1 != 0 {
+            note_change(&mut self.flush, changed.0, changed.1);
+        }
     }
 
     /// Iterates over `(address, entry)` for each page of the range.
@@ -898,15 +906,17 @@ impl PteSlot<'_, '_, ClearSoftDirty> {
 /// # Invariants
 ///
 /// `first` is the entry of `start` in a table of `vma` whose lock is held while the run exists,
-/// the entries of the pages of `start..end` follow it in that table, and `flush` is that table's
-/// record of changed entries; `may_pin` is `None` or `may_pin_cow()` of `vma`.
+/// the entries of the pages of `start..end` follow it in that table, and `changed` is the span of
+/// that table's entries changed by the runs before it (`changed.1 == 0`: none; else
+/// `changed.1 <= start`), which the table adds to its record of changed entries before it is
+/// unlocked; `may_pin` is `may_pin_cow()` of `vma`.
 pub struct PteRun<'s, 'a, M = ReadOnly> {
     first: *mut bindings::pte_t,
     start: usize,
     end: usize,
     vma: &'a VmaRef,
-    flush: &'s mut Option<(usize, usize)>,
-    may_pin: &'s mut Option<bool>,
+    changed: &'s mut (usize, usize),
+    may_pin: bool,
     _mode: PhantomData<M>,
 }
 
@@ -940,17 +950,19 @@ impl PteRun<'_, '_, ClearSoftDirty> {
         if n == 0 {
             return;
         }
-        let vma = self.vma;
-        let may_pin = *self.may_pin.get_or_insert_with(|| may_pin_cow(vma));
         let mut addr = self.start;
         for i in 0..n {
             // SAFETY: By the type invariants entry `i` (`i < n`, pages of `start..end`) is the
             // entry of `addr` in the locked table; soft-dirty tracking is supported.
-            unsafe { pte_clear_soft_dirty_with(self.vma, addr, self.first.add(i), may_pin) };
+            unsafe { pte_clear_soft_dirty_with(self.vma, addr, self.first.add(i), self.may_pin) };
             // Pages of the run: no wrap.
             addr = addr.wrapping_add(PAGE_SIZE);
         }
-        note_change(&mut *self.flush, self.start, addr);
+        // INVARIANT: The span grows at its end only, to the end of this run's pages cleared.
+        if self.changed.1 == 0 {
+            self.changed.0 = self.start;
+        }
+        self.changed.1 = addr;
     }
 }
 
@@ -1027,6 +1039,47 @@ impl<M> HugePmdGuard<'_, M> {
         } else {
             false
         }
+    }
+}
+
+impl VmaEnd<'_, ClearSoftDirty> {
+    /// Clears `VM_SOFTDIRTY` from the VMA, so that its pages read soft-dirty only where their
+    /// entries say so, and recomputes its page protection (`vma_set_page_prot()`), so that the
+    /// next write to a page of a shared mapping faults, as `clear_refs` does. For a caller that
+    /// reported, and cleared, every page of the VMA. Hugetlb VMAs, whose page tables are not
+    /// soft-dirty tracked, are left alone, as is everything without soft-dirty tracking.
+    #[inline]
+    pub fn clear_soft_dirty(&mut self) {
+        #[allow(clippy::bad_bit_mask)]
+        if !pgtable::soft_dirty_supported()
+            || self.vma.is_hugetlb()
+            || self.vma.flags() & vm::SOFTDIRTY == 0
+        {
+            return;
+        }
+        // SAFETY: By the type invariants the walker holds the mmap lock for writing and the VMA
+        // is write-locked, as changing its flags and page protection requires.
+        unsafe {
+            bindings::vm_flags_clear(self.vma.as_ptr(), vm::SOFTDIRTY);
+            bindings::vma_set_page_prot(self.vma.as_ptr());
+        }
+    }
+
+    /// Sets `VM_SOFTDIRTY` on the VMA, so that all its pages read soft-dirty: for a caller that
+    /// cleared soft-dirty state it cannot keep in the page tables. Hugetlb VMAs are left alone,
+    /// as is everything without soft-dirty tracking.
+    #[inline]
+    pub fn mark_soft_dirty(&mut self) {
+        #[allow(clippy::bad_bit_mask)]
+        if !pgtable::soft_dirty_supported()
+            || self.vma.is_hugetlb()
+            || self.vma.flags() & vm::SOFTDIRTY != 0
+        {
+            return;
+        }
+        // SAFETY: By the type invariants the walker holds the mmap lock for writing and the VMA
+        // is write-locked, as changing its flags requires.
+        unsafe { bindings::vm_flags_set(self.vma.as_ptr(), vm::SOFTDIRTY) };
     }
 }
 
@@ -1240,6 +1293,26 @@ fn hugetlb_page_size(vma: &VmaRef) -> usize {
 unsafe fn hugetlb_maps_file_page(pte: Pte) -> bool {
     // SAFETY: By the function's safety requirements the page of a present entry is valid.
     pte.is_present() && !unsafe { bindings::PageAnon(bindings::hugetlb_pte_page(pte.as_raw())) }
+}
+
+/// The VMA whose walk [`PageWalk::post_vma`] ends.
+///
+/// # Invariants
+///
+/// The walker holds the mmap lock for `'a` and has walked `vma` (write-locked in a walk with the
+/// mmap lock held for writing).
+pub struct VmaEnd<'a, M = ReadOnly> {
+    vma: &'a VmaRef,
+    _invariant: PhantomData<*mut &'a ()>,
+    _mode: PhantomData<M>,
+}
+
+impl<'a, M> VmaEnd<'a, M> {
+    /// The VMA.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
 }
 
 /// A hugetlb entry locked for a change (from [`HugetlbEntry::lock`] or a hole's
@@ -1504,7 +1577,14 @@ impl<T: PageWalk> Adapter<T> {
         // SAFETY: By the function's safety requirements.
         let (this, vma) = unsafe { Self::state(walk) };
         if let Some(vma) = vma {
-            this.post_vma(vma);
+            // INVARIANT: `post_vma` is called by the walker, under its lock, for the VMA it has
+            // just walked (write-locked by a walk with `PGWALK_WRLOCK`).
+            let mut end = VmaEnd {
+                vma,
+                _invariant: PhantomData,
+                _mode: PhantomData,
+            };
+            this.post_vma(&mut end);
         }
     }
 
@@ -1661,7 +1741,7 @@ impl<T: PageWalk> Adapter<T> {
             } else {
                 None
             },
-            post_vma: if T::HAS_POST_VMA {
+            post_vma: if T::HAS_POST_VMA && T::POST_VMA {
                 Some(Self::post_vma)
             } else {
                 None
@@ -1907,9 +1987,9 @@ mod tests {
             Ok(Flow::Continue)
         }
 
-        fn post_vma(&mut self, vma: &VmaRef) {
+        fn post_vma(&mut self, vma: &mut VmaEnd<'_>) {
             // Cannot fail the walk from here: a lost event shows as a count mismatch.
-            let _ = self.push(Ev::Post(vma.start()));
+            let _ = self.push(Ev::Post(vma.vma().start()));
         }
 
         fn pte_entry(&mut self, pte: &mut PteEntry<'_>, addr: usize, next: usize) -> Result<Flow> {

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * PAGEMAP_SCAN with PM_SCAN_CLEAR_SOFT_DIRTY: the soft-dirty state of exactly
- * the pages reported is cleared, atomically with the report, and no write is
- * ever lost. After each step the soft-dirty state is checked twice, through
- * PAGEMAP_SCAN and through bit 55 of /proc/self/pagemap, which must agree.
+ * PAGEMAP_SCAN with PM_SCAN_CLEAR_SOFT_DIRTY: the soft-dirty state of the pages
+ * reported is cleared, atomically with the report, and no write is ever lost.
+ * VM_SOFTDIRTY, which makes a whole new VMA read soft-dirty, is cleared only
+ * from a VMA every page of which was reported: until then the VMA's pages
+ * read soft-dirty (over-reported, by design). After each step the soft-dirty
+ * state is checked twice, through PAGEMAP_SCAN and through bit 55 of
+ * /proc/self/pagemap, which must agree.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -204,6 +207,12 @@ static void unmap_guarded(char *p, size_t n)
 	munmap(p - page_size, (n + 2) * page_size);
 }
 
+/* Get-and-clear of everything in start..end, without an output vector. */
+static long sd_clear_all(struct scan *s, void *start, void *end)
+{
+	return sd_get_clear(s, start, end, 0, 0);
+}
+
 FIXTURE(sd)
 {
 	struct scan *s;
@@ -259,9 +268,13 @@ TEST_F(sd, einval)
 TEST_F(sd, sub_range)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(16);
+	char *p = map_guarded(16);
 
 	ASSERT_NE(NULL, p);
+	/* A first clear of the whole VMA takes its VM_SOFTDIRTY. */
+	touch(p, 0, 16);
+	ASSERT_EQ(0, sd_clear_all(s, p, p + 16 * page_size));
+	EXPECT_SD(s->fd, p, 16, 0);
 	touch(p, 0, 16);
 	EXPECT_SD(s->fd, p, 16, pages(0, 16));
 	ASSERT_EQ(1, sd_get_clear(s, p + 4 * page_size, p + 12 * page_size,
@@ -278,14 +291,14 @@ TEST_F(sd, sub_range)
 	ASSERT_EQ(2, sd_get_clear(s, p + 4 * page_size, p + 12 * page_size,
 				  MAX_REGIONS, 0));
 	EXPECT_SD(s->fd, p, 16, pages(0, 4) | pages(12, 16));
-	munmap(p, 16 * page_size);
+	unmap_guarded(p, 16);
 }
 
 /* Without an output vector the whole matching range is cleared. */
 TEST_F(sd, no_vec)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(32);
+	char *p = map_guarded(32);
 
 	ASSERT_NE(NULL, p);
 	touch(p, 0, 20);
@@ -294,18 +307,20 @@ TEST_F(sd, no_vec)
 	EXPECT_SD(s->fd, p, 32, 0);
 	touch(p, 25, 26);
 	EXPECT_SD(s->fd, p, 32, pages(25, 26));
-	munmap(p, 32 * page_size);
+	unmap_guarded(p, 32);
 }
 
 /*
  * Content that changes without a write to the page tables: clear, move a page
  * over another (mremap), mprotect RO->RW, write, and a fresh mapping at the
- * same address. Each must read soft-dirty, and no other page.
+ * same address. Each must read soft-dirty. The moved page keeps the page offset
+ * it had, so the three pages stay three VMAs and the fresh mapping merges with
+ * none of them: it alone reads soft-dirty.
  */
 TEST_F(sd, remap_in_place)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(4), *q;
+	char *p = map_guarded(4), *q;
 
 	ASSERT_NE(NULL, p);
 	touch(p, 0, 4);
@@ -329,19 +344,21 @@ TEST_F(sd, remap_in_place)
 
 	/* A new mapping in place of a cleared one reads soft-dirty. */
 	ASSERT_EQ(0, sd_get_clear(s, p, p + 3 * page_size, 0, 0));
+	EXPECT_SD(s->fd, p, 3, 0);
 	q = mmap(p, page_size, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	ASSERT_EQ(p, q);
 	EXPECT_SD(s->fd, p, 3, pages(0, 1));
-	munmap(p, 3 * page_size);
+	EXPECT_EQ(3, count_vmas(p, p + 3 * page_size));
+	unmap_guarded(p, 4);
 }
 
 /*
- * VM_SOFTDIRTY is cleared only inside the range: the VMA is split at its
- * edges; a later clear of the whole range lets the parts merge again. Between
- * the steps every written page reads soft-dirty.
+ * VM_SOFTDIRTY is cleared only from a VMA every page of which was reported:
+ * a clear of part of a new VMA leaves all of it reading soft-dirty, and no
+ * VMA is split for it. Then every written page reads soft-dirty.
  */
-TEST_F(sd, vma_split_merge)
+TEST_F(sd, vma_flag_cleared_whole)
 {
 	struct scan *s = self->s;
 	char *p = map_guarded(8);
@@ -353,14 +370,24 @@ TEST_F(sd, vma_split_merge)
 	EXPECT_SD(s->fd, p, 8, pages(0, 8));
 	EXPECT_EQ(1, count_vmas(p, p + 8 * page_size));
 
+	/* Part of it: reported, and still soft-dirty. */
 	ASSERT_EQ(1, sd_get_clear(s, p + 2 * page_size, p + 6 * page_size,
 				  MAX_REGIONS, 0));
 	EXPECT_EQ(4, reported_pages(s));
-	EXPECT_SD(s->fd, p, 8, pages(0, 2) | pages(6, 8));
-	EXPECT_EQ(3, count_vmas(p, p + 8 * page_size));
+	EXPECT_SD(s->fd, p, 8, pages(0, 8));
+	EXPECT_EQ(1, count_vmas(p, p + 8 * page_size));
 
-	ASSERT_EQ(2, sd_get_clear(s, p, p + 8 * page_size, MAX_REGIONS, 0));
-	EXPECT_EQ(4, reported_pages(s));
+	/* Masks that leave holes out do not report every page either. */
+	EXPECT_EQ(1, pm_scan(s, s->fd, p, p + 8 * page_size,
+			     PM_SCAN_CLEAR_SOFT_DIRTY, s->vec, MAX_REGIONS, 0,
+			     PAGE_IS_SOFT_DIRTY | PAGE_IS_PRESENT,
+			     PAGE_IS_SOFT_DIRTY));
+	EXPECT_EQ(2, reported_pages(s));
+	EXPECT_SD(s->fd, p, 8, pages(0, 8));
+
+	/* All of it, holes included: the flag goes. */
+	ASSERT_EQ(1, sd_get_clear(s, p, p + 8 * page_size, MAX_REGIONS, 0));
+	EXPECT_EQ(8, reported_pages(s));
 	EXPECT_SD(s->fd, p, 8, 0);
 	EXPECT_EQ(1, count_vmas(p, p + 8 * page_size));
 
@@ -376,38 +403,8 @@ TEST_F(sd, vma_split_merge)
 }
 
 /*
- * VM_SOFTDIRTY is sticky on merge: a cleared part must not merge with a
- * neighbour that still has it, or its pages would read soft-dirty again.
- */
-TEST_F(sd, no_merge_with_soft_dirty_neighbour)
-{
-	struct scan *s = self->s;
-	char *p = map_anon(8);
-
-	ASSERT_NE(NULL, p);
-	touch(p, 0, 8);
-	/* Pages 0..4 cleared, 4..8 keep VM_SOFTDIRTY: two VMAs. */
-	ASSERT_EQ(1, sd_get_clear(s, p, p + 4 * page_size, MAX_REGIONS, 0));
-	EXPECT_SD(s->fd, p, 8, pages(4, 8));
-	EXPECT_EQ(2, count_vmas(p, p + 8 * page_size));
-	/* mprotect splits and merges the clean part; its pages stay clean. */
-	ASSERT_EQ(0, mprotect(p + page_size, page_size, PROT_READ));
-	ASSERT_EQ(0, mprotect(p + page_size, page_size, PROT_READ | PROT_WRITE));
-	EXPECT_SD(s->fd, p, 8, pages(4, 8));
-	EXPECT_EQ(2, count_vmas(p, p + 8 * page_size));
-	/* A later clear of the dirty part leaves every page clean. */
-	ASSERT_EQ(1, sd_get_clear(s, p + 4 * page_size, p + 8 * page_size,
-				  MAX_REGIONS, 0));
-	EXPECT_SD(s->fd, p, 8, 0);
-	touch(p, 6, 7);
-	EXPECT_SD(s->fd, p, 8, pages(6, 7));
-	munmap(p, 8 * page_size);
-}
-
-/*
- * Once a sub-range was cleared, VM_SOFTDIRTY keeps VMAs apart: an mprotect()
- * RO/RW cycle of a cleared VMA next to one that was never cleared must not
- * merge them, or every cleared page would read soft-dirty again.
+ * Once the flag is gone, clears are precise: an mprotect() RO/RW cycle of a
+ * cleared part next to a part not cleared changes no page's state.
  */
 TEST_F(sd, mprotect_keeps_cleared_part_clean)
 {
@@ -416,23 +413,25 @@ TEST_F(sd, mprotect_keeps_cleared_part_clean)
 
 	ASSERT_NE(NULL, p);
 	touch(p, 0, 16);
+	ASSERT_EQ(0, sd_clear_all(s, p, p + 16 * page_size));
+	touch(p, 0, 16);
 	ASSERT_EQ(1, sd_get_clear(s, p + 8 * page_size, p + 16 * page_size,
 				  MAX_REGIONS, 0));
 	EXPECT_EQ(8, reported_pages(s));
-	EXPECT_EQ(2, count_vmas(p, p + 16 * page_size));
+	EXPECT_EQ(1, count_vmas(p, p + 16 * page_size));
 	ASSERT_EQ(0, mprotect(p + 8 * page_size, 8 * page_size, PROT_READ));
 	ASSERT_EQ(0, mprotect(p + 8 * page_size, 8 * page_size,
 			      PROT_READ | PROT_WRITE));
 	touch(p, 9, 10);
 	EXPECT_SD(s->fd, p, 16, pages(0, 8) | pages(9, 10));
-	EXPECT_EQ(2, count_vmas(p, p + 16 * page_size));
+	EXPECT_EQ(1, count_vmas(p, p + 16 * page_size));
 	unmap_guarded(p, 16);
 }
 
 /*
- * A new mapping placed next to a cleared VMA reads soft-dirty as a whole and
- * does not make the cleared pages read soft-dirty: it merges only with
- * soft-dirty neighbours.
+ * A new mapping placed next to a cleared VMA merges with it, and the merged
+ * VMA reads soft-dirty as a whole (VM_SOFTDIRTY is sticky on merge, as with
+ * clear_refs): over-reported, never lost, until a clear covers all of it.
  */
 TEST_F(sd, new_mapping_next_to_cleared_part)
 {
@@ -443,106 +442,38 @@ TEST_F(sd, new_mapping_next_to_cleared_part)
 	ASSERT_EQ(0, munmap(p + 8 * page_size, 8 * page_size));
 	touch(p, 0, 8);
 	ASSERT_EQ(1, sd_get_clear(s, p, p + 8 * page_size, MAX_REGIONS, 0));
+	EXPECT_SD(s->fd, p, 8, 0);
 	ASSERT_EQ(p + 8 * page_size,
 		  mmap(p + 8 * page_size, 8 * page_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
 	touch(p, 3, 4);
-	EXPECT_SD(s->fd, p, 16, pages(3, 4) | pages(8, 16));
-	EXPECT_EQ(2, count_vmas(p, p + 16 * page_size));
-	/* Once cleared too, the two merge again. */
-	ASSERT_EQ(2, sd_get_clear(s, p, p + 16 * page_size, MAX_REGIONS, 0));
-	EXPECT_SD(s->fd, p, 16, 0);
+	EXPECT_SD(s->fd, p, 16, pages(0, 16));
 	EXPECT_EQ(1, count_vmas(p, p + 16 * page_size));
+	/* A clear of all of it makes it precise again. */
+	ASSERT_EQ(1, sd_get_clear(s, p, p + 16 * page_size, MAX_REGIONS, 0));
+	EXPECT_SD(s->fd, p, 16, 0);
+	touch(p, 12, 13);
+	EXPECT_SD(s->fd, p, 16, pages(12, 13));
 	unmap_guarded(p, 16);
-}
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static bool write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%ld\n", v) > 0;
-	return fclose(f) == 0 && ok;
-}
-
-/*
- * The VMAs split for soft-dirty precision are bounded to a quarter of
- * vm.max_map_count: past that the clear splits no VMA, and a VMA that would
- * have to be split keeps its soft-dirty state (over-reporting). Lower the
- * limit so that the budget runs out in the middle of a clear of 1024
- * separate runs: it must succeed, stay within the budget and lose nothing.
- */
-TEST_F(sd, vma_budget_never_loses)
-{
-	const char *sysctl = "/proc/sys/vm/max_map_count";
-	struct scan *s = self->s;
-	long old = read_long(sysctl), limit;
-	char *p;
-	int before, after, lost = 0;
-	size_t i;
-
-	if (old < 0 || geteuid() != 0)
-		SKIP(return, "needs root to lower vm.max_map_count");
-	p = map_guarded(2048);
-	ASSERT_NE(NULL, p);
-	/* Every other page present: no THP may fill the holes (none without THP). */
-	ASSERT_TRUE(!madvise(p, 2048 * page_size, MADV_NOHUGEPAGE) || errno == EINVAL);
-	for (i = 0; i < 2048; i += 2)
-		touch(p, i, i + 1);
-	before = count_vmas(NULL, (char *)-1);
-	limit = (before + 48) * 4;
-	ASSERT_TRUE(write_long(sysctl, limit));
-
-	/* Clear the 1024 present pages, each a run of its own. */
-	EXPECT_EQ(0, pm_scan(s, s->fd, p, p + 2048 * page_size,
-			     PM_SCAN_CLEAR_SOFT_DIRTY, NULL, 0, 0,
-			     PAGE_IS_SOFT_DIRTY | PAGE_IS_PRESENT,
-			     PAGE_IS_SOFT_DIRTY));
-	after = count_vmas(NULL, (char *)-1);
-	touch(p, 2, 3);
-	touch(p, 1000, 1001);
-	/* Nothing lost: the holes and the pages written since read soft-dirty. */
-	for (i = 0; i < 2048; i++)
-		if ((i % 2 || i == 2 || i == 1000) &&
-		    pagemap_is_softdirty(s->fd, p + i * page_size) != 1)
-			lost++;
-	EXPECT_TRUE(write_long(sysctl, old));
-	EXPECT_EQ(0, lost);
-	EXPECT_LE(after, limit / 4 + 2);
-	/* And the budget was used: VMAs were split up to it. */
-	EXPECT_GT(after, before + 8);
-	unmap_guarded(p, 2048);
 }
 
 /* With max_pages or a small vec, nothing unreported is cleared. */
 TEST_F(sd, max_pages_and_small_vec)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(32), *at;
+	char *p = map_guarded(32), *at;
 	uint64_t seen = 0, expect = 0;
 	unsigned int i;
 
 	ASSERT_NE(NULL, p);
-	/* The VMA flag alone: a fresh, untouched mapping. */
+	/*
+	 * The VMA flag alone, a fresh, untouched mapping: three pages are
+	 * reported, the VMA keeps its flag, all its pages read soft-dirty.
+	 */
 	ASSERT_EQ(1, sd_get_clear(s, p, p + 32 * page_size, MAX_REGIONS, 3));
 	EXPECT_EQ(3, reported_pages(s));
 	EXPECT_EQ((uintptr_t)(p + 3 * page_size), s->walk_end);
-	EXPECT_SD(s->fd, p, 32, pages(3, 32));
+	EXPECT_SD(s->fd, p, 32, pages(0, 32));
 
 	/* Page table bits: written pages, reported five at a time. */
 	touch(p, 0, 32);
@@ -575,7 +506,7 @@ TEST_F(sd, max_pages_and_small_vec)
 	}
 	EXPECT_EQ(expect, seen);
 	EXPECT_SD(s->fd, p, 32, 0);
-	munmap(p, 32 * page_size);
+	unmap_guarded(p, 32);
 }
 
 /* THP built in; a "never" policy relaxed to "madvise" so that MADV_HUGEPAGE works. */
@@ -593,8 +524,8 @@ static bool thp_usable(void)
 }
 
 /*
- * A THP fully inside the range is cleared at PMD level and stays huge; one
- * only partly inside is split and cleared page by page.
+ * A THP fully inside the range is cleared at PMD level and stays huge; an
+ * anonymous one only partly inside is split and cleared page by page.
  */
 TEST_F(sd, thp)
 {
@@ -612,12 +543,15 @@ TEST_F(sd, thp)
 	ASSERT_EQ(0, madvise(p, 2 * hsize, MADV_HUGEPAGE));
 	memset(p, 1, 2 * hsize);
 	ASSERT_TRUE(check_huge_anon(p, 2 * hsize, 2, hsize));
+	/* The VMA of the two THPs (MADV_HUGEPAGE split it) loses its flag. */
+	ASSERT_EQ(0, sd_clear_all(s, p, p + 2 * hsize));
+	ASSERT_TRUE(check_huge_anon(p, 2 * hsize, 2, hsize));
+	memset(p, 1, 2 * hsize);
 
 	/* Fully covered: one region, still huge, clean. */
 	ASSERT_EQ(1, sd_get_clear(s, p, p + hsize, MAX_REGIONS, 0));
 	EXPECT_EQ(hpages, reported_pages(s));
-	/* The VMA was split at the range's edges: one THP in it. */
-	ASSERT_TRUE(check_huge_anon(p, hsize, 1, hsize));
+	ASSERT_TRUE(check_huge_anon(p, 2 * hsize, 2, hsize));
 	ASSERT_EQ(0, pm_scan(s, s->fd, p, p + hsize, 0, s->vec, MAX_REGIONS, 0,
 			     PAGE_IS_SOFT_DIRTY, PAGE_IS_SOFT_DIRTY));
 	EXPECT_FALSE(pagemap_is_softdirty(s->fd, p));
@@ -640,7 +574,7 @@ TEST_F(sd, thp)
 TEST_F(sd, swapped)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(16);
+	char *p = map_guarded(16);
 	unsigned int i;
 
 	ASSERT_NE(NULL, p);
@@ -664,7 +598,7 @@ TEST_F(sd, swapped)
 	EXPECT_SD(s->fd, p, 16, pages(0, 4));
 	p[9 * page_size] = 1;
 	EXPECT_SD(s->fd, p, 16, pages(0, 4) | pages(9, 10));
-	munmap(p, 16 * page_size);
+	unmap_guarded(p, 16);
 }
 
 /* A shared mapping's first write after a clear faults and is seen. */
@@ -691,14 +625,14 @@ TEST_F(sd, shared_memfd)
 }
 
 /*
- * More separate soft-dirty runs than the output vector holds, around the
- * number of VM_SOFTDIRTY runs one walk records (64): the call reports at most
- * vec_len regions, writes nothing past them, and clears nothing it did not
- * report. Each one-page mapping is a fresh VMA (VM_SOFTDIRTY), so each is one
- * run and one region.
+ * More separate soft-dirty one-page VMAs than the output vector holds: the
+ * call reports at most vec_len regions, writes nothing past them, and clears
+ * nothing it did not report. Each one-page mapping is a fresh VMA
+ * (VM_SOFTDIRTY) reported whole or not at all, so each is one region, whose
+ * flag goes if it was reported.
  */
 #define VR_MAPS	130
-TEST_F(sd, vec_full_at_vma_run_table)
+TEST_F(sd, vec_full_one_page_vmas)
 {
 	static const uint64_t lens[] = { 63, 64, 65, 127, 128, 129, 130 };
 	struct scan *s = self->s;
@@ -708,7 +642,7 @@ TEST_F(sd, vec_full_at_vma_run_table)
 	for (k = 0; k < ARRAY_SIZE(lens); k++) {
 		uint64_t len = lens[k], want = len < VR_MAPS ? len : VR_MAPS;
 
-		p = map_anon(n);
+		p = map_guarded(n);
 		ASSERT_NE(NULL, p);
 		for (i = 0; i < n; i += 2)
 			ASSERT_EQ(0, munmap(p + (i + 1) * page_size, page_size));
@@ -739,8 +673,7 @@ TEST_F(sd, vec_full_at_vma_run_table)
 				       (unsigned long)len, i);
 			}
 		}
-		for (i = 0; i < n; i += 2)
-			munmap(p + i * page_size, page_size);
+		unmap_guarded(p, n);
 	}
 }
 
@@ -772,11 +705,12 @@ static void thp_knob(const char *knob, const char *val, char *old, size_t len)
 }
 
 /*
- * A PMD-mapped shmem THP cleared in part. Splitting a huge PMD of a file or
- * shmem mapping only zaps it; the part of the huge page that was not reported
- * must still read soft-dirty afterwards, and the reported part clean, and every
- * later write must be seen. Run with shmem_enabled "always" and with "advise"
- * (MADV_HUGEPAGE), as QEMU guest RAM and tmpfs users have it.
+ * A PMD-mapped shmem THP reported in part. Splitting a huge PMD of a file or
+ * shmem mapping only zaps it, which would lose the state of the part not
+ * reported: such a huge page is reported and left as it is, huge and
+ * soft-dirty as a whole (over-reported). Reported whole, it is cleared. Run
+ * with shmem_enabled "always" and with "advise" (MADV_HUGEPAGE), as QEMU guest
+ * RAM and tmpfs users have it.
  */
 static void shmem_thp_case(struct __test_metadata *_metadata, struct scan *s,
 			   const char *mode)
@@ -800,49 +734,43 @@ static void shmem_thp_case(struct __test_metadata *_metadata, struct scan *s,
 	ASSERT_TRUE(check_huge_shmem(p, 2 * hsize, 2, hsize)) {
 		TH_LOG("shmem_enabled=%s: no PMD-mapped shmem THP", mode);
 	}
+	/* The whole VMA: both huge pages cleared at PMD level, the flag gone. */
 	ASSERT_EQ(1, sd_get_clear(s, p, p + 2 * hsize, MAX_REGIONS, 0));
 	EXPECT_EQ(2 * hpages, reported_pages(s));
+	for (i = 0; i < 2 * hpages; i++)
+		ASSERT_FALSE(pagemap_is_softdirty(s->fd, p + i * page_size)) {
+			TH_LOG("shmem_enabled=%s: page %zu", mode, i);
+		}
 	memset(p, 2, 2 * hsize);
 	ASSERT_TRUE(check_huge_shmem(p, 2 * hsize, 2, hsize));
 
-	/* The first quarter of the first THP (range end inside it). */
+	/* The first quarter of the first THP (range end inside it)... */
 	ASSERT_EQ(1, sd_get_clear(s, p, p + hpages / 4 * page_size,
 				  MAX_REGIONS, 0));
 	EXPECT_EQ(hpages / 4, reported_pages(s));
-	for (i = 0; i < 2 * hpages; i++)
-		ASSERT_EQ(i >= hpages / 4,
-			  pagemap_is_softdirty(s->fd, p + i * page_size)) {
-			TH_LOG("shmem_enabled=%s: page %zu", mode, i);
-		}
-	/* From inside the second THP to its end (range start inside it). */
+	/* ... from inside the second THP to its end (range start inside it)... */
 	ASSERT_EQ(1, sd_get_clear(s, p + (hpages + 3) * page_size,
 				  p + 2 * hsize, MAX_REGIONS, 0));
 	EXPECT_EQ(hpages - 3, reported_pages(s));
-	for (i = hpages; i < 2 * hpages; i++)
-		ASSERT_EQ(i < hpages + 3,
-			  pagemap_is_softdirty(s->fd, p + i * page_size)) {
-			TH_LOG("shmem_enabled=%s: page %zu", mode, i);
-		}
-	/* The output cut inside a THP: max_pages. */
+	/* ... and the output cut inside a THP by max_pages. */
 	ASSERT_EQ(1, sd_get_clear(s, p + hpages / 4 * page_size,
 				  p + 2 * hsize, MAX_REGIONS, 7));
 	EXPECT_EQ(7, reported_pages(s));
 	EXPECT_EQ((uintptr_t)(p + (hpages / 4 + 7) * page_size), s->walk_end);
+	/* Neither huge page was split nor cleared. */
+	ASSERT_TRUE(check_huge_shmem(p, 2 * hsize, 2, hsize));
 	for (i = 0; i < 2 * hpages; i++)
-		ASSERT_EQ((i >= hpages / 4 + 7 && i < hpages) ||
-			  (i >= hpages && i < hpages + 3),
-			  pagemap_is_softdirty(s->fd, p + i * page_size)) {
+		ASSERT_TRUE(pagemap_is_softdirty(s->fd, p + i * page_size)) {
 			TH_LOG("shmem_enabled=%s: page %zu", mode, i);
 		}
-	/* Later writes are seen wherever they land; nothing else is dirty. */
-	p[2 * page_size] = 3;
-	p[(hpages + 100) * page_size] = 3;
-	ASSERT_EQ(0, sd_get_clear(s, p, p + 2 * hsize, 0, 0));
+	/* Reported whole they are cleared; later writes are seen. */
+	ASSERT_EQ(0, sd_clear_all(s, p, p + 2 * hsize));
 	EXPECT_FALSE(pagemap_is_softdirty(s->fd, p + 2 * page_size));
 	p[2 * page_size] = 4;
 	p[(hpages + 100) * page_size] = 4;
-	ASSERT_EQ(2, sd_get_clear(s, p, p + 2 * hsize, MAX_REGIONS, 0));
-	EXPECT_EQ(2, reported_pages(s));
+	EXPECT_TRUE(pagemap_is_softdirty(s->fd, p + 2 * page_size));
+	EXPECT_TRUE(pagemap_is_softdirty(s->fd, p + (hpages + 100) * page_size));
+	ASSERT_LE(1, sd_get_clear(s, p, p + 2 * hsize, MAX_REGIONS, 0));
 	munmap(raw, 3 * hsize);
 	close(fd);
 	if (old[0])
@@ -864,6 +792,184 @@ TEST_F(sd, shmem_thp_advise)
 }
 
 /*
+ * Long ranges over several VMAs of several huge pages each, with small output
+ * vectors and max_pages, as a tracker's first calls over a fresh arena make:
+ * anonymous 4 KiB pages, a hole, anonymous THPs, a memfd of PMD-mapped shmem
+ * THPs (shmem_enabled "always") and 4 KiB memfd pages. Each call must return
+ * what a report-only call with the same arguments returns (regions and
+ * walk_end), and leave every page's state as it was but for the pages it
+ * reported: those are clean afterwards, but for the pages of a shmem THP
+ * reported in part, which keep their state whole (over-reported by design).
+ * An earlier version cleared a shmem THP reported in part by splitting it
+ * and marking its VMA, so that clean pages outside the reported part, and
+ * outside the range, read soft-dirty afterwards.
+ */
+#define AR_A		1024	/* anonymous 4 KiB pages */
+#define AR_B_OFF	3	/* in huge pages from the start */
+#define AR_HUGE_B	4	/* anonymous THPs */
+#define AR_HUGE_C	4	/* shmem THPs */
+#define AR_D		512	/* 4 KiB memfd pages */
+
+struct arena {
+	char *base;
+	size_t hpages, pages;
+	char *b, *c, *d;
+	uint8_t *before, *after;
+};
+
+static void arena_state(struct arena *a, int fd, uint8_t *out)
+{
+	size_t i;
+
+	for (i = 0; i < a->pages; i++)
+		out[i] = pagemap_is_softdirty(fd, a->base + i * page_size);
+}
+
+/* Clear everything (every VMA whole), then write a pattern. */
+static long arena_reset(struct arena *a, struct scan *s)
+{
+	size_t i;
+	long n = sd_clear_all(s, a->base, a->base + a->pages * page_size);
+
+	for (i = 0; i < AR_A; i += 3)
+		a->base[i * page_size] = 1;
+	a->b[5 * page_size] = 1;			/* THP 0 of B */
+	a->b[(2 * a->hpages + 9) * page_size] = 1;	/* THP 2 of B */
+	a->c[7 * page_size] = 1;			/* THP 0 of C */
+	a->c[(a->hpages + 1) * page_size] = 1;		/* THP 1 of C */
+	a->c[(2 * a->hpages + 300) * page_size] = 1;	/* THP 2 of C */
+	for (i = 0; i < AR_D; i += 5)
+		a->d[i * page_size] = 1;
+	return n;
+}
+
+static void arena_step(struct __test_metadata *_metadata, struct arena *a,
+		       struct scan *s, struct scan *r, size_t first,
+		       size_t last, uint64_t vec_len, uint64_t max_pages)
+{
+	char *start = a->base + first * page_size;
+	char *end = a->base + last * page_size;
+	size_t i, h, c0 = (a->c - a->base) / page_size;
+	size_t in_huge[AR_HUGE_C] = { 0 };
+	long k;
+
+	ASSERT_EQ(0, arena_reset(a, s));
+	arena_state(a, s->fd, a->before);
+	ASSERT_LE(0, pm_scan(r, s->fd, start, end, 0, r->vec, vec_len,
+			     max_pages, PAGE_IS_SOFT_DIRTY,
+			     PAGE_IS_SOFT_DIRTY));
+	ASSERT_LE(0, pm_scan(s, s->fd, start, end, PM_SCAN_CLEAR_SOFT_DIRTY,
+			     s->vec, vec_len, max_pages, PAGE_IS_SOFT_DIRTY,
+			     PAGE_IS_SOFT_DIRTY));
+	ASSERT_EQ(r->n, s->n);
+	ASSERT_EQ(r->walk_end, s->walk_end);
+	for (k = 0; k < s->n; k++) {
+		ASSERT_EQ(r->vec[k].start, s->vec[k].start);
+		ASSERT_EQ(r->vec[k].end, s->vec[k].end);
+	}
+	arena_state(a, s->fd, a->after);
+	for (i = 0; i < a->pages; i++) {
+		h = (i - c0) / a->hpages;
+		if (i >= c0 && h < AR_HUGE_C && in_report(s, a->base, i))
+			in_huge[h]++;
+	}
+	for (i = 0; i < a->pages; i++) {
+		bool expect = a->before[i];
+
+		h = (i - c0) / a->hpages;
+		if (in_report(s, a->base, i) &&
+		    !(i >= c0 && h < AR_HUGE_C && in_huge[h] < a->hpages))
+			expect = false;
+		ASSERT_EQ(expect, a->after[i]) {
+			TH_LOG("pages %zu..%zu, vec_len %lu, max_pages %lu",
+			       first, last, (unsigned long)vec_len,
+			       (unsigned long)max_pages);
+			TH_LOG("page %zu: soft-dirty %d before, %d after, %sreported",
+			       i, a->before[i], a->after[i],
+			       in_report(s, a->base, i) ? "" : "not ");
+		}
+	}
+}
+
+TEST_F(sd, long_ranges_small_vectors)
+{
+	struct scan *s = self->s, *r = calloc(1, sizeof(*r));
+	size_t hsize = read_pmd_pagesize();
+	struct arena a = { 0 };
+	char old[32], *raw;
+	size_t c0;
+	int fd;
+
+	ASSERT_NE(NULL, r);
+	if (!thp_usable() || !hsize)
+		SKIP(return, "transparent hugepages are not available");
+	a.hpages = hsize / page_size;
+	a.pages = (AR_B_OFF + AR_HUGE_B + AR_HUGE_C + 1) * a.hpages;
+	a.before = calloc(a.pages, 2);
+	ASSERT_NE(NULL, a.before);
+	a.after = a.before + a.pages;
+	thp_knob("shmem_enabled", "always", old, sizeof(old));
+	raw = mmap(NULL, a.pages * page_size + hsize, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	a.base = (char *)(((uintptr_t)raw + hsize - 1) & ~(hsize - 1));
+	a.b = a.base + AR_B_OFF * hsize;
+	a.c = a.b + AR_HUGE_B * hsize;
+	a.d = a.c + AR_HUGE_C * hsize;
+	/* A, then a hole up to B. */
+	ASSERT_EQ(a.base, mmap(a.base, AR_A * page_size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	ASSERT_EQ(0, madvise(a.base, AR_A * page_size, MADV_NOHUGEPAGE));
+	ASSERT_EQ(0, munmap(a.base + AR_A * page_size,
+			    a.b - a.base - AR_A * page_size));
+	ASSERT_EQ(a.b, mmap(a.b, AR_HUGE_B * hsize, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	ASSERT_EQ(0, madvise(a.b, AR_HUGE_B * hsize, MADV_HUGEPAGE));
+	fd = memfd_create("sd-arena", 0);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, ftruncate(fd, AR_HUGE_C * hsize + AR_D * page_size));
+	ASSERT_EQ(a.c, mmap(a.c, AR_HUGE_C * hsize, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_FIXED, fd, 0));
+	ASSERT_EQ(0, madvise(a.c, AR_HUGE_C * hsize, MADV_HUGEPAGE));
+	ASSERT_EQ(a.d, mmap(a.d, AR_D * page_size, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_FIXED, fd, AR_HUGE_C * hsize));
+	ASSERT_EQ(0, madvise(a.d, AR_D * page_size, MADV_NOHUGEPAGE));
+	memset(a.base, 1, AR_A * page_size);
+	memset(a.b, 1, AR_HUGE_B * hsize);
+	memset(a.c, 1, AR_HUGE_C * hsize);
+	memset(a.d, 1, AR_D * page_size);
+	if (!check_huge_shmem(a.c, AR_HUGE_C * hsize, AR_HUGE_C, hsize)) {
+		munmap(raw, a.pages * page_size + hsize);
+		close(fd);
+		if (old[0])
+			thp_knob("shmem_enabled", old, NULL, 0);
+		SKIP(return, "no PMD-mapped shmem THP");
+	}
+	c0 = (a.c - a.base) / page_size;
+	/* From inside the anonymous THPs to past the shmem ones, vec_len 1, 3. */
+	arena_step(_metadata, &a, s, r, c0 - 3 * a.hpages + 100,
+		   a.pages, 1, 0);
+	arena_step(_metadata, &a, s, r, c0 - 3 * a.hpages + 100,
+		   a.pages, 3, 0);
+	/* From inside the second shmem THP, a vector of 209 regions. */
+	arena_step(_metadata, &a, s, r, c0 + a.hpages + 37, a.pages, 209, 0);
+	/* From inside a shmem THP, vec_len 2. */
+	arena_step(_metadata, &a, s, r, c0 + 300, a.pages, 2, 0);
+	/* Inside the shmem part, vec_len 77, max_pages 523. */
+	arena_step(_metadata, &a, s, r, c0 + 10, c0 + 4 * a.hpages - 5, 77,
+		   523);
+	/* Across everything, max_pages ending inside a shmem THP. */
+	arena_step(_metadata, &a, s, r, 0, a.pages, MAX_REGIONS,
+		   AR_A / 3 + 2 * a.hpages + 700);
+	munmap(raw, a.pages * page_size + hsize);
+	close(fd);
+	free(a.before);
+	free(r);
+	if (old[0])
+		thp_knob("shmem_enabled", old, NULL, 0);
+}
+
+/*
  * The flag clears what it reports, so it must report only soft-dirty pages:
  * a category_mask without PAGE_IS_SOFT_DIRTY, or with it inverted, is EINVAL,
  * and nothing is cleared.
@@ -871,7 +977,7 @@ TEST_F(sd, shmem_thp_advise)
 TEST_F(sd, mask_must_select_soft_dirty)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(4);
+	char *p = map_guarded(4);
 	struct pm_scan_arg arg = {
 		.size = sizeof(arg),
 		.flags = PM_SCAN_CLEAR_SOFT_DIRTY,
@@ -895,7 +1001,7 @@ TEST_F(sd, mask_must_select_soft_dirty)
 	EXPECT_EQ(-1, ioctl(s->fd, PAGEMAP_SCAN, &arg));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_SD(s->fd, p, 4, pages(0, 2));
-	munmap(p, 4 * page_size);
+	unmap_guarded(p, 4);
 }
 
 /* Hugetlb pages are reported but never cleared (documented). */
@@ -934,7 +1040,7 @@ TEST_F(sd, hugetlb_not_cleared)
 TEST_F(sd, failed_copy_out_loses_nothing)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(8);
+	char *p = map_guarded(8);
 	struct page_region *ro;
 
 	ASSERT_NE(NULL, p);
@@ -950,7 +1056,7 @@ TEST_F(sd, failed_copy_out_loses_nothing)
 	/* Over-reported (the whole VMA), never lost. */
 	EXPECT_SD(s->fd, p, 8, pages(0, 8));
 	munmap(ro, page_size);
-	munmap(p, 8 * page_size);
+	unmap_guarded(p, 8);
 }
 
 /*
@@ -962,7 +1068,7 @@ TEST_F(sd, failed_copy_out_loses_nothing)
 TEST_F(sd, authority)
 {
 	struct scan *s = self->s;
-	char *p = map_anon(4);
+	char *p = map_guarded(4);
 	int go[2], status;
 	pid_t target, scanner;
 	char path[64];
@@ -1038,7 +1144,7 @@ TEST_F(sd, authority)
 	s->fd = open("/proc/self/pagemap", O_RDONLY);
 	close(go[1]);
 	waitpid(target, &status, 0);
-	munmap(p, 4 * page_size);
+	unmap_guarded(p, 4);
 }
 
 /*
@@ -1095,7 +1201,7 @@ TEST_F_TIMEOUT(sd, threads_writing, 600)
 	int i;
 
 	page_size = getpagesize();
-	tr_mem = map_anon(TR_PAGES);
+	tr_mem = map_guarded(TR_PAGES);
 	ASSERT_NE(NULL, tr_mem);
 	reported = calloc((size_t)(TR_SCANS + 1) * TR_PAGES, 1);
 	ASSERT_NE(NULL, reported);
@@ -1158,7 +1264,7 @@ TEST_F_TIMEOUT(sd, threads_writing, 600)
 	EXPECT_NE(0, checked);
 	EXPECT_EQ(0, missed);
 	free(reported);
-	munmap(tr_mem, TR_PAGES * page_size);
+	unmap_guarded(tr_mem, TR_PAGES);
 }
 
 TEST_HARNESS_MAIN
