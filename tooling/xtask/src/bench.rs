@@ -196,13 +196,23 @@ fn dt_table(s: &mut String, r: &Results, u: Unit) {
         }
         s.push('\n');
     }
-    // The soft-dirty get-and-clear against the two references the issue names.
-    let sd = "sd-get-and-clear";
-    for (other, label) in [
-        ("uffd-wp-c", "soft-dirty get-and-clear / uffd-wp get+WP (C)"),
+    // The soft-dirty get-and-clear (C) against the two references the issue names, and the
+    // Rust one against it.
+    for (sd, other, label) in [
         (
+            "sd-get-and-clear-c",
+            "uffd-wp-c",
+            "soft-dirty get-and-clear (C) / uffd-wp get+WP (C)",
+        ),
+        (
+            "sd-get-and-clear-c",
             "pagemap+clear_refs",
-            "soft-dirty get-and-clear / pagemap read + clear_refs",
+            "soft-dirty get-and-clear (C) / pagemap read + clear_refs",
+        ),
+        (
+            "sd-get-and-clear-rust",
+            "sd-get-and-clear-c",
+            "soft-dirty get-and-clear: Rust / C",
         ),
     ] {
         let _ = write!(s, "| *{label}* |");
@@ -421,9 +431,9 @@ mod tests {
         @@ROW scenario=sparse pages=16384 regions=164 c_med=0.2 c_p25=0.1 c_p75=0.3 rust_med=0.1 rust_p25=0.1 rust_p75=0.2 reps=5\r\n\
         BENCH sparse: rust/c 0.500\n\
         @@SCALE kind=size x=16 c=0.08 rust=0.05\n\
-        @@DT method=sd-get-and-clear pct=1 collect_med=0.5 write_med=2 found=164\n\
+        @@DT method=sd-get-and-clear-c pct=1 collect_med=0.5 write_med=2 found=164\n\
         @@DT method=pagemap+clear_refs pct=1 collect_med=12 write_med=2 found=164\n\
-        @@DT method=sd-get-and-clear pct=10 collect_med=1.5 write_med=20 found=1640\n\
+        @@DT method=sd-get-and-clear-c pct=10 collect_med=1.5 write_med=20 found=1640\n\
         BENCH sd-vs-pagemap-clear_refs@1%: 24.0x\n\
         BENCH-ICOUNT dense: rust/c 1.100\n";
 
@@ -456,7 +466,7 @@ mod tests {
         assert!(both.find("## Rust vs C, same boot, in instructions") < both.find("## Wall time"));
         let svg = svg(&r);
         assert!(svg.starts_with("<svg"));
-        assert!(svg.contains(">sd-get-and-clear</text>"));
+        assert!(svg.contains(">sd-get-and-clear-c</text>"));
         assert!(svg.contains(">pagemap+clear_refs</text>"));
         assert_eq!(svg.matches("<polyline").count(), 2);
     }

@@ -66,12 +66,11 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["soft-dirty-clear.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
-        rust_only: true,
+        rust_only: false,
         timeout: 900,
     },
     HMM_TESTS,
-    // The same program, its case of the soft-dirty get-and-clear (Rust only, as
-    // soft-dirty-clear).
+    // The same program, its case of the soft-dirty get-and-clear.
     Selftest {
         name: "hmm-tests-clear",
         args: &[
@@ -81,7 +80,7 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["hmm-tests.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
-        rust_only: true,
+        rust_only: false,
         timeout: 300,
     },
 ];
@@ -140,6 +139,10 @@ pub const DIFF_IMPL: &str = "c-vs-rust";
 /// Seconds before the guest kills the differential tester.
 pub const DIFF_TIMEOUT: u32 = 1500;
 
+/// The differential tester's get-and-clear calls (`pmscan-diff --clear`): C on one twin, Rust on
+/// the other, the state after each call compared.
+pub const DIFF_CLEAR_SUITE: &str = "differential-clear";
+
 /// The clear-flag oracle (`pmscan-diff --clear-oracle`): the Rust get-and-clear against the C
 /// report-only scan and the page state before and after; as many calls as the differential run.
 pub const ORACLE_SUITE: &str = "sd-oracle";
@@ -167,6 +170,8 @@ pub const SOAK_TIMEOUT: u32 = 900;
 pub struct Reliability {
     pub fuzz_calls: u64,
     pub soak_writes: u64,
+    /// Differential get-and-clear calls (C against Rust) after the soak; 0 for none.
+    pub clear_calls: u64,
     pub inject: bool,
     pub seed: u64,
 }
@@ -175,6 +180,8 @@ pub struct Reliability {
 #[derive(Clone, Copy, Debug)]
 pub struct Differential {
     pub calls: u64,
+    /// Differential calls with `PM_SCAN_CLEAR_SOFT_DIRTY` (C get-and-clear against Rust).
+    pub clear_calls: u64,
     pub oracle_calls: u64,
     /// Oracle calls between rebuilds of its address space (each rebuild under the next
     /// shmem_enabled mode).
@@ -300,7 +307,7 @@ pub const RUST_GUEST_BINS: &[&str] = &[
 /// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds,
 /// Rust implementation only).
 pub const RUST_SUITES: &[(&str, u32, bool)] =
-    &[("pmscan-regress", 300, false), ("sd-precision", 300, true)];
+    &[("pmscan-regress", 300, false), ("sd-precision", 300, false)];
 
 /// Every suite run for the implementation `imp` (`c` or `rust`): (name, timeout in seconds).
 pub fn per_impl_suites(imp: &str) -> impl Iterator<Item = (&'static str, u32)> + '_ {
@@ -487,9 +494,17 @@ run_suite() {{
                 );
                 let _ = writeln!(
                     s,
-                    "run_suite {ORACLE_SUITE} {DIFF_IMPL} {ORACLE_TIMEOUT} /bin/pmscan-diff --clear-oracle --calls {} --calls-per-build {} --seed {}",
-                    d.oracle_calls, d.oracle_per_build, d.seed
+                    "run_suite {DIFF_CLEAR_SUITE} {DIFF_IMPL} {DIFF_TIMEOUT} /bin/pmscan-diff --clear --calls {} --seed {}",
+                    d.clear_calls, d.seed
                 );
+                // The oracle once per implementation, each clearing with it, half the calls each.
+                for imp in [IMPL_C, IMPL_RUST] {
+                    let _ = writeln!(
+                        s,
+                        "run_suite {ORACLE_SUITE} {imp} {ORACLE_TIMEOUT} /bin/pmscan-diff --clear-oracle --impl {imp} --calls {} --calls-per-build {} --seed {}",
+                        d.oracle_calls.div_ceil(2), d.oracle_per_build, d.seed
+                    );
+                }
             }
             if let Some(r) = reliability {
                 reliability_suites(&mut s, r, RELIABILITY_IMPL, FUZZ_TIMEOUT, SOAK_TIMEOUT);
@@ -514,6 +529,13 @@ fn reliability_suites(s: &mut String, r: &Reliability, label: &str, fuzz_t: u32,
         "run_suite {SOAK_SUITE} {label} {soak_t} /bin/pmscan-soak --writes {} --seed {}",
         r.soak_writes, r.seed
     );
+    if r.clear_calls > 0 {
+        let _ = writeln!(
+            s,
+            "run_suite {DIFF_CLEAR_SUITE} {label} {soak_t} /bin/pmscan-diff --clear --calls {} --seed {}",
+            r.clear_calls, r.seed
+        );
+    }
 }
 
 /// Builds the guest userspace and packs the initramfs; returns its path.
@@ -571,6 +593,7 @@ mod tests {
             .map(|seed| Reliability {
                 fuzz_calls: 10,
                 soak_writes: 20,
+                clear_calls: 30,
                 inject: true,
                 seed,
             })
@@ -586,8 +609,11 @@ mod tests {
             assert!(s.contains(&format!(
                 "run_suite pmscan-soak seed-{seed} 99 /bin/pmscan-soak --writes 20 --seed {seed}"
             )));
+            assert!(s.contains(&format!(
+                "run_suite differential-clear seed-{seed} 99 /bin/pmscan-diff --clear --calls 30 --seed {seed}"
+            )));
         }
-        assert_eq!(s.matches("run_suite pmscan-").count(), 4);
+        assert_eq!(s.matches("\nrun_suite ").count(), 6);
         assert!(s.trim_end().ends_with("reboot -f"));
     }
 
@@ -597,6 +623,7 @@ mod tests {
             impls: vec!["c".into(), "rust".into()],
             differential: Some(Differential {
                 calls: 7,
+                clear_calls: 6,
                 oracle_calls: 5,
                 oracle_per_build: 4000,
                 seed: 3,
@@ -604,6 +631,7 @@ mod tests {
             reliability: Some(Reliability {
                 fuzz_calls: 5,
                 soak_writes: 6,
+                clear_calls: 0,
                 inject: true,
                 seed: 3,
             }),
@@ -625,9 +653,11 @@ mod tests {
         assert!(
             s.contains("run_suite differential c-vs-rust 1500 /bin/pmscan-diff --calls 7 --seed 3")
         );
-        assert!(s.contains(
-            "run_suite sd-oracle c-vs-rust 1800 /bin/pmscan-diff --clear-oracle --calls 5 --calls-per-build 4000 --seed 3"
-        ));
+        for imp in ["c", "rust"] {
+            assert!(s.contains(&format!(
+                "run_suite sd-oracle {imp} 1800 /bin/pmscan-diff --clear-oracle --impl {imp} --calls 3 --calls-per-build 4000 --seed 3"
+            )));
+        }
         for imp in ["c", "rust"] {
             for t in SELFTESTS
                 .iter()
@@ -644,7 +674,11 @@ mod tests {
                 );
             }
         }
-        assert!(!s.contains("run_suite 'soft-dirty-clear' 'c'"), "{s}");
+        // The C implementation has the get-and-clear too.
+        assert!(s.contains("run_suite 'soft-dirty-clear' 'c'"), "{s}");
+        assert!(s.contains(
+            "run_suite differential-clear c-vs-rust 1500 /bin/pmscan-diff --clear --calls 6 --seed 3"
+        ));
         // A selftest that never calls PAGEMAP_SCAN runs once, not per implementation.
         assert_eq!(s.matches("run_suite 'soft-dirty' ").count(), 1, "{s}");
         assert!(

@@ -42,6 +42,7 @@ commands:
   test       every test: host unit tests, build, boot, all guest suites (what .ci/run runs)
              --impl c|rust|all  implementations to run the suites against (default: all built)
              --diff-calls N     calls the differential tester compares (default 100000)
+             --clear-calls N    get-and-clear calls the differential tester compares (20000)
              --oracle-calls N   calls the clear-flag oracle checks (default 100000)
              --diff-seed S      its seed (default 1); a difference prints the seed to replay
              --skip-series      development shortcut: no series stage (the run then fails)
@@ -68,7 +69,7 @@ commands:
              one dirty-tracking method; prints the table, writes it to the logs
              --scenario NAME    dense, sparse, many-vmas or uffd-wp@10 (CRIU's and Wine's
                                 masks; 64 MiB unless --full)
-             --method NAME --pct P  a dirty-tracking method of pmscan-bench (sd-clear,
+             --method NAME --pct P  a dirty-tracking method of pmscan-bench (sd-get-and-clear-c,
                                 uffd-wp-c, ...) at 0.1, 1, 10 or 100% written
              --full             1 GiB sizes      --top N  rows (default 40)
   matrix     build the series in the configurations of tooling/configs/matrix.toml (x86_64
@@ -123,6 +124,8 @@ struct Opts {
     /// `long`: fuzzed calls, checked writes, chunks and first seed.
     long_calls: u64,
     long_writes: u64,
+    /// `long`: differential get-and-clear calls (C against Rust), over all chunks.
+    long_clear_calls: u64,
     chunks: u64,
     seed: u64,
     /// `profile`: the scenario, or the dirty-tracking method and written percentage; full
@@ -146,6 +149,7 @@ fn command_options(cmd: &str) -> (bool, &'static [&'static str]) {
             &[
                 "--impl",
                 "--diff-calls",
+                "--clear-calls",
                 "--oracle-calls",
                 "--diff-seed",
                 "--skip-series",
@@ -159,13 +163,17 @@ fn command_options(cmd: &str) -> (bool, &'static [&'static str]) {
             &[
                 "--calls",
                 "--writes",
+                "--clear-calls",
                 "--chunks",
                 "--seed",
                 "--from-results",
             ],
         ),
         "series" => (true, &["--test-identity"]),
-        "profile" => (true, &["--scenario", "--method", "--pct", "--full", "--top"]),
+        "profile" => (
+            true,
+            &["--scenario", "--method", "--pct", "--full", "--top"],
+        ),
         "configure" | "build" | "check-series" | "fixes" => (true, &[]),
         _ => (false, &[]),
     }
@@ -199,7 +207,8 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
         imp: None,
         diff: Differential {
             calls: 100_000,
-            oracle_calls: 100_000,
+            clear_calls: 20_000,
+            oracle_calls: 40_000,
             oracle_per_build: 4_000,
             seed: 1,
         },
@@ -209,6 +218,7 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
         from_results: None,
         long_calls: 1_000_000,
         long_writes: 10_000_000,
+        long_clear_calls: 1_000_000,
         chunks: 10,
         seed: 1,
         profile_scenario: None,
@@ -262,13 +272,17 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
                 }
                 o.imp = Some(v.clone());
             }
-            "--diff-calls" | "--oracle-calls" | "--diff-seed" => {
+            "--diff-calls" | "--clear-calls" | "--oracle-calls" | "--diff-seed" => {
                 let v: u64 = it
                     .next()
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| err!("{a} needs a number"))?;
                 match a.as_str() {
                     "--diff-calls" => o.diff.calls = v,
+                    "--clear-calls" => {
+                        o.diff.clear_calls = v;
+                        o.long_clear_calls = v;
+                    }
                     "--oracle-calls" => o.diff.oracle_calls = v,
                     _ => o.diff.seed = v,
                 }

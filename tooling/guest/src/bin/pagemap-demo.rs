@@ -4,7 +4,8 @@
 //! implementation and with the Rust one and shows that they agree; then, while a thread of the
 //! child keeps writing its pages, it gets and clears the soft-dirty state of a sub-range
 //! (`PM_SCAN_CLEAR_SOFT_DIRTY`) twice and shows what each call reported, and that the pages
-//! outside the sub-range were left as they were.
+//! outside the sub-range were left as they were. A new mapping reads soft-dirty as a whole
+//! (VM_SOFTDIRTY) until a clear covers all of it, so the demo starts from one clear_refs.
 
 use pmrs_guest::*;
 use std::fs::File;
@@ -101,6 +102,13 @@ fn child(mut to_parent: File, mut from_parent: File) -> ! {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                 }));
+            }
+            // Writes anon pages 32..40, outside the range the parent gets and clears.
+            b'o' => {
+                for i in 32..40 {
+                    // SAFETY: page i of the 64-page anon mapping.
+                    unsafe { ((anon_addr + i * ps) as *mut u8).write_volatile(5) };
+                }
             }
             b's' => {
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -239,11 +247,22 @@ fn child_cmd(rd: &mut File, wr: &mut File, cmd: &[u8]) -> Result<(), String> {
 
 /// Gets and clears anon pages 0..32 twice while the child writes pages 0..16, then once more
 /// after it stopped.
-fn get_and_clear_demo(fd: i32, anon: u64, rd: &mut File, wr: &mut File) -> Result<(), String> {
-    if !use_impl("rust") {
-        println!("(no PM_SCAN_CLEAR_SOFT_DIRTY: it exists in the Rust PAGEMAP_SCAN only)");
-        return Ok(());
-    }
+fn get_and_clear_demo(
+    fd: i32,
+    pid: i32,
+    anon: u64,
+    rd: &mut File,
+    wr: &mut File,
+) -> Result<(), String> {
+    // The C implementation, where the uAPI lives (the switch exists only with both built).
+    let _ = use_impl("c");
+    // The anon mapping is new, so VM_SOFTDIRTY makes all of it read soft-dirty, and a clear of
+    // part of it leaves that flag (and every page reading soft-dirty) in place. One clear_refs
+    // clears the flag; from then on each page has its own state.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "4")
+        .map_err(|e| format!("clear_refs: {e}"))?;
+    child_cmd(rd, wr, b"o")?;
+    println!("clear_refs 4 once (the mapping is new, so all of it reads soft-dirty until then), then pages 32..40 written");
     let outside_before = soft_dirty(fd, anon, 32, 64)?;
     println!("get-and-clear of anon pages 0..32 (PM_SCAN_CLEAR_SOFT_DIRTY), a writer thread writing pages 0..16:");
     let first = get_and_clear(fd, anon, 0, 32)?;
@@ -280,7 +299,11 @@ fn get_and_clear_demo(fd: i32, anon: u64, rd: &mut File, wr: &mut File) -> Resul
             "CHANGED"
         }
     );
-    if !fourth.is_empty() || outside_before != outside_after || second.is_empty() {
+    if !fourth.is_empty()
+        || outside_before != outside_after
+        || outside_before.len() != 8
+        || second.is_empty()
+    {
         return Err("the get-and-clear did not behave".into());
     }
     Ok(())
@@ -326,7 +349,7 @@ fn main() -> ExitCode {
     };
     let fd = pagemap.as_raw_fd();
     let ok = compare_and_show(fd, pid, &ranges)
-        .and_then(|()| get_and_clear_demo(fd, a[0], &mut rd, &mut wr));
+        .and_then(|()| get_and_clear_demo(fd, pid, a[0], &mut rd, &mut wr));
     let _ = wr.write_all(b"q");
     let mut st = 0;
     // SAFETY: waits for our own child.

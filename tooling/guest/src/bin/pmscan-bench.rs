@@ -414,7 +414,7 @@ extern "C" fn on_segv(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Method {
-    SdClear,
+    SdClear(Impl),
     PagemapClearRefs,
     ScanClearRefs(Impl),
     UffdWp(Impl),
@@ -424,7 +424,7 @@ enum Method {
 impl Method {
     fn name(self) -> String {
         match self {
-            Method::SdClear => "sd-get-and-clear".into(),
+            Method::SdClear(i) => format!("sd-get-and-clear-{}", i.name()),
             Method::PagemapClearRefs => "pagemap+clear_refs".into(),
             Method::ScanClearRefs(i) => format!("scan-{}+clear_refs", i.name()),
             Method::UffdWp(i) => format!("uffd-wp-{}", i.name()),
@@ -458,8 +458,8 @@ fn track(
     }
     m.populate()?;
     let imp = match method {
-        Method::ScanClearRefs(i) | Method::UffdWp(i) => i,
-        _ => Impl::Rust,
+        Method::SdClear(i) | Method::ScanClearRefs(i) | Method::UffdWp(i) => i,
+        _ => Impl::C,
     };
     switch(imp)?;
     let sd = (0, PAGE_IS_SOFT_DIRTY, 0, PAGE_IS_SOFT_DIRTY);
@@ -472,7 +472,7 @@ fn track(
     // Collect-and-re-arm; returns the dirty pages found.
     let mut collect = |b: &mut Bench| -> Res<usize> {
         match method {
-            Method::SdClear => {
+            Method::SdClear(_) => {
                 let n = scan_range(
                     fd,
                     m.addr as u64,
@@ -554,9 +554,10 @@ fn track(
 fn dirty_tracking(b: &mut Bench) -> Res<()> {
     let rounds = if b.quick { 3 } else { 7 };
     let methods = [
-        Method::SdClear,
+        Method::SdClear(Impl::C),
+        Method::SdClear(Impl::Rust),
         Method::PagemapClearRefs,
-        Method::ScanClearRefs(Impl::Rust),
+        Method::ScanClearRefs(Impl::C),
         Method::UffdWp(Impl::C),
         Method::UffdWp(Impl::Rust),
         Method::Mprotect,
@@ -565,7 +566,8 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
     // The soft-dirty get-and-clear against the C uffd-wp get+WP walk, per written fraction.
     let mut vs_uffd = Vec::new();
     for (pct, stride) in [(0.1, 1000), (1.0, 100), (10.0, 10), (100.0, 1)] {
-        let mut sd_uffd = [0.0f64; 2];
+        // C get-and-clear, C uffd-wp, Rust get-and-clear.
+        let mut sd_uffd = [0.0f64; 3];
         let expect = (b.big / PAGE).div_ceil(stride);
         for method in methods {
             let (collect, write, found) = track(b, method, stride, rounds, None)?;
@@ -580,24 +582,38 @@ fn dirty_tracking(b: &mut Bench) -> Res<()> {
                 "@@DT method={} pct={pct} collect_med={collect:.4} write_med={write:.4} found={found}",
                 method.name()
             );
-            if method == Method::SdClear {
+            if method == Method::SdClear(Impl::C) {
                 sd_uffd[0] = collect;
             }
             if method == Method::UffdWp(Impl::C) {
                 sd_uffd[1] = collect;
             }
-            if pct == 1.0 && method == Method::SdClear {
+            if method == Method::SdClear(Impl::Rust) {
+                sd_uffd[2] = collect;
+            }
+            if pct == 1.0 && method == Method::SdClear(Impl::C) {
                 at1[0] = collect;
             }
             if pct == 1.0 && method == Method::PagemapClearRefs {
                 at1[1] = collect;
             }
         }
-        vs_uffd.push((pct, sd_uffd[0] / sd_uffd[1]));
+        vs_uffd.push((pct, sd_uffd[0], sd_uffd[1], sd_uffd[2]));
     }
-    for (pct, r) in vs_uffd {
-        println!("{} sd-vs-uffd-wp-c@{pct}%: {r:.3}", b.label);
+    // Rust and C get-and-clear against the C uffd-wp get+WP walk; Rust against C, per written
+    // fraction and at the worst one.
+    let mut worst = 0.0f64;
+    for (pct, c, uffd, rust) in vs_uffd {
+        println!("{} sd-vs-uffd-wp-c@{pct}%: {:.3}", b.label, rust / uffd);
+        println!("{} sd-c-vs-uffd-wp-c@{pct}%: {:.3}", b.label, c / uffd);
+        println!(
+            "{} sd-get-and-clear@{pct}%: rust/c {:.3}",
+            b.label,
+            rust / c
+        );
+        worst = worst.max(rust / c);
     }
+    println!("{} sd-get-and-clear: rust/c {worst:.3}", b.label);
     println!(
         "{} sd-vs-pagemap-clear_refs@1%: {:.1}x",
         b.label,
@@ -646,7 +662,8 @@ fn profile(
     marks: Option<&str>,
 ) -> ExitCode {
     let methods = [
-        Method::SdClear,
+        Method::SdClear(Impl::C),
+        Method::SdClear(Impl::Rust),
         Method::PagemapClearRefs,
         Method::ScanClearRefs(Impl::C),
         Method::ScanClearRefs(Impl::Rust),

@@ -679,8 +679,7 @@ fn worker(seed: u64, calls: u64, inject: bool) -> ! {
             // The same input through C and then Rust, nothing else moving.
             let _q = w.quiet.write();
             // The first call must leave the state the second sees: no write-protection, no
-            // soft-dirty clear (C does not know the flag). The differential tester compares
-            // those on twin processes.
+            // soft-dirty clear. The differential tester compares those on twin processes.
             arg.flags &= !(PM_SCAN_CLEAR_SOFT_DIRTY | PM_SCAN_WP_MATCHING);
             let mut a1 = arg;
             let mut a2 = arg;

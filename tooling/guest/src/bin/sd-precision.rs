@@ -1,23 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Soft-dirty precision after a sub-range `PM_SCAN_CLEAR_SOFT_DIRTY`: VMA splits, merges and
-//! remaps must not make cleared pages read soft-dirty again (false positives), nor hide a page
-//! written, newly mapped or remapped since the clear (false negatives), and the VMA count must stay
-//! within what the scenario states.
+//! remaps must not make cleared pages read soft-dirty again (false positives) beyond what the
+//! design states, nor hide a page written, newly mapped or remapped since the clear (false
+//! negatives, never), and the VMA count must stay within what the scenario states.
 //!
 //! Every scenario builds an arena between two `PROT_NONE` guards (so nothing outside can merge
-//! with it), writes every page, get-and-clears a sub-range, does its step (mprotect, madvise,
-//! mlock, prctl, mremap, mmap next to or over it, brk), writes a few pages, and then compares the
-//! pages that read soft-dirty with the set the scenario states before anything runs:
-//! the pages never cleared, the pages written since the clear, and the pages mapped or remapped
-//! since. What reads soft-dirty is taken from two sources that must agree: a report-only
-//! PAGEMAP_SCAN and bit 55 of /proc/self/pagemap. False positives are pages read soft-dirty that
-//! are not in the set, false negatives pages of the set that do not read soft-dirty. A scenario
-//! passes only with 0 of each and the VMAs of the arena within its bound. (What happens past the
-//! series' VMA budget, where over-reporting is the documented fallback, is a case of the
-//! soft-dirty-clear selftest: `vma_budget_never_loses`.)
+//! with it), writes every page and clears all of it (a new VMA is soft-dirty as a whole, through
+//! `VM_SOFTDIRTY`, which only a clear that reports every page of the VMA takes away), writes every
+//! page again, get-and-clears a sub-range, does its step (mprotect, madvise, mlock, prctl,
+//! mremap, mmap next to or over it, brk), writes a few pages, and then compares the pages that
+//! read soft-dirty with the set the scenario states before anything runs: the pages never
+//! cleared, the pages written since the clear, and the pages mapped or remapped since. What
+//! reads soft-dirty is taken from two sources that must agree: a report-only PAGEMAP_SCAN and bit
+//! 55 of /proc/self/pagemap. False positives are pages read soft-dirty that are not in the set,
+//! false negatives pages of the set that do not read soft-dirty. A scenario passes only with no
+//! false negative, exactly the false positives the design states (0 but where a new mapping, or
+//! brk, merges with a cleared VMA: `VM_SOFTDIRTY` is sticky on merge and the merge rules are not
+//! changed for the flag, so the merged VMA reads soft-dirty as a whole, as after `clear_refs`),
+//! and the VMAs of the arena as many as the scenario would have without any clear (a clear
+//! never splits a VMA, and the merge rules do not change: one, eight for
+//! `random_subrange_clears`).
 //!
-//! Run with the Rust implementation selected (the flag exists only there). TAP output, then
-//! `PRECISION: scenarios <n>, false-positives <n>, false-negatives <n>`.
+//! Run against each implementation. TAP output, then
+//! `PRECISION: scenarios <n>, false-positives <n> (<n> by design), false-negatives <n>`.
 
 use pmrs_guest::*;
 use std::collections::BTreeSet;
@@ -256,6 +261,9 @@ struct Outcome {
     fneg: usize,
     vmas: usize,
     bound: usize,
+    /// The false positives the design states (a VMA that reads soft-dirty as a whole after a
+    /// merge with a new mapping).
+    fp_by_design: usize,
 }
 
 /// Compares what reads soft-dirty in `a` with `expected` (page indexes).
@@ -282,16 +290,34 @@ fn measure(c: &Ctx, a: &Arena, expected: &BTreeSet<usize>, bound: usize) -> Chec
         fneg: fneg.len(),
         vmas: a.vmas()?,
         bound,
+        fp_by_design: 0,
     })
+}
+
+/// Writes every page of `a` and clears all of it: its VMA loses `VM_SOFTDIRTY`, so that later
+/// clears of part of it are precise; then writes every page again.
+fn prime(c: &Ctx, a: &Arena) -> Check {
+    a.write(0..a.pages);
+    c.clear(a, 0, a.pages, 0)?;
+    let left = c.dirty(a)?;
+    if !left.is_empty() {
+        return Err(format!(
+            "after clearing all of the arena: {} pages soft-dirty, first {:?}",
+            left.len(),
+            left.first()
+        ));
+    }
+    a.write(0..a.pages);
+    Ok(())
 }
 
 fn range(first: usize, end: usize) -> BTreeSet<usize> {
     (first..end).collect()
 }
 
-/// Every page of `a` written, `first..end` get-and-cleared (checked: then only the pages outside
-/// read soft-dirty), `step`, the pages `written` written. Expected: the pages outside
-/// `first..end`, `written` and `extra`.
+/// `a` primed ([`prime`]: every page written), `first..end` get-and-cleared (checked: then only
+/// the pages outside read soft-dirty), `step`, the pages `written` written. Expected: the pages
+/// outside `first..end`, `written` and `extra`.
 fn clear_middle(
     c: &Ctx,
     a: &Arena,
@@ -301,7 +327,7 @@ fn clear_middle(
     extra: BTreeSet<usize>,
     bound: usize,
 ) -> Check<Outcome> {
-    a.write(0..a.pages);
+    prime(c, a)?;
     c.clear(a, first, end, 0)?;
     let outside: BTreeSet<usize> = range(0, first)
         .union(&range(end, a.pages))
@@ -323,8 +349,8 @@ fn clear_middle(
     measure(c, a, &expected, bound)
 }
 
-/// The common scenario: 64 anonymous pages written, [16, 48) get-and-cleared (the VMA split in
-/// three), `step`, page 20 written. Expected: [0, 16), [48, 64), page 20 and `extra`.
+/// The common scenario: 64 anonymous pages primed, [16, 48) get-and-cleared, `step`, page 20
+/// written. Expected: [0, 16), [48, 64), page 20 and `extra`.
 fn std_case(
     c: &Ctx,
     step: impl FnOnce(&Arena) -> Check,
@@ -339,19 +365,19 @@ fn std_case(
 /// mprotect RO then RW, one page written: only it may read soft-dirty there.
 fn issue_mprotect_next_to_uncleared(c: &Ctx) -> Check<Outcome> {
     let a = Arena::anon(128, PAGE)?;
-    a.write(0..128);
+    prime(c, &a)?;
     c.clear(&a, 64, 128, 0)?;
     a.ro_rw(64, 128)?;
     a.write([70]);
-    measure(c, &a, &range(0, 64).into_iter().chain([70]).collect(), 2)
+    measure(c, &a, &range(0, 64).into_iter().chain([70]).collect(), 1)
 }
 
 fn mprotect_middle(c: &Ctx) -> Check<Outcome> {
-    std_case(c, |a| a.ro_rw(16, 48), BTreeSet::new(), 3)
+    std_case(c, |a| a.ro_rw(16, 48), BTreeSet::new(), 1)
 }
 
 fn mprotect_whole(c: &Ctx) -> Check<Outcome> {
-    std_case(c, |a| a.ro_rw(0, 64), BTreeSet::new(), 3)
+    std_case(c, |a| a.ro_rw(0, 64), BTreeSet::new(), 1)
 }
 
 /// MADV_DONTFORK then MADV_DOFORK over the edges of the cleared part: VM_DONTCOPY on, off.
@@ -363,7 +389,7 @@ fn madvise_across_edges(c: &Ctx) -> Check<Outcome> {
             a.madvise(8, 56, libc::MADV_DOFORK)
         },
         BTreeSet::new(),
-        3,
+        1,
     )
 }
 
@@ -382,7 +408,7 @@ fn mlock_munlock(c: &Ctx) -> Check<Outcome> {
             sys("munlock", unsafe { libc::munlock(p, len) })
         },
         BTreeSet::new(),
-        3,
+        1,
     )
 }
 
@@ -399,7 +425,7 @@ fn mlockall_munlockall(c: &Ctx) -> Check<Outcome> {
             sys("munlockall", unsafe { libc::munlockall() })
         },
         BTreeSet::new(),
-        3,
+        1,
     )
 }
 
@@ -421,7 +447,7 @@ fn anon_name_set_unset(c: &Ctx) -> Check<Outcome> {
             })
         },
         BTreeSet::new(),
-        3,
+        1,
     )
 }
 
@@ -429,7 +455,7 @@ fn anon_name_set_unset(c: &Ctx) -> Check<Outcome> {
 /// and RW; pages 1, 20 and 41 (each in a cleared chunk) written.
 fn alternate_chunks(c: &Ctx) -> Check<Outcome> {
     let a = Arena::anon(64, PAGE)?;
-    a.write(0..64);
+    prime(c, &a)?;
     let mut expected = BTreeSet::new();
     for k in 0..8 {
         c.clear(&a, 8 * k, 8 * k + 4, 0)?;
@@ -438,11 +464,12 @@ fn alternate_chunks(c: &Ctx) -> Check<Outcome> {
     a.ro_rw(0, 64)?;
     a.write([1, 20, 41]);
     expected.extend([1, 20, 41]);
-    measure(c, &a, &expected, 16)
+    measure(c, &a, &expected, 1)
 }
 
-/// A new mapping placed right after a wholly cleared VMA: its pages read soft-dirty, the
-/// cleared ones do not (without the series it merges and the whole VMA reads soft-dirty).
+/// A new mapping placed right after a wholly cleared VMA: it merges with it, and the merged
+/// VMA reads soft-dirty as a whole (`VM_SOFTDIRTY` is sticky on merge): the 63 cleared pages not
+/// written since are over-reported, by design, as after `clear_refs`.
 fn mmap_next_to_cleared(c: &Ctx) -> Check<Outcome> {
     let a = Arena::reserve(80, PAGE)?;
     a.map(0, 64, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)?;
@@ -450,17 +477,27 @@ fn mmap_next_to_cleared(c: &Ctx) -> Check<Outcome> {
     c.clear(&a, 0, 64, 0)?;
     a.map(64, 16, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)?;
     a.write([20]);
-    measure(c, &a, &range(64, 80).into_iter().chain([20]).collect(), 2)
+    let o = measure(c, &a, &range(64, 80).into_iter().chain([20]).collect(), 1)?;
+    Ok(Outcome {
+        fp_by_design: 63,
+        ..o
+    })
 }
 
-/// MAP_FIXED over [24, 32) inside the cleared part: exactly those pages are new.
+/// MAP_FIXED over [24, 32) inside the cleared part: those pages are new; the new mapping merges
+/// with the VMA around it, which then reads soft-dirty as a whole: the 23 cleared pages not
+/// written since are over-reported, by design.
 fn map_fixed_over_middle(c: &Ctx) -> Check<Outcome> {
-    std_case(
+    let o = std_case(
         c,
         |a| a.map(24, 8, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
         range(24, 32),
-        5,
-    )
+        1,
+    )?;
+    Ok(Outcome {
+        fp_by_design: 23,
+        ..o
+    })
 }
 
 /// The cleared part moved away by mremap and back: all of it is remapped.
@@ -499,7 +536,7 @@ fn mremap_away_and_back(c: &Ctx) -> Check<Outcome> {
             Ok(())
         },
         range(16, 48),
-        3,
+        1,
     )
 }
 
@@ -508,7 +545,7 @@ fn thp_middle(c: &Ctx) -> Check<Outcome> {
     let a = Arena::anon(512, HUGE)?;
     a.madvise(0, 512, libc::MADV_HUGEPAGE)?;
     let step = |a: &Arena| a.ro_rw(128, 384);
-    clear_middle(c, &a, (128, 384), step, &[200], BTreeSet::new(), 3)
+    clear_middle(c, &a, (128, 384), step, &[200], BTreeSet::new(), 1)
 }
 
 /// The common scenario on a file mapping: `shared` a memfd mapped MAP_SHARED (writes must fault
@@ -545,7 +582,7 @@ fn file_case(c: &Ctx, shared: bool) -> Check<Outcome> {
         };
         a.map(0, 64, flags, fd)?;
         let step = |a: &Arena| a.ro_rw(16, 48);
-        clear_middle(c, &a, (16, 48), step, &[20], BTreeSet::new(), 3)
+        clear_middle(c, &a, (16, 48), step, &[20], BTreeSet::new(), 1)
     })();
     // SAFETY: our own fd.
     unsafe { libc::close(fd) };
@@ -553,8 +590,10 @@ fn file_case(c: &Ctx, shared: bool) -> Check<Outcome> {
 }
 
 /// The heap grown by brk after the part above the old break was cleared: the new part reads
-/// soft-dirty, the cleared part does not (without the series brk expands the cleared VMA and
-/// marks all of it). In a child, with raw syscalls only: malloc would move the break too.
+/// soft-dirty, and so does the cleared part, by design: brk expands the heap VMA, which is
+/// soft-dirty as a whole (it was not cleared whole: malloc's part below the old break was not),
+/// so the 63 cleared pages not written since are over-reported. In a child, with raw syscalls
+/// only: malloc would move the break too.
 fn brk_after_clearing_heap(_: &Ctx) -> Check<Outcome> {
     let mut vec = vec![PageRegion::default(); 512];
     let mut res = [0i64; 4];
@@ -599,7 +638,8 @@ fn brk_after_clearing_heap(_: &Ctx) -> Check<Outcome> {
         fp: res[0] as usize,
         fneg: res[1] as usize,
         vmas: res[2] as usize,
-        bound: 2,
+        bound: 1,
+        fp_by_design: 63,
     })
 }
 
@@ -700,6 +740,57 @@ unsafe fn brk_child(vec: &mut [PageRegion]) -> [i64; 4] {
 
 type Scenario = (&'static str, fn(&Ctx) -> Check<Outcome>);
 
+/// Random sub-range get-and-clears, this many, over an arena of several VMAs.
+const RANDOM_CLEARS: usize = 100_000;
+
+/// 100000 get-and-clears of random sub-ranges of a primed 1024-page arena of eight VMAs (every
+/// other 128 pages executable, so that they cannot merge), a few random pages written before
+/// each: afterwards exactly the pages written since they were last reported read soft-dirty,
+/// every write was reported once, and the arena still has its eight VMAs (a clear splits and
+/// merges nothing).
+fn random_subrange_clears(c: &Ctx) -> Check<Outcome> {
+    let a = Arena::anon(1024, PAGE)?;
+    for i in (128..1024).step_by(256) {
+        a.mprotect(
+            i,
+            i + 128,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+        )?;
+    }
+    let vmas = a.vmas()?;
+    prime(c, &a)?;
+    c.clear(&a, 0, a.pages, 0)?;
+    let mut r = Rng::new(0x5d_c1ea);
+    let mut expected = BTreeSet::new();
+    let (mut written, mut reported) = (0u64, 0u64);
+    for _ in 0..RANDOM_CLEARS {
+        let n = r.below(4) as usize;
+        let pages: Vec<usize> = (0..n).map(|_| r.below(a.pages as u64) as usize).collect();
+        a.write(pages.iter().copied());
+        written += n as u64;
+        expected.extend(pages);
+        let x = r.below(a.pages as u64) as usize;
+        let y = r.below(a.pages as u64) as usize;
+        let (first, end) = (x.min(y), x.max(y) + 1);
+        let got = c.clear(&a, first, end, 0)?;
+        let want: BTreeSet<usize> = expected.range(first..end).copied().collect();
+        if got != want {
+            let d: Vec<_> = got.symmetric_difference(&want).take(8).collect();
+            return Err(format!(
+                "clear of pages {first}..{end}: reported and expected differ on {d:?}"
+            ));
+        }
+        reported += got.len() as u64;
+        expected.retain(|p| !(first..end).contains(p));
+    }
+    println!(
+        "# random_subrange_clears: {RANDOM_CLEARS} clears, {written} writes, {reported} pages \
+         reported, vmas {vmas} before, {} after",
+        a.vmas()?
+    );
+    measure(c, &a, &expected, vmas)
+}
+
 const SCENARIOS: &[Scenario] = &[
     (
         "issue_mprotect_next_to_uncleared",
@@ -719,6 +810,7 @@ const SCENARIOS: &[Scenario] = &[
     ("memfd_shared", |c| file_case(c, true)),
     ("tmpfs_private_file", |c| file_case(c, false)),
     ("brk_after_clearing_heap", brk_after_clearing_heap),
+    ("random_subrange_clears", random_subrange_clears),
 ];
 
 fn main() -> ExitCode {
@@ -732,7 +824,7 @@ fn main() -> ExitCode {
         }
     };
     let c = Ctx { pagemap };
-    let (mut failed, mut fps, mut fns) = (0, 0, 0);
+    let (mut failed, mut fps, mut fns, mut by_design) = (0, 0, 0, 0);
     // An argument runs only the scenarios whose name contains it (for debugging).
     let only = std::env::args().nth(1).unwrap_or_default();
     for (i, (name, f)) in SCENARIOS.iter().enumerate() {
@@ -744,11 +836,13 @@ fn main() -> ExitCode {
             Ok(o) => {
                 fps += o.fp;
                 fns += o.fneg;
+                by_design += o.fp_by_design;
                 println!(
-                    "# {name}: false-positives {} false-negatives {} vmas {} (bound {})",
-                    o.fp, o.fneg, o.vmas, o.bound
+                    "# {name}: false-positives {} (by design {}) false-negatives {} vmas {} \
+                     (bound {})",
+                    o.fp, o.fp_by_design, o.fneg, o.vmas, o.bound
                 );
-                if o.fp == 0 && o.fneg == 0 && o.vmas <= o.bound {
+                if o.fp == o.fp_by_design && o.fneg == 0 && o.vmas <= o.bound {
                     Ok(())
                 } else {
                     Err("precision".to_string())
@@ -767,7 +861,8 @@ fn main() -> ExitCode {
     // Kernel reports are the runner's to count (SPLATS); the summary names them for the reader.
     let splats = kmsg_splats();
     println!(
-        "# PRECISION: scenarios {}, false-positives {fps}, false-negatives {fns}, splats {splats}",
+        "# PRECISION: scenarios {}, false-positives {fps} ({by_design} by design), \
+         false-negatives {fns}, splats {splats}",
         SCENARIOS.len()
     );
     if failed == 0 {

@@ -70,6 +70,7 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         .map(|i| guest::Reliability {
             fuzz_calls: o.long_calls.div_ceil(o.chunks),
             soak_writes: o.long_writes.div_ceil(o.chunks),
+            clear_calls: o.long_clear_calls.div_ceil(o.chunks),
             inject: true,
             seed: o.seed + i,
         })
@@ -127,15 +128,21 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
     let expected: Vec<(String, String)> = chunks
         .iter()
         .flat_map(|c| {
-            [guest::FUZZ_SUITE, guest::SOAK_SUITE]
-                .map(|n| (n.to_string(), guest::long_label(c.seed)))
+            [
+                guest::FUZZ_SUITE,
+                guest::SOAK_SUITE,
+                guest::DIFF_CLEAR_SUITE,
+            ]
+            .into_iter()
+            .filter(|n| *n != guest::DIFF_CLEAR_SUITE || c.clear_calls > 0)
+            .map(|n| (n.to_string(), guest::long_label(c.seed)))
         })
         .collect();
     let suites = report::guest_suites(&results, &expected);
     let splats = splat::scan(&console);
     let lines = report::result_lines(&results);
     let mut rows = Vec::new();
-    let (mut fuzz, mut soak) = (Vec::new(), Vec::new());
+    let (mut fuzz, mut soak, mut clear) = (Vec::new(), Vec::new(), Vec::new());
     for c in &chunks {
         let label = guest::long_label(c.seed);
         let figure = |n: &str, p: &str| {
@@ -143,15 +150,21 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 .and_then(|(body, _)| body.iter().rev().find(|l| l.starts_with(p)))
                 .map_or(format!("{p} (none printed)"), |l| l.to_string())
         };
-        let (f, s) = (
+        let (f, s, d) = (
             figure(guest::FUZZ_SUITE, "FUZZ:"),
             figure(guest::SOAK_SUITE, "SOAK:"),
+            figure(guest::DIFF_CLEAR_SUITE, "DIFF-CLEAR:"),
         );
         add_figures(&f, &mut fuzz);
         add_figures(&s, &mut soak);
-        rows.push((c.seed, f, s));
+        add_figures(&d, &mut clear);
+        rows.push((c.seed, f, s, d));
     }
-    let (fuzz, soak) = (figures_line("FUZZ", &fuzz), figures_line("SOAK", &soak));
+    let (fuzz, soak, clear) = (
+        figures_line("FUZZ", &fuzz),
+        figures_line("SOAK", &soak),
+        figures_line("DIFF-CLEAR", &clear),
+    );
     let stalls: Vec<&str> = lines
         .iter()
         .copied()
@@ -171,10 +184,13 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
     let mut md = format!(
         "# The long reliability run\n\n\
          Written by `cargo xtask long`{} (commit {}, kernel variant `{variant}`, {} chunks, \
-         {} under TCG on 2 vCPUs). Each chunk runs `pmscan-fuzz --inject` and \
-         `pmscan-soak` with its own seed; {kernel}.\n\n\
-         ```\n{fuzz}\n{soak}\nconsole splats: {}\n```\n\n\
-         | seed | fuzzer | soak |\n|---|---|---|\n",
+         {} under TCG on 2 vCPUs). Each chunk runs `pmscan-fuzz --inject`, `pmscan-soak` and \
+         the differential tester's get-and-clear comparison (`pmscan-diff --clear`: twin \
+         processes, C get-and-clear on one, Rust on the other, return value, errno, regions, \
+         walk_end and the soft-dirty state after each call compared) with its own seed; \
+         {kernel}.\n\n\
+         ```\n{fuzz}\n{soak}\n{clear}\nconsole splats: {}\n```\n\n\
+         | seed | fuzzer | soak | get-and-clear, C against Rust |\n|---|---|---|---|\n",
         if o.from_results.is_some() {
             " from the logs of an earlier boot (`--from-results`)"
         } else {
@@ -185,8 +201,8 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         minutes.map_or("an earlier boot".to_string(), |m| format!("{m:.0} min")),
         splats.len()
     );
-    for (seed, f, s) in &rows {
-        md.push_str(&format!("| {seed} | `{f}` | `{s}` |\n"));
+    for (seed, f, s, d) in &rows {
+        md.push_str(&format!("| {seed} | `{f}` | `{s}` | `{d}` |\n"));
     }
     if !stalls.is_empty() {
         md.push_str("\nWhat the fuzzer printed about stalled workers:\n\n```\n");
@@ -204,8 +220,8 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         std::fs::write(docs.join(long_run_doc(variant)), md)?;
     }
     println!();
-    for (seed, f, s) in &rows {
-        println!("seed {seed}: {f}; {s}");
+    for (seed, f, s, d) in &rows {
+        println!("seed {seed}: {f}; {s}; {d}");
     }
     for l in &stalls {
         println!("{l}");
@@ -218,6 +234,7 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
     }
     println!("{fuzz} ({variant} kernel, {} chunks)", o.chunks);
     println!("{soak} ({variant} kernel, {} chunks)", o.chunks);
+    println!("{clear} ({variant} kernel, {} chunks)", o.chunks);
     println!("SPLATS: {}", splats.len());
     for l in splats.iter().take(20) {
         println!("  splat: {l}");

@@ -46,7 +46,8 @@ pub(crate) fn vma_userland_suite(ctx: &Ctx) -> Result<report::Suite> {
             String::from_utf8_lossy(&build.stdout),
             String::from_utf8_lossy(&build.stderr)
         );
-        s.problems.push(format!("make -C tools/testing/vma exited {}", build.status));
+        s.problems
+            .push(format!("make -C tools/testing/vma exited {}", build.status));
         s.counts.failed = 1;
         return Ok(s);
     }
@@ -70,14 +71,16 @@ pub(crate) fn vma_userland_suite(ctx: &Ctx) -> Result<report::Suite> {
             s.counts.failed = failed;
         }
         _ => {
-            s.problems.push("no test summary from tools/testing/vma/vma".into());
+            s.problems
+                .push("no test summary from tools/testing/vma/vma".into());
             s.counts.failed = 1;
         }
     }
     if !run.status.success() || s.counts.failed > 0 {
         print!("{text}");
         if !run.status.success() {
-            s.problems.push(format!("tools/testing/vma/vma exited {}", run.status));
+            s.problems
+                .push(format!("tools/testing/vma/vma exited {}", run.status));
         }
     }
     Ok(s)
@@ -129,7 +132,8 @@ pub(crate) fn lint_suite(ctx: &Ctx, variant: &str, m: &Manifest) -> Result<repor
 /// under 60 min); side by side the debug boot is the longer one and sets the time.
 pub(crate) const DEBUG: &str = "debug";
 pub(crate) const DEBUG_DIFF_CALLS: u64 = 4_000;
-pub(crate) const DEBUG_ORACLE_CALLS: u64 = 20_000;
+pub(crate) const DEBUG_CLEAR_CALLS: u64 = 5_000;
+pub(crate) const DEBUG_ORACLE_CALLS: u64 = 8_000;
 /// CI-sized reliability runs (issue 8): fuzzed calls and checked writes, on the vm kernel and
 /// on the debug kernel (there with slab and page-allocation fault injection).
 pub(crate) const FUZZ_CALLS: u64 = 50_000;
@@ -276,7 +280,10 @@ pub(crate) fn guest_boot(ctx: &Ctx, p: &GuestPlan) -> Result<GuestRun> {
         .collect();
     if p.differential.is_some() {
         expected.push((DIFF_SUITE.to_string(), DIFF_IMPL.to_string()));
-        expected.push((guest::ORACLE_SUITE.to_string(), DIFF_IMPL.to_string()));
+        expected.push((guest::DIFF_CLEAR_SUITE.to_string(), DIFF_IMPL.to_string()));
+        for imp in [guest::IMPL_C, guest::IMPL_RUST] {
+            expected.push((guest::ORACLE_SUITE.to_string(), imp.to_string()));
+        }
     }
     if p.reliability.is_some() {
         for n in [guest::FUZZ_SUITE, guest::SOAK_SUITE] {
@@ -359,6 +366,7 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         both.then_some(guest::Reliability {
             fuzz_calls: FUZZ_CALLS,
             soak_writes: SOAK_WRITES,
+            clear_calls: 0,
             inject: false,
             seed: o.diff.seed,
         }),
@@ -371,6 +379,7 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
             let dimpls = built_impls(ctx, DEBUG);
             let diff = Differential {
                 calls: DEBUG_DIFF_CALLS.min(o.diff.calls),
+                clear_calls: DEBUG_CLEAR_CALLS.min(o.diff.clear_calls),
                 oracle_calls: DEBUG_ORACLE_CALLS.min(o.diff.oracle_calls),
                 oracle_per_build: o.diff.oracle_per_build,
                 seed: o.diff.seed,
@@ -384,6 +393,7 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
                 (dimpls.len() == 2).then_some(guest::Reliability {
                     fuzz_calls: DEBUG_FUZZ_CALLS,
                     soak_writes: DEBUG_SOAK_WRITES,
+                    clear_calls: 0,
                     inject: true,
                     seed: o.diff.seed,
                 }),
@@ -395,7 +405,9 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     // The debug boot in a thread of its own; the vm boot and the short benchmark (instruction
     // counts: the load beside it does not change them) in this one.
     let (guest, bench, dguest) = std::thread::scope(|s| {
-        let h = debug_plan.as_ref().map(|p| s.spawn(move || guest_boot(ctx, p)));
+        let h = debug_plan
+            .as_ref()
+            .map(|p| s.spawn(move || guest_boot(ctx, p)));
         let guest = guest_boot(ctx, &vm_plan);
         // The short benchmark, in a boot of its own with the guest clock counting instructions.
         let bench = both.then(|| bench_boot(ctx, &o.variant, &kernel, true, true));

@@ -87,7 +87,7 @@ const KINDS: [Kind; 13] = [
 ];
 
 // Twin operations: [op, a, b, c, d, e].
-const OP_MAP: u64 = 1; // slot, kind, uffd
+const OP_MAP: u64 = 1; // slot, kind, uffd, slots (one mapping over that many slots, 0 = 1)
 const OP_WRITE: u64 = 2; // addr, pages
 const OP_READ: u64 = 3; // addr, pages
 const OP_MADVISE: u64 = 4; // addr, len, advice
@@ -121,7 +121,10 @@ fn twin(name: &str, mut cmds: File, mut acks: File) -> ! {
         }
         let slot = ((w[1] as usize).wrapping_sub(BASE) / HUGE).min(NSLOTS - 1);
         if w[0] == OP_MAP {
-            registered[w[1] as usize % NSLOTS] = w[3] != 0;
+            let first = w[1] as usize % NSLOTS;
+            for r in registered.iter_mut().skip(first).take(span_of(w[1], w[4])) {
+                *r = w[3] != 0;
+            }
         }
         // MADV_GUARD_INSTALL livelocks on a range registered for uffd-wp with markers: the zap
         // it retries with leaves uffd-wp markers, which it takes for populated entries, and it
@@ -140,16 +143,26 @@ fn twin(name: &str, mut cmds: File, mut acks: File) -> ! {
     std::process::exit(0)
 }
 
+/// How many slots a mapping from `slot` that asks for `slots` covers: at least one, and none
+/// past the arena.
+fn span_of(slot: u64, slots: u64) -> usize {
+    (slots.max(1) as usize).min(NSLOTS.saturating_sub(slot as usize % NSLOTS).max(1))
+}
+
 fn slot_addr(slot: u64) -> usize {
     BASE + slot as usize * HUGE
 }
 
-fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
+/// Maps `kind` over `slots` slots from `slot` (one VMA, one file: a shmem or file mapping of
+/// several huge pages), registered with the userfaultfd as `reg` says.
+fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64, slots: u64) -> i64 {
+    let slot = slot % NSLOTS as u64;
     let addr = slot_addr(slot) as *mut libc::c_void;
+    let len = span_of(slot, slots) * HUGE;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     // SAFETY: all calls below act on the twin's own arena, which nothing else uses.
     unsafe {
-        libc::munmap(addr, HUGE);
+        libc::munmap(addr, len);
         let fixed = libc::MAP_FIXED;
         let (flags, fd) = match KINDS[kind as usize % KINDS.len()] {
             Kind::Unmapped => return 0,
@@ -178,7 +191,7 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
                     libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC,
                     0o600,
                 );
-                if fd < 0 || libc::ftruncate(fd, HUGE as i64) != 0 {
+                if fd < 0 || libc::ftruncate(fd, len as i64) != 0 {
                     return errno();
                 }
                 let shared = !matches!(KINDS[kind as usize], Kind::FilePrivate | Kind::Ext4Private);
@@ -193,13 +206,13 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
             }
             Kind::Memfd | Kind::MemfdThp => {
                 let fd = libc::memfd_create(c"pmscan-diff".as_ptr(), 0);
-                if fd < 0 || libc::ftruncate(fd, HUGE as i64) != 0 {
+                if fd < 0 || libc::ftruncate(fd, len as i64) != 0 {
                     return errno();
                 }
                 (libc::MAP_SHARED, fd)
             }
             Kind::Shm => {
-                let id = libc::shmget(libc::IPC_PRIVATE, HUGE, libc::IPC_CREAT | 0o600);
+                let id = libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600);
                 if id < 0 {
                     return errno();
                 }
@@ -208,10 +221,10 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
                 if p as isize == -1 {
                     return errno();
                 }
-                return twin_register(uffd, addr as usize, HUGE, reg);
+                return twin_register(uffd, addr as usize, len, reg);
             }
         };
-        let p = libc::mmap(addr, HUGE, rw, flags | fixed, fd, 0);
+        let p = libc::mmap(addr, len, rw, flags | fixed, fd, 0);
         if fd >= 0 {
             libc::close(fd);
         }
@@ -222,12 +235,12 @@ fn twin_map(name: &str, uffd: i32, slot: u64, kind: u64, reg: u64) -> i64 {
             KINDS[kind as usize],
             Kind::AnonThp | Kind::MemfdThp | Kind::Ext4Shared
         ) {
-            libc::madvise(addr, HUGE, libc::MADV_HUGEPAGE);
+            libc::madvise(addr, len, libc::MADV_HUGEPAGE);
         } else if matches!(KINDS[kind as usize], Kind::Anon) {
-            libc::madvise(addr, HUGE, libc::MADV_NOHUGEPAGE);
+            libc::madvise(addr, len, libc::MADV_NOHUGEPAGE);
         }
     }
-    twin_register(uffd, addr as usize, HUGE, reg)
+    twin_register(uffd, addr as usize, len, reg)
 }
 
 fn twin_register(uffd: i32, addr: usize, len: usize, reg: u64) -> i64 {
@@ -253,7 +266,7 @@ fn twin_op(name: &str, uffd: i32, w: &[u64]) -> i64 {
     let mut byte = [0x5au8; 1];
     let ok = |r: i32| if r == 0 { 0 } else { errno() };
     match w[0] {
-        OP_MAP => twin_map(name, uffd, w[1], w[2], w[3]),
+        OP_MAP => twin_map(name, uffd, w[1], w[2], w[3], w[4]),
         OP_WRITE | OP_READ => {
             // Through process_vm_writev/readv on ourselves: a protected page fails with EFAULT
             // instead of a signal, and the access faults exactly as a plain one would.
@@ -556,8 +569,8 @@ fn gen_case(r: &mut Rng) -> Case {
         18..=29 => PM_SCAN_WP_MATCHING,
         30..=34 => PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
         35..=38 => PM_SCAN_CHECK_WPASYNC,
-        // An unknown flag. Bit 2 (PM_SCAN_CLEAR_SOFT_DIRTY) is known to Rust only, which is
-        // not a difference to find: the soft-dirty-clear selftest covers it.
+        // An unknown flag. Bit 2 (PM_SCAN_CLEAR_SOFT_DIRTY) changes the state the twins are
+        // compared on afterwards: the --clear mode compares it.
         _ => 1 << (3 + r.below(61)),
     };
     let arg = PmScanArg {
@@ -749,7 +762,7 @@ fn gen_op(r: &mut Rng) -> [u64; 6] {
             slot,
             r.below(KINDS.len() as u64),
             r.pick(&[0, 0, 1, 1, 1, 2, 3]),
-            0,
+            r.pick(&[1, 1, 1, 2, 4]),
             0,
         ],
         1..=5 => [OP_WRITE, addr, n, 0, 0, 0],
@@ -814,18 +827,22 @@ fn build_one(r: &mut Rng) -> Twin {
     a
 }
 
-/// The ops that build a twin: every slot mapped, then 40 random ops.
+/// The ops that build a twin: every slot mapped (some mappings over several slots: a file or
+/// shmem VMA of several huge pages), then 40 random ops.
 fn build_ops(r: &mut Rng, mut apply: impl FnMut([u64; 6])) {
-    for slot in 0..NSLOTS as u64 {
+    let mut slot = 0;
+    while slot < NSLOTS as u64 {
+        let span = span_of(slot, r.pick(&[1, 1, 1, 1, 2, 4])) as u64;
         let op = [
             OP_MAP,
             slot,
             r.below(KINDS.len() as u64),
             r.pick(&[0, 0, 1, 1, 1, 2, 3]),
-            0,
+            span,
             0,
         ];
         apply(op);
+        slot += span;
     }
     for _ in 0..40 {
         let op = gen_op(r);
@@ -884,10 +901,30 @@ fn main() -> ExitCode {
     // Print each operation and case from this call on (to find what a hang was doing).
     let mut trace_from: u64 = u64::MAX;
     let mut clear_oracle = false;
+    // Differential calls with PM_SCAN_CLEAR_SOFT_DIRTY (the clear-flag oracle's cases): the C
+    // get-and-clear on one twin, the Rust one on the other.
+    let mut clear = false;
+    // The implementation the oracle's clears go through (both in turn without --impl).
+    let mut only: Option<&'static str> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if a == "--impl" {
+            only = match args.next().as_deref() {
+                Some("c") => Some("c"),
+                Some("rust") => Some("rust"),
+                _ => {
+                    eprintln!("pmscan-diff: --impl c|rust");
+                    return ExitCode::from(2);
+                }
+            };
+            continue;
+        }
         if a == "--clear-oracle" {
             clear_oracle = true;
+            continue;
+        }
+        if a == "--clear" {
+            clear = true;
             continue;
         }
         let v = args.next().and_then(|v| v.parse().ok());
@@ -899,7 +936,7 @@ fn main() -> ExitCode {
             _ => {
                 eprintln!(
                     "usage: pmscan-diff [--calls N] [--calls-per-build N] [--seed S] [--trace-from N] \
-                     [--clear-oracle]"
+                     [--clear-oracle | --clear]"
                 );
                 return ExitCode::from(2);
             }
@@ -950,7 +987,7 @@ fn main() -> ExitCode {
     }
     let shmem_thp = sysfs_choice(SHMEM_ENABLED);
     if clear_oracle {
-        let ok = oracle::run(calls, calls_per_build, seed, &sw);
+        let ok = oracle::run(calls, calls_per_build, seed, &sw, only);
         sw.select(impl_before.trim());
         resume_khugepaged(khugepaged);
         if let Some(v) = shmem_thp {
@@ -1013,7 +1050,11 @@ fn main() -> ExitCode {
                     continue 'outer;
                 }
             }
-            let case = gen_case(&mut r);
+            let case = if clear {
+                oracle::gen_clear_case(&mut r, &a, &sw)
+            } else {
+                gen_case(&mut r)
+            };
             n += 1;
             if n >= trace_from {
                 println!("call {n}: {case:x?}");
@@ -1098,7 +1139,7 @@ fn main() -> ExitCode {
             if !same_state {
                 println!("  the state left behind differs");
             }
-            if case.arg.flags & PM_SCAN_WP_MATCHING == 0 {
+            if case.arg.flags & (PM_SCAN_WP_MATCHING | PM_SCAN_CLEAR_SOFT_DIRTY) == 0 {
                 // A report-only call leaves the state as it was: the C version on the Rust twin
                 // tells whether the twins or the implementations differ.
                 sw.select("c");
@@ -1132,9 +1173,10 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "pmscan-diff: seed {seed}: {n} calls compared, {agreed} agreed, {differed} differed; \
+        "pmscan-diff{}: seed {seed}: {n} calls compared, {agreed} agreed, {differed} differed; \
          {changes} address-space changes, {resyncs} resyncs, {env} calls redrawn (twins \
          differing outside the arena), {:.1}s",
+        if clear { " --clear" } else { "" },
         t0.elapsed().as_secs_f64()
     );
     println!("  calls that changed the page state: {changed_state}; regions reported: {regions}");
@@ -1152,6 +1194,11 @@ fn main() -> ExitCode {
         let _ = std::fs::write(SHMEM_ENABLED, v);
     }
     sw.select(impl_before.trim());
+    // One line of figures for the long run's write-up.
+    println!(
+        "{}: calls {n}, agreed {agreed}, differed {differed}, resyncs {resyncs}, changed-state {changed_state}",
+        if clear { "DIFF-CLEAR" } else { "DIFF" }
+    );
     println!("@@COUNTS passed={agreed} failed={differed} skipped=0");
     if differed == 0 && agreed == calls {
         ExitCode::SUCCESS

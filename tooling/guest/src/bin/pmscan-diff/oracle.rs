@@ -3,15 +3,19 @@
 //! the code under test.
 //!
 //! On one quiescent twin (blocked on its command pipe, khugepaged paused), for each call A with
-//! the flag: the C implementation's report-only call of A (the flag taken out) must return
-//! exactly what the Rust get-and-clear of A returns (return value, errno, every byte of the
-//! output area, `walk_end`), and afterwards the soft-dirty state of every page of the arena,
-//! read through bit 55 of /proc/PID/pagemap and through a report-only scan (which must agree),
-//! must be the state before minus exactly the pages reported (all matching pages of the range
-//! when there is no vector), hugetlb pages excepted (documented: reported, never cleared). A
-//! call that fails must lose nothing (the state after contains the state before); a call the
-//! flag makes invalid (a mask without PAGE_IS_SOFT_DIRTY, WP_MATCHING) must fail with EINVAL
-//! and change nothing. Any other difference fails.
+//! the flag, made in turn by the C and the Rust implementation: the C implementation's
+//! report-only call of A (the flag taken out) must return exactly what the get-and-clear of A
+//! returns (return value, errno, every byte of the output area, `walk_end`), and afterwards the
+//! soft-dirty state of every page of the arena, read through bit 55 of /proc/PID/pagemap and
+//! through a report-only scan (which must agree), must be what the documented rules make of the
+//! state before and the pages reported (all matching pages of the range when there is no
+//! vector): a reported page reads clean, unless its VMA had `VM_SOFTDIRTY` (read from
+//! /proc/PID/smaps) and was not reported whole in one walk (the flag stays, all its pages read
+//! soft-dirty), or it is part of the huge mapping of a file, shmem or zero page reported in part
+//! (left soft-dirty), or it is a hugetlb page (never cleared); every other page keeps its
+//! state. A call that fails must lose nothing (the state after contains the state before); a
+//! call the flag makes invalid (a mask without PAGE_IS_SOFT_DIRTY, WP_MATCHING) must fail with
+//! EINVAL and change nothing. Any other difference fails.
 //!
 //! The cases are biased to the edges where the clear path has its own logic: vec_len equal to,
 //! one below and one above the number of regions, the 64-run table, max_pages cutting a run or a
@@ -124,6 +128,168 @@ fn hugetlb_pages(t: &Twin) -> Vec<bool> {
     v
 }
 
+/// A VMA of the twin: its range, whether it has `VM_SOFTDIRTY` ("sd" in /proc/PID/smaps) and
+/// whether it is a hugetlb VMA ("ht").
+struct Vma {
+    start: u64,
+    end: u64,
+    soft_dirty: bool,
+    hugetlb: bool,
+}
+
+/// The VMAs of the twin that overlap the arena, from /proc/PID/smaps.
+fn vmas(t: &Twin) -> Vec<Vma> {
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", t.pid)).unwrap_or_default();
+    let mut out: Vec<Vma> = Vec::new();
+    for l in smaps.lines() {
+        if let Some(flags) = l.strip_prefix("VmFlags:") {
+            if let Some(v) = out.last_mut() {
+                let f: Vec<&str> = flags.split_whitespace().collect();
+                v.soft_dirty = f.contains(&"sd");
+                v.hugetlb = f.contains(&"ht");
+            }
+            continue;
+        }
+        let Some((s, e)) = l
+            .split_whitespace()
+            .next()
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(s, e)| {
+                Some((
+                    u64::from_str_radix(s, 16).ok()?,
+                    u64::from_str_radix(e, 16).ok()?,
+                ))
+            })
+        else {
+            continue;
+        };
+        if !l.contains(' ') || l.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
+        out.push(Vma {
+            start: s,
+            end: e,
+            soft_dirty: false,
+            hugetlb: false,
+        });
+    }
+    out.retain(|v| v.start < ARENA_END as u64 && v.end > BASE as u64);
+    out
+}
+
+/// Whether `ranges` (sorted by start, not overlapping) cover all of `start..end`.
+fn covered(ranges: &[(u64, u64)], start: u64, end: u64) -> bool {
+    let mut at = start;
+    for &(s, e) in ranges {
+        if e <= at {
+            continue;
+        }
+        if s > at {
+            return false;
+        }
+        at = e;
+        if at >= end {
+            return true;
+        }
+    }
+    at >= end
+}
+
+/// The arena pages that belong to the huge mapping (a PMD) of a file, shmem or the huge zero page:
+/// by huge page (index of its first arena page), from a report-only scan (C).
+fn file_huge_pages(t: &Twin, sw: &ImplSwitch) -> Vec<bool> {
+    let pages = (ARENA_END - BASE) / PAGE;
+    let mut v = vec![false; pages];
+    sw.select("c");
+    let m = (
+        0,
+        PAGE_IS_HUGE,
+        0,
+        PAGE_IS_HUGE | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+    );
+    let regions = scan_all(
+        t.pagemap.as_raw_fd(),
+        BASE as u64,
+        ARENA_END as u64,
+        m,
+        VEC_REGIONS,
+    )
+    .unwrap_or_default();
+    for r in regions
+        .iter()
+        .filter(|r| r.categories & (PAGE_IS_FILE | PAGE_IS_PFNZERO) != 0)
+    {
+        mark(&mut v, std::slice::from_ref(r));
+    }
+    v
+}
+
+/// The state the documented rules make of `before` after a successful clearing call that
+/// reported `reported` (absolute ranges, sorted) in walks that began at `walk_starts`.
+fn expected_after(
+    before: &[bool],
+    reported: &[(u64, u64)],
+    walk_starts: &[u64],
+    vmas: &[Vma],
+    file_huge: &[bool],
+    hugetlb: &[bool],
+) -> Vec<bool> {
+    let pages = before.len();
+    let addr = |i: usize| (BASE + i * PAGE) as u64;
+    let in_report = |a: u64| reported.iter().any(|&(s, e)| s <= a && a < e);
+    let mut want = before.to_vec();
+    // Reported pages of VMAs without VM_SOFTDIRTY read clean, but those of a file, shmem or zero
+    // huge page reported in part.
+    for i in 0..pages {
+        if hugetlb[i] || !in_report(addr(i)) {
+            continue;
+        }
+        let a = addr(i);
+        let Some(v) = vmas.iter().find(|v| v.start <= a && a < v.end) else {
+            continue;
+        };
+        if v.soft_dirty || v.hugetlb {
+            continue;
+        }
+        if file_huge[i] {
+            let h = a & !(HUGE as u64 - 1);
+            if !covered(reported, h, h + HUGE as u64) {
+                continue;
+            }
+        }
+        want[i] = false;
+    }
+    // A VMA with VM_SOFTDIRTY loses it, and all its pages read clean, when every page of it was
+    // reported in one walk.
+    for v in vmas.iter().filter(|v| v.soft_dirty && !v.hugetlb) {
+        let whole = covered(reported, v.start, v.end)
+            && !walk_starts.iter().any(|&w| v.start < w && w < v.end);
+        if !whole {
+            continue;
+        }
+        for (i, w) in want.iter_mut().enumerate() {
+            if v.start <= addr(i) && addr(i) < v.end && !hugetlb[i] {
+                *w = false;
+            }
+        }
+    }
+    want
+}
+
+/// Sorted, merged ranges of `regions`.
+fn ranges_of(regions: &[PageRegion]) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = regions.iter().map(|r| (r.start, r.end)).collect();
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if last.1 >= s => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
 /// The regions of an output vector of `n` regions.
 fn regions_of(vec: &[u8], n: usize) -> Vec<PageRegion> {
     vec.chunks_exact(24)
@@ -175,7 +341,7 @@ fn invalid_for_clear(a: &PmScanArg) -> bool {
 
 /// A clearing call, biased to the clear path's edges; `t` is scanned (report-only, C) to find
 /// them.
-fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &ImplSwitch) -> Case {
+pub fn gen_clear_case(r: &mut Rng, t: &Twin, sw: &ImplSwitch) -> Case {
     let mut c = gen_case(r);
     let a = &mut c.arg;
     // Mostly a valid clearing call; some that the flag makes invalid.
@@ -293,7 +459,14 @@ impl Phases {
 }
 
 /// Runs `calls` oracle checks from `seed`; prints the outcome, returns whether all passed.
-pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool {
+/// `only`: the implementation that clears (`c` or `rust`); both in turn when `None`.
+pub fn run(
+    calls: u64,
+    calls_per_build: u64,
+    seed: u64,
+    sw: &ImplSwitch,
+    only: Option<&'static str>,
+) -> bool {
     let t0 = std::time::Instant::now();
     let mut r = Rng::new(seed ^ 0x5d_0c1e);
     let (mut passed, mut failed, mut n) = (0u64, 0u64, 0u64);
@@ -314,6 +487,11 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
         // reused while no op changed the mappings.
         let mut last: Option<Vec<bool>> = None;
         let mut huge: Option<Vec<bool>> = None;
+        // The VMAs (with their VM_SOFTDIRTY) and the file huge pages, reused while nothing ran
+        // that may change them: no op, and the last call either refused or changed no page's
+        // state (a clear of VM_SOFTDIRTY makes every page of the VMA read clean, but for
+        // hugetlb ones, whose VMAs keep the flag).
+        let mut maps: Option<(Vec<Vma>, Vec<bool>)> = None;
         for _ in 0..calls_per_build {
             if n >= calls {
                 break 'outer;
@@ -330,12 +508,17 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
             }
             if ops > 0 {
                 last = None;
+                maps = None;
             }
             let at = ph.lap(0, at);
             let case = gen_clear_case(&mut r, &t, sw);
             n += 1;
             let at = ph.lap(1, at);
             let huge = huge.get_or_insert_with(|| hugetlb_pages(&t));
+            // The VMAs and their flags, and the file huge pages, as they are before the call.
+            let (vmas_before, file_huge) = maps
+                .take()
+                .unwrap_or_else(|| (vmas(&t), file_huge_pages(&t, sw)));
             let at = ph.lap(3, at);
             let before = match last.take() {
                 Some(v) => v,
@@ -388,7 +571,9 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
                 sw.select("c");
                 Some(call(&t, &mut out_c, &report))
             };
-            sw.select("rust");
+            // The implementations clear in turn, or the one asked for.
+            let clear_impl = only.unwrap_or(if n % 2 == 0 { "c" } else { "rust" });
+            sw.select(clear_impl);
             let or = call(&t, &mut out_r, &case);
             let at = ph.lap(5, at);
             let after = sd_state(&t, sw, huge);
@@ -407,7 +592,7 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
                 (Some(oc), _) => {
                     if oc.ret != or.ret {
                         why.push(format!(
-                            "return: C report {:?}, Rust clear {:?}",
+                            "return: C report {:?}, {clear_impl} clear {:?}",
                             oc.ret, or.ret
                         ));
                     }
@@ -415,7 +600,7 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
                     let unflagged = |a: Option<PmScanArg>| a.map(|a| PmScanArg { flags: 0, ..a });
                     if unflagged(oc.arg_after) != unflagged(or.arg_after) {
                         why.push(format!(
-                            "walk_end: C {:?}, Rust {:?}",
+                            "walk_end: C report {:?}, {clear_impl} clear {:?}",
                             oc.arg_after.map(|x| x.walk_end),
                             or.arg_after.map(|x| x.walk_end)
                         ));
@@ -424,7 +609,8 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
                         let at = vec_offset(&case);
                         let show = |v: &[u8]| regions_of(v.get(at..).unwrap_or_default(), 6);
                         why.push(format!(
-                            "output area differs from region {}: C {:x?}, Rust {:x?}",
+                            "output area differs from region {}: C report {:x?}, {clear_impl} \
+                             clear {:x?}",
                             first_difference(&oc.vec, &or.vec),
                             show(&oc.vec),
                             show(&or.vec)
@@ -443,13 +629,13 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
                         .collect();
                     match (&or.ret, invalid) {
                         (Ok(k), false) => {
-                            let mut expect = vec![false; before.len()];
-                            if no_vec {
-                                mark(&mut expect, &matching);
+                            // What was reported, and where each walk of the call began: a walk
+                            // ends on a full bounce buffer of 512 regions.
+                            let (reported, walk_starts) = if no_vec {
+                                (ranges_of(&matching), Vec::new())
                             } else {
-                                // With a vector, exactly the reported regions are cleared; an
-                                // output area that cannot be read (an unmapped vector) is fine
-                                // only when nothing was reported.
+                                // An output area that cannot be read (an unmapped vector) is
+                                // fine only when nothing was reported.
                                 let v = or.vec.get(vec_offset(&case)..).unwrap_or_default();
                                 if v.len() < 24 * *k {
                                     why.push(format!(
@@ -457,25 +643,40 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
                                         v.len()
                                     ));
                                 }
-                                mark(&mut expect, &regions_of(v, *k));
-                            }
-                            for (i, h) in huge.iter().enumerate() {
-                                if *h {
-                                    expect[i] = false;
-                                }
-                            }
-                            let want: Vec<bool> =
-                                (0..before.len()).map(|i| before[i] && !expect[i]).collect();
+                                let regs = regions_of(v, *k);
+                                let starts = regs.iter().step_by(512).skip(1).map(|r| r.start);
+                                (ranges_of(&regs), starts.collect())
+                            };
+                            let mut expect = vec![false; before.len()];
+                            let as_regions: Vec<PageRegion> = reported
+                                .iter()
+                                .map(|&(start, end)| PageRegion {
+                                    start,
+                                    end,
+                                    categories: 0,
+                                })
+                                .collect();
+                            mark(&mut expect, &as_regions);
+                            let want = expected_after(
+                                &before,
+                                &reported,
+                                &walk_starts,
+                                &vmas_before,
+                                &file_huge,
+                                huge,
+                            );
                             let wrong: Vec<usize> =
                                 (0..before.len()).filter(|&i| want[i] != after[i]).collect();
                             if let Some(&i) = wrong.first() {
                                 why.push(format!(
-                                    "{} page(s) not as before minus reported, first {:#x}: \
-                                     before {}, reported {}, after {} ({})",
+                                    "{clear_impl}: {} page(s) not as the rules make of the state \
+                                     before, first {:#x}: before {}, reported {}, want {}, after \
+                                     {} ({})",
                                     wrong.len(),
                                     BASE + i * PAGE,
                                     before[i],
                                     expect[i],
+                                    want[i],
                                     after[i],
                                     describe_page(&t, sw, BASE + i * PAGE)
                                 ));
@@ -506,6 +707,10 @@ pub fn run(calls: u64, calls_per_build: u64, seed: u64, sw: &ImplSwitch) -> bool
             if why.is_empty() {
                 passed += 1;
                 if let Ok(after) = after {
+                    let unchanged = after == before && or.ret.is_ok();
+                    if unchanged || invalid {
+                        maps = Some((vmas_before, file_huge));
+                    }
                     last = Some(after);
                 }
                 continue;
