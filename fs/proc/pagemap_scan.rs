@@ -720,6 +720,26 @@ impl<M: ScanMode> Scan<M> {
         ControlFlow::Continue(())
     }
 
+    /// [`PteLoop::SoftDirtyRuns`]: each run of soft-dirty entries is reported as one range, as
+    /// the other loops would page by page (a run that does not fit is cut where they would
+    /// stop), and what was reported is cleared in one pass. A function of its own, so that the
+    /// per-run work keeps its state in registers.
+    #[inline(never)]
+    fn soft_dirty_runs(&mut self, t: &mut PteTable<'_, M>) -> Result {
+        let categories = self.cur_vma_category | SOFT_DIRTY;
+        let mut ret = Ok(());
+        t.for_each_run(Pte::is_soft_dirty, |run| {
+            let mut next = run.end();
+            ret = self.report(categories, run.start(), &mut next);
+            M::clear_run(run, next);
+            if next != run.end() {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        ret
+    }
+
     /// The PTEs of the table, the range of the `pmd_entry` call (the rest of
     /// `pagemap_scan_pmd_entry()`), with the VMA's loop ([`PteLoop`]). Entries that cannot match
     /// are skipped on a bit or two, before any category is computed. Each loop has a closure of
@@ -750,21 +770,7 @@ impl<M: ScanMode> Scan<M> {
                     |e, _| self.report_entry(e, categories, &mut ret),
                 );
             }
-            PteLoop::SoftDirtyRuns => {
-                // Each run is reported as one range, as the other loops would page by page (a
-                // run that does not fit is cut where they would stop), and what was reported is
-                // cleared in one pass.
-                let categories = self.cur_vma_category | SOFT_DIRTY;
-                t.for_each_run(Pte::is_soft_dirty, |run| {
-                    let mut next = run.end();
-                    ret = self.report(categories, run.start(), &mut next);
-                    M::clear_run(run, next);
-                    if next != run.end() {
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
-                });
-            }
+            PteLoop::SoftDirtyRuns => return self.soft_dirty_runs(t),
             PteLoop::SoftDirty => t.for_each_entry(Pte::is_soft_dirty, |e, pte| {
                 self.pte_entry(e, pte, &mut ret)
             }),

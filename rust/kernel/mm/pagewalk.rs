@@ -450,8 +450,10 @@ fn may_pin_cow(vma: &VmaRef) -> bool {
 }
 
 /// Whether the present entry `pte` of `addr` in `vma` maps a folio that may be DMA-pinned (the
-/// folio test of `pte_is_pinned()`, made where [`may_pin_cow`] holds).
-#[inline]
+/// folio test of `pte_is_pinned()`, made where [`may_pin_cow`] holds). Out of line and cold:
+/// the walks that clear call it in their loops, for the rare VMA with pinned pages.
+#[cold]
+#[inline(never)]
 fn pte_maps_pinned_folio(vma: &VmaRef, addr: usize, pte: Pte) -> bool {
     // SAFETY: `pte` is a present entry of `addr` in `vma`, read under its table lock.
     let folio = unsafe { bindings::vm_normal_folio(vma.as_ptr(), addr, pte.as_raw()) };
@@ -757,17 +759,26 @@ impl<'a, M> PteTable<'a, M> {
                 continue;
             }
             let run = p;
+            // The run's end, and where the search goes on after it: past the entry that ended
+            // the run, which was tested and is not selected.
             // SAFETY: As above, each step from below `stop`.
-            p = unsafe { p.add(1) };
-            while p != stop && selected(p) {
+            let mut end = unsafe { p.add(1) };
+            let next = loop {
+                if end == stop {
+                    break end;
+                }
+                if !selected(end) {
+                    // SAFETY: `end` is below `stop`, so one entry further is at most `stop`.
+                    break unsafe { end.add(1) };
+                }
                 // SAFETY: As above.
-                p = unsafe { p.add(1) };
-            }
-            // INVARIANT: `run..p` are the entries of `at(run)..at(p)`, in the locked table.
+                end = unsafe { end.add(1) };
+            };
+            // INVARIANT: `run..end` are the entries of `at(run)..at(end)`, in the locked table.
             let mut r = PteRun {
                 first: run,
                 start: at(run),
-                end: at(p),
+                end: at(end),
                 vma: self.vma,
                 changed: &mut changed,
                 may_pin,
@@ -776,11 +787,7 @@ impl<'a, M> PteTable<'a, M> {
             if f(&mut r).is_break() {
                 break;
             }
-            if p != stop {
-                // The entry that ended the run was tested: not selected.
-                // SAFETY: `p` is below `stop`, so one entry further is at most `stop`.
-                p = unsafe { p.add(1) };
-            }
+            p = next;
         }
         if changed.1 != 0 {
             note_change(&mut self.flush, changed.0, changed.1);
@@ -946,15 +953,20 @@ impl PteRun<'_, '_, ClearSoftDirty> {
         if !pgtable::soft_dirty_supported() {
             return;
         }
-        let n = end.min(self.end).saturating_sub(self.start) / PAGE_SIZE;
-        if n == 0 {
+        // The end of the last whole page of the run below `end`.
+        let stop = end.min(self.end) & !(PAGE_SIZE - 1);
+        if stop <= self.start {
             return;
         }
         let mut addr = self.start;
-        for i in 0..n {
-            // SAFETY: By the type invariants entry `i` (`i < n`, pages of `start..end`) is the
-            // entry of `addr` in the locked table; soft-dirty tracking is supported.
-            unsafe { pte_clear_soft_dirty_with(self.vma, addr, self.first.add(i), self.may_pin) };
+        let mut ptep = self.first;
+        while addr != stop {
+            // SAFETY: By the type invariants `ptep` is the entry of `addr`, a page of the run
+            // (`addr < stop <= end`), in the locked table; soft-dirty tracking is supported.
+            unsafe { pte_clear_soft_dirty_with(self.vma, addr, ptep, self.may_pin) };
+            // SAFETY: The entry of a page of the run, so one entry further is at most the
+            // entry of the run's end, in the table.
+            ptep = unsafe { ptep.add(1) };
             // Pages of the run: no wrap.
             addr = addr.wrapping_add(PAGE_SIZE);
         }
