@@ -60,23 +60,21 @@ fn sd_state(t: &Twin, sw: &ImplSwitch, hugetlb: &[bool]) -> Result<Vec<bool>, St
     Ok(scan)
 }
 
+/// The address range of a `/proc/PID/maps` or `smaps` line that starts with one (`start-end`).
+fn maps_range(line: &str) -> Option<(u64, u64)> {
+    let (s, e) = line.split_whitespace().next()?.split_once('-')?;
+    Some((
+        u64::from_str_radix(s, 16).ok()?,
+        u64::from_str_radix(e, 16).ok()?,
+    ))
+}
+
 /// The mapping and the categories (C) of the page at `addr`, to say what a failure was about.
 fn describe_page(t: &Twin, sw: &ImplSwitch, addr: usize) -> String {
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).unwrap_or_default();
     let vma = maps
         .lines()
-        .find(|l| {
-            l.split_whitespace()
-                .next()
-                .and_then(|r| r.split_once('-'))
-                .and_then(|(s, e)| {
-                    Some((
-                        u64::from_str_radix(s, 16).ok()?,
-                        u64::from_str_radix(e, 16).ok()?,
-                    ))
-                })
-                .is_some_and(|(s, e)| s <= addr as u64 && (addr as u64) < e)
-        })
+        .find(|l| maps_range(l).is_some_and(|(s, e)| s <= addr as u64 && (addr as u64) < e))
         .unwrap_or("(no VMA)");
     sw.select("c");
     let all = (0, 0, 0, PM_SCAN_CATEGORIES);
@@ -150,17 +148,7 @@ fn vmas(t: &Twin) -> Vec<Vma> {
             }
             continue;
         }
-        let Some((s, e)) = l
-            .split_whitespace()
-            .next()
-            .and_then(|r| r.split_once('-'))
-            .and_then(|(s, e)| {
-                Some((
-                    u64::from_str_radix(s, 16).ok()?,
-                    u64::from_str_radix(e, 16).ok()?,
-                ))
-            })
-        else {
+        let Some((s, e)) = maps_range(l) else {
             continue;
         };
         if !l.contains(' ') || l.starts_with(|c: char| c.is_ascii_uppercase()) {
