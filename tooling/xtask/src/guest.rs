@@ -32,9 +32,6 @@ pub struct Selftest {
     /// Run once per PAGEMAP_SCAN implementation; otherwise once per boot, under the label
     /// [`ONCE_IMPL`] (a test that never calls PAGEMAP_SCAN gains nothing from a second run).
     pub per_impl: bool,
-    /// Tests what only the Rust implementation offers (PM_SCAN_CLEAR_SOFT_DIRTY): run for it
-    /// alone.
-    pub rust_only: bool,
     /// Seconds before the guest kills it.
     pub timeout: u32,
 }
@@ -46,7 +43,6 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["pagemap_ioctl.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
-        rust_only: false,
         timeout: 900,
     },
     // soft-dirty.c reads /proc/PID/pagemap and writes clear_refs; it never calls PAGEMAP_SCAN,
@@ -57,7 +53,6 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["soft-dirty.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &["-D_GNU_SOURCE"],
         per_impl: false,
-        rust_only: false,
         timeout: 600,
     },
     Selftest {
@@ -66,7 +61,6 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["soft-dirty-clear.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
-        rust_only: false,
         timeout: 900,
     },
     HMM_TESTS,
@@ -80,7 +74,6 @@ pub const SELFTESTS: &[Selftest] = &[
         sources: &["hmm-tests.c", "vm_util.c", "hugepage_settings.c"],
         cflags: &[],
         per_impl: true,
-        rust_only: false,
         timeout: 300,
     },
 ];
@@ -98,7 +91,6 @@ pub const HMM_TESTS: Selftest = Selftest {
     sources: &["hmm-tests.c", "vm_util.c", "hugepage_settings.c"],
     cflags: &[],
     per_impl: true,
-    rust_only: false,
     timeout: 300,
 };
 
@@ -110,7 +102,6 @@ pub const MIGRATION_RACE: Selftest = Selftest {
     sources: &["migration-race.c", "vm_util.c", "hugepage_settings.c"],
     cflags: &["-D_GNU_SOURCE"],
     per_impl: false,
-    rust_only: false,
     timeout: 300,
 };
 
@@ -143,8 +134,9 @@ pub const DIFF_TIMEOUT: u32 = 1500;
 /// the other, the state after each call compared.
 pub const DIFF_CLEAR_SUITE: &str = "differential-clear";
 
-/// The clear-flag oracle (`pmscan-diff --clear-oracle`): the Rust get-and-clear against the C
-/// report-only scan and the page state before and after; as many calls as the differential run.
+/// The clear-flag oracle (`pmscan-diff --clear-oracle --impl c|rust`): the get-and-clear of one
+/// implementation against the C report-only scan and the page state before and after; run once
+/// per implementation, each with half the oracle calls.
 pub const ORACLE_SUITE: &str = "sd-oracle";
 pub const ORACLE_TIMEOUT: u32 = 1800;
 
@@ -304,23 +296,16 @@ pub const RUST_GUEST_BINS: &[&str] = &[
     "sd-zap-probe",
 ];
 
-/// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds,
-/// Rust implementation only).
-pub const RUST_SUITES: &[(&str, u32, bool)] =
-    &[("pmscan-regress", 300, false), ("sd-precision", 300, false)];
+/// Rust guest programs run as TAP suites once per implementation: (name, timeout in seconds).
+pub const RUST_SUITES: &[(&str, u32)] = &[("pmscan-regress", 300), ("sd-precision", 300)];
 
-/// Every suite run for the implementation `imp` (`c` or `rust`): (name, timeout in seconds).
-pub fn per_impl_suites(imp: &str) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+/// Every suite run for each implementation: (name, timeout in seconds).
+pub fn per_impl_suites() -> impl Iterator<Item = (&'static str, u32)> {
     SELFTESTS
         .iter()
-        .filter(move |t| t.per_impl && (!t.rust_only || imp == IMPL_RUST))
+        .filter(|t| t.per_impl)
         .map(|t| (t.name, t.timeout))
-        .chain(
-            RUST_SUITES
-                .iter()
-                .filter(move |t| !t.2 || imp == IMPL_RUST)
-                .map(|t| (t.0, t.1)),
-        )
+        .chain(RUST_SUITES.iter().copied())
 }
 
 /// The selftests run once per boot (label [`ONCE_IMPL`]), with their time limits.
@@ -467,7 +452,7 @@ run_suite() {{
             reliability,
         } => {
             for imp in impls {
-                for (name, timeout) in per_impl_suites(imp) {
+                for (name, timeout) in per_impl_suites() {
                     let _ = writeln!(
                         s,
                         "run_suite {} {} {timeout} {}",
@@ -659,10 +644,7 @@ mod tests {
             )));
         }
         for imp in ["c", "rust"] {
-            for t in SELFTESTS
-                .iter()
-                .filter(|t| t.per_impl && (!t.rust_only || imp == "rust"))
-            {
+            for t in SELFTESTS.iter().filter(|t| t.per_impl) {
                 assert!(
                     s.contains(&format!(
                         "run_suite '{}' '{imp}' {} {}",

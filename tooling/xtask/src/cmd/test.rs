@@ -214,7 +214,7 @@ pub(crate) fn guest_boot(ctx: &Ctx, p: &GuestPlan) -> Result<GuestRun> {
         let per_impl: u64 = p
             .impls
             .iter()
-            .flat_map(|i| guest::per_impl_suites(i))
+            .flat_map(|_| guest::per_impl_suites())
             .chain(guest::once_suites())
             .map(|(_, t)| u64::from(t))
             .sum();
@@ -275,7 +275,7 @@ pub(crate) fn guest_boot(ctx: &Ctx, p: &GuestPlan) -> Result<GuestRun> {
     let mut expected: Vec<(String, String)> = p
         .impls
         .iter()
-        .flat_map(|i| guest::per_impl_suites(i).map(move |(n, _)| (n.to_string(), i.clone())))
+        .flat_map(|i| guest::per_impl_suites().map(move |(n, _)| (n.to_string(), i.clone())))
         .chain(guest::once_suites().map(|(n, _)| (n.to_string(), guest::ONCE_IMPL.to_string())))
         .collect();
     if p.differential.is_some() {
