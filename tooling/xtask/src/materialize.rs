@@ -218,20 +218,20 @@ fn rev(tree: &Path, r: &str) -> Result<Option<String>> {
 
 /// Tree and message of each commit of `BASE_TAG..head`: what makes two series the same.
 fn series_content(tree: &Path, head: &str) -> Result<String> {
-    output(git(tree).args([
-        "log",
-        "--reverse",
-        "--format=%T%n%B%x00",
-        &format!("{BASE_TAG}..{head}"),
-    ]))
+    series_log(tree, head, "%T%n%B%x00")
 }
 
 /// The trees of the commits from the base to `head`, without their messages.
 fn series_trees(tree: &Path, head: &str) -> Result<String> {
+    series_log(tree, head, "%T")
+}
+
+/// `git log` of `BASE_TAG..head`, oldest first, each commit in `format`.
+fn series_log(tree: &Path, head: &str, format: &str) -> Result<String> {
     output(git(tree).args([
         "log",
         "--reverse",
-        "--format=%T",
+        &format!("--format={format}"),
         &format!("{BASE_TAG}..{head}"),
     ]))
 }
