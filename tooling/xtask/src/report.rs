@@ -161,21 +161,36 @@ fn stated_counts(body: &str) -> Option<Counts> {
     (seen == 3).then_some(c)
 }
 
-/// KUnit suites from the console's KTAP, one per top-level suite.
+/// The KUnit names of the page-table walker's examples among the kernel crate's doctests
+/// (`rust_doctest_kernel_<file>_<n>`, the file being `mm/pagewalk/*.rs`).
+const WALKER_EXAMPLES: &str = "rust_doctest_kernel_mm_pagewalk_";
+
+/// KUnit suites from the console's KTAP, one per top-level suite, and the walker's examples
+/// among the kernel crate's doctests as a suite of their own (`kunit/pagewalk-examples`), so
+/// that the log says how many of them ran.
 pub fn kunit_suites(console: &str) -> Vec<Suite> {
     let p = parse(console);
-    p.roots
+    let suite = |name: String, counts| Suite {
+        name,
+        imp: "builtin".into(),
+        counts,
+        problems: Vec::new(),
+    };
+    let mut out: Vec<Suite> = p
+        .roots
         .iter()
-        .map(|n| {
-            let counts = count(std::slice::from_ref(n), None);
-            Suite {
-                name: format!("kunit/{}", n.name),
-                imp: "builtin".into(),
-                counts,
-                problems: Vec::new(),
-            }
-        })
-        .collect()
+        .map(|n| suite(format!("kunit/{}", n.name), count(std::slice::from_ref(n), None)))
+        .collect();
+    if let Some(d) = p.roots.iter().find(|n| n.name == "rust_doctests_kernel") {
+        let examples: Vec<_> = d
+            .children
+            .iter()
+            .filter(|c| c.name.starts_with(WALKER_EXAMPLES))
+            .cloned()
+            .collect();
+        out.push(suite("kunit/pagewalk-examples".into(), count(&examples, None)));
+    }
+    out
 }
 
 /// Host unit tests from `cargo test` output (`test result: ok. N passed; M failed; K ignored`).
@@ -296,10 +311,28 @@ mod tests {
                  [    0.1]     1..2\n[    0.2]     ok 1 rust_doctest_kernel_a\n[    0.2]     ok 2 rust_doctest_kernel_b\n\
                  [    0.3] ok 1 rust_doctests_kernel\n";
         let s = kunit_suites(c);
-        assert_eq!(s.len(), 1);
+        assert_eq!(s.len(), 2);
         assert_eq!(
             s[0].line(),
             "SUITE kunit/rust_doctests_kernel builtin: 2 passed, 0 failed, 0 skipped"
+        );
+        assert_eq!(
+            s[1].line(),
+            "SUITE kunit/pagewalk-examples builtin: 0 passed, 0 failed, 0 skipped"
+        );
+    }
+
+    #[test]
+    fn walker_examples_counted_apart() {
+        let c = "KTAP version 1\n1..1\n    # Subtest: rust_doctests_kernel\n    1..3\n\
+                 \x20   ok 1 rust_doctest_kernel_alloc_rs_0\n\
+                 \x20   ok 2 rust_doctest_kernel_mm_pagewalk_mod_rs_0\n\
+                 \x20   not ok 3 rust_doctest_kernel_mm_pagewalk_pte_rs_1\n\
+                 not ok 1 rust_doctests_kernel\n";
+        let s = kunit_suites(c);
+        assert_eq!(
+            s[1].line(),
+            "SUITE kunit/pagewalk-examples builtin: 1 passed, 1 failed, 0 skipped"
         );
     }
 

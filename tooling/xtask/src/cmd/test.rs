@@ -272,6 +272,16 @@ pub(crate) fn guest_boot(ctx: &Ctx, p: &GuestPlan) -> Result<GuestRun> {
             problems.push(format!("{opt} is set but KUnit printed no {suite} suite"));
         }
     }
+    // The walker documents its use by examples, which run as doctests: at least five of them.
+    if kbuild::config_has(ctx, variant, "CONFIG_RUST_KERNEL_DOCTESTS") {
+        let ran = suites
+            .iter()
+            .find(|s| s.name == "kunit/pagewalk-examples")
+            .map_or(0, |s| s.counts.passed + s.counts.failed);
+        if ran < 5 {
+            problems.push(format!("only {ran} of the walker's examples ran as doctests"));
+        }
+    }
     let mut expected: Vec<(String, String)> = p
         .impls
         .iter()
