@@ -22,26 +22,70 @@
 //! The walk runs on `kernel::mm::pagewalk`; every page-table access and change goes through it.
 
 use core::marker::PhantomData;
-use core::mem::{offset_of, size_of};
+use core::mem::{
+    offset_of,
+    size_of, //
+};
 use core::ops::ControlFlow;
+use kernel::mm::pgtable::PMD_SIZE;
 use kernel::{
-    alloc::{flags::GFP_KERNEL, KVec},
-    bindings, current,
-    ffi::{c_long, c_ulong},
+    alloc::{
+        flags::GFP_KERNEL,
+        KVec, //
+    },
+    bindings,
+    current,
+    ffi::{
+        c_long,
+        c_ulong, //
+    },
     mm::{
         pagewalk::{
-            BuiltIn, ClearSoftDirty, Flow, Hole, HugePmdGuard, HugetlbEntry, Mode, PageWalk,
-            PmdAction, PmdEntry, PteRun, PteSlot, PteTable, ReadOnly, UffdWp, VmaEnd, VmaFilter,
+            BuiltIn,
+            ClearSoftDirty,
+            Hole,
+            HugePmdGuard,
+            HugetlbEntry,
+            Mode,
+            PageWalk,
+            PmdAction,
+            PmdEntry,
+            PteRun,
+            PteSlot,
+            PteTable,
+            ReadOnly,
+            UffdWp,
+            VmaEnd,
+            VmaFilter, //
         },
-        pgtable::{self, Pte},
-        virt::{flags as vm, VmaRef},
-        Mm, MmWithUser,
+        pgtable::{
+            self,
+            Pte, //
+        },
+        virt::{
+            flags as vm,
+            VmaRef, //
+        },
+        Mm,
+        MmWithUser, //
     },
     page::PAGE_SIZE,
     prelude::*,
-    task::{self, PtraceMode, Task},
-    uaccess::{UserPtr, UserSlice},
+    task::{
+        self,
+        PtraceMode,
+        Task, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
+
+#[path = "pagemap_scan/mode.rs"]
+mod mode;
+
+use mode::ScanMode;
 
 // The categories of include/uapi/linux/fs.h.
 const WPALLOWED: u64 = bindings::PAGE_IS_WPALLOWED as u64;
@@ -113,7 +157,7 @@ const _: () = assert!(size_of::<Region>() == REGION_SIZE);
 
 /// Regions buffered in the kernel between copies to userspace (`PAGEMAP_WALK_SIZE >>
 /// PAGE_SHIFT`).
-const BOUNCE_REGIONS: u64 = (bindings::PMD_SIZE / PAGE_SIZE) as u64;
+const BOUNCE_REGIONS: u64 = (PMD_SIZE / PAGE_SIZE) as u64;
 
 /// The checked arguments of a call.
 struct Args {
@@ -636,7 +680,7 @@ impl<M: ScanMode> Scan<M> {
             if !self.clear_entries {
                 return Some(ret);
             }
-            if end != start + bindings::PMD_SIZE {
+            if end != start + PMD_SIZE {
                 // Reported in part. A VM_SOFTDIRTY VMA keeps its flag then: nothing to clear.
                 // The split of a file, shmem or huge-zero PMD only zaps it, which would lose the
                 // state of the part not reported: leave it soft-dirty (over-reporting). Split an
@@ -650,38 +694,37 @@ impl<M: ScanMode> Scan<M> {
                 drop(huge);
                 pmd.split_huge();
                 let cleared = pmd.with_ptes(|t| {
-                    for addr in (start..end).step_by(PAGE_SIZE) {
-                        M::clear_pte(t, addr);
-                    }
+                    (start..end)
+                        .step_by(PAGE_SIZE)
+                        .try_for_each(|addr| M::clear_pte(t, addr))
                 });
-                if cleared.is_none() {
+                let Some(cleared) = cleared else {
                     // The PTE table went away with the entries: lose nothing, over-report.
                     self.mark_cur_vma = true;
-                }
-                return Some(ret);
+                    return Some(ret);
+                };
+                return Some(cleared.and(ret));
             }
-            M::clear_huge(&mut huge);
-            return Some(ret);
+            return Some(M::clear_huge(&mut huge).and(ret));
         }
         if !self.arg.wp() || categories & WRITTEN == 0 {
             return Some(ret);
         }
-        if end != start + bindings::PMD_SIZE {
+        if end != start + PMD_SIZE {
             // Only part of the huge page is write-protected: split it and report its PTEs.
             drop(huge);
             pmd.split_huge();
             self.backout_range(start, end);
             return None;
         }
-        M::wp_huge(&mut huge);
-        Some(ret)
+        Some(M::wp_huge(&mut huge).and(ret))
     }
 
     /// One PTE of [`Scan::pte_range`]'s generic loop: reports it if it matches, then
     /// write-protects it (`PM_SCAN_WP_MATCHING`, written) or clears its soft-dirty state
     /// (`PM_SCAN_CLEAR_SOFT_DIRTY`). `ret` is the result of the last report.
     #[inline(always)]
-    fn pte_entry(
+    fn pte_report(
         &mut self,
         e: &mut PteSlot<'_, '_, M>,
         pte: Pte,
@@ -772,13 +815,13 @@ impl<M: ScanMode> Scan<M> {
             }
             PteLoop::SoftDirtyRuns => return self.soft_dirty_runs(t),
             PteLoop::SoftDirty => t.for_each_entry(Pte::is_soft_dirty, |e, pte| {
-                self.pte_entry(e, pte, &mut ret)
+                self.pte_report(e, pte, &mut ret)
             }),
             PteLoop::NotEmpty => t.for_each_entry(
                 |pte| !pte.is_none(),
-                |e, pte| self.pte_entry(e, pte, &mut ret),
+                |e, pte| self.pte_report(e, pte, &mut ret),
             ),
-            PteLoop::All => t.for_each_entry(|_| true, |e, pte| self.pte_entry(e, pte, &mut ret)),
+            PteLoop::All => t.for_each_entry(|_| true, |e, pte| self.pte_report(e, pte, &mut ret)),
         }
         ret
     }
@@ -878,9 +921,9 @@ impl<M: ScanMode> PageWalk for Scan<M> {
         addr: usize,
         end: usize,
         _depth: i32,
-    ) -> Result<Flow> {
+    ) -> Result<ControlFlow<()>> {
         let Some(vma) = hole.vma() else {
-            return Ok(Flow::Continue);
+            return Ok(ControlFlow::Continue(()));
         };
         let mut end = end;
         // In a uffd-wp VMA an unpopulated range was zapped after registration (which installs
@@ -890,15 +933,15 @@ impl<M: ScanMode> PageWalk for Scan<M> {
             categories |= WRITTEN;
         }
         if !self.is_interesting_page(categories) {
-            return Ok(Flow::Continue);
+            return Ok(ControlFlow::Continue(()));
         }
         // Nothing is mapped: a walk that clears only counts the pages, for the VMA flag.
         let ret = self.report(categories, addr, &mut end);
         if addr == end || !self.arg.wp() {
-            return ret.map(|()| Flow::Continue);
+            return ret.map(|()| ControlFlow::Continue(()));
         }
         M::wp_hole(hole, addr, end)?;
-        ret.map(|()| Flow::Continue)
+        ret.map(|()| ControlFlow::Continue(()))
     }
 
     fn hugetlb_entry(
@@ -906,7 +949,7 @@ impl<M: ScanMode> PageWalk for Scan<M> {
         entry: &mut HugetlbEntry<'_, M>,
         start: usize,
         end: usize,
-    ) -> Result<Flow> {
+    ) -> Result<ControlFlow<()>> {
         let vma = entry.vma();
         let mut end = end;
         if !self.arg.wp() {
@@ -915,174 +958,14 @@ impl<M: ScanMode> PageWalk for Scan<M> {
             let categories =
                 self.cur_vma_category | Self::hugetlb_category(vma, pte, || entry.maps_file_page());
             if !self.is_interesting_page(categories) {
-                return Ok(Flow::Continue);
+                return Ok(ControlFlow::Continue(()));
             }
             return self
                 .output(categories, start, &mut end)
-                .map(|()| Flow::Continue);
+                .map(|()| ControlFlow::Continue(()));
         }
 
         M::hugetlb_wp(self, entry, start, end)
-    }
-}
-
-/// What the walks of a call change, as the walker's [`Mode`] lets them: nothing when the call
-/// only reports ([`ReadOnly`]), uffd-wp with `PM_SCAN_WP_MATCHING` ([`UffdWp`]), soft-dirty state
-/// with `PM_SCAN_CLEAR_SOFT_DIRTY` ([`ClearSoftDirty`]). The walk is written once for every
-/// mode; a change a mode cannot make is a method that does nothing there, which the walk does not
-/// call: [`Args::wp`] and [`Args::clear`], which chose the mode, guard every change.
-trait ScanMode: Mode + Sized {
-    /// Whether the walks clear soft-dirty state.
-    const CLEARS: bool = false;
-
-    /// One walk from `start` to `end` under the mmap lock this mode needs, taken and dropped
-    /// here: the outer error is the lock's (a fatal signal while waiting), the inner the walk's.
-    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result>;
-
-    /// Write-protects the entry of `e` for userfaultfd.
-    fn wp_slot(_e: &mut PteSlot<'_, '_, Self>) {}
-
-    /// Write-protects the huge page for userfaultfd.
-    fn wp_huge(_h: &mut HugePmdGuard<'_, Self>) {}
-
-    /// Installs uffd-wp markers in `addr..end` of a hole.
-    fn wp_hole(_h: &mut Hole<'_, Self>, _addr: usize, _end: usize) -> Result {
-        Ok(())
-    }
-
-    /// Clears the soft-dirty state of the entry of `addr`.
-    fn clear_pte(_t: &mut PteTable<'_, Self>, _addr: usize) {}
-
-    /// Clears the soft-dirty state of the entry of `e`.
-    fn clear_slot(_e: &mut PteSlot<'_, '_, Self>) {}
-
-    /// Clears the soft-dirty state of the entries of `run` below `end`.
-    fn clear_run(_run: &mut PteRun<'_, '_, Self>, _end: usize) {}
-
-    /// Clears the soft-dirty state of the huge page.
-    fn clear_huge(_h: &mut HugePmdGuard<'_, Self>) {}
-
-    /// Clears `VM_SOFTDIRTY` from the VMA whose walk ends.
-    fn clear_vma(_v: &mut VmaEnd<'_, Self>) {}
-
-    /// Sets `VM_SOFTDIRTY` on the VMA whose walk ends.
-    fn mark_vma(_v: &mut VmaEnd<'_, Self>) {}
-
-    /// Reports, and write-protects, a hugetlb entry under its lock, for a call with
-    /// `PM_SCAN_WP_MATCHING`.
-    fn hugetlb_wp(
-        _p: &mut Scan<Self>,
-        _entry: &mut HugetlbEntry<'_, Self>,
-        _start: usize,
-        _end: usize,
-    ) -> Result<Flow> {
-        Err(EINVAL)
-    }
-}
-
-impl ScanMode for ReadOnly {
-    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
-        let guard = mm.mmap_read_lock_killable()?;
-        // Only a walk that stops early sets walk_end: forget where the last one stopped, or a
-        // walk that completes would leave it.
-        p.arg.walk_end = 0;
-        Ok(guard.walk_page_range(start, end, p).map(|_| ()))
-    }
-}
-
-impl ScanMode for UffdWp {
-    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
-        let guard = mm.mmap_read_lock_killable()?;
-        // Only a walk that stops early sets walk_end: forget where the last one stopped, or a
-        // walk that completes would leave it.
-        p.arg.walk_end = 0;
-        // Protection changes for the range happen under the lock, inside an invalidation of it.
-        Ok(guard.walk_page_range_uffd_wp(start, end, p).map(|_| ()))
-    }
-
-    #[inline(always)]
-    fn wp_slot(e: &mut PteSlot<'_, '_, Self>) {
-        e.make_uffd_wp();
-    }
-
-    fn wp_huge(h: &mut HugePmdGuard<'_, Self>) {
-        h.make_uffd_wp();
-    }
-
-    fn wp_hole(h: &mut Hole<'_, Self>, addr: usize, end: usize) -> Result {
-        h.make_uffd_wp(addr, end)
-    }
-
-    fn hugetlb_wp(
-        p: &mut Scan<Self>,
-        entry: &mut HugetlbEntry<'_, Self>,
-        start: usize,
-        end: usize,
-    ) -> Result<Flow> {
-        let vma = entry.vma();
-        let mut end = end;
-        let size = entry.size();
-        let mut g = entry.lock().ok_or(EINVAL)?;
-        let pte = g.get();
-        let categories =
-            p.cur_vma_category | Scan::<Self>::hugetlb_category(vma, pte, || g.maps_file_page());
-        if !p.is_interesting_page(categories) {
-            return Ok(Flow::Continue);
-        }
-        let ret = p.output(categories, start, &mut end);
-        if start == end || categories & WRITTEN == 0 {
-            return ret.map(|()| Flow::Continue);
-        }
-        if end != start + size {
-            // A hugetlb page cannot be write-protected in part: take back its report and stop
-            // the walk before it.
-            p.backout_range(start, end);
-            p.arg.walk_end = start;
-            p.stopped_before_huge = true;
-            return Err(ENOSPC);
-        }
-        g.make_uffd_wp();
-        ret.map(|()| Flow::Continue)
-    }
-}
-
-impl ScanMode for ClearSoftDirty {
-    const CLEARS: bool = true;
-
-    fn walk(mm: &MmWithUser, p: &mut Scan<Self>, start: usize, end: usize) -> Result<Result> {
-        let guard = mm.mmap_write_lock_killable()?;
-        p.arg.walk_end = 0;
-        // The changes happen inside an MMU_NOTIFY_SOFT_DIRTY invalidation of the range, with a
-        // TLB flush pending; each cleared entry is flushed before its page-table lock is dropped.
-        Ok(guard
-            .walk_page_range_clear_soft_dirty(start, end, p)
-            .map(|_| ()))
-    }
-
-    fn clear_pte(t: &mut PteTable<'_, Self>, addr: usize) {
-        t.clear_soft_dirty(addr);
-    }
-
-    #[inline(always)]
-    fn clear_slot(e: &mut PteSlot<'_, '_, Self>) {
-        e.clear_soft_dirty();
-    }
-
-    #[inline(always)]
-    fn clear_run(run: &mut PteRun<'_, '_, Self>, end: usize) {
-        run.clear_soft_dirty(end);
-    }
-
-    fn clear_huge(h: &mut HugePmdGuard<'_, Self>) {
-        h.clear_soft_dirty();
-    }
-
-    fn clear_vma(v: &mut VmaEnd<'_, Self>) {
-        v.clear_soft_dirty();
-    }
-
-    fn mark_vma(v: &mut VmaEnd<'_, Self>) {
-        v.mark_soft_dirty();
     }
 }
 

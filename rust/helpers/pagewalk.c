@@ -227,7 +227,8 @@ __rust_helper void rust_helper_i_mmap_unlock_write(struct address_space *mapping
 
 /*
  * Without CONFIG_HUGETLB_PAGE no hugetlb VMA exists and no walk reaches the
- * callers of the helpers below; the stubs only keep the bindings complete.
+ * callers of the helpers below; the stubs only keep the bindings complete,
+ * and warn if that ever stops being true.
  */
 #ifdef CONFIG_HUGETLB_PAGE
 __rust_helper unsigned long rust_helper_hugetlb_vma_page_size(struct vm_area_struct *vma)
@@ -253,22 +254,26 @@ __rust_helper struct page *rust_helper_hugetlb_pte_page(pte_t pte)
 #else
 __rust_helper unsigned long rust_helper_hugetlb_vma_page_size(struct vm_area_struct *vma)
 {
+	WARN_ON_ONCE(1);
 	return PAGE_SIZE;
 }
 
 __rust_helper spinlock_t *
 rust_helper_hugetlb_vma_pte_lock(struct vm_area_struct *vma, pte_t *ptep)
 {
+	WARN_ON_ONCE(1);
 	return NULL;
 }
 
 __rust_helper pte_t rust_helper_huge_pte_mkuffd(pte_t pte)
 {
+	WARN_ON_ONCE(1);
 	return pte;
 }
 
 __rust_helper struct page *rust_helper_hugetlb_pte_page(pte_t pte)
 {
+	WARN_ON_ONCE(1);
 	return pte_page(pte);
 }
 #endif

@@ -4,9 +4,9 @@
 //!
 //! Code that changes entries of an address space brackets the change with an invalidation of
 //! the range ([`MmapReadGuard::invalidate_range`], [`MmapWriteGuard::invalidate_range`]) so that
-//! secondary MMUs (KVM, IOMMU SVA, HMM mirrors) drop what they cached, and may declare a TLB flush
-//! pending for the duration ([`MmapReadGuard::with_tlb_flush_pending`],
-//! [`MmapWriteGuard::with_tlb_flush_pending`]) so that concurrent page-table code that looks at
+//! secondary MMUs (KVM, IOMMU SVA, HMM mirrors) drop what they cached, and under the mmap write
+//! lock may declare a TLB flush pending for the duration
+//! ([`MmapWriteGuard::with_tlb_flush_pending`]) so that concurrent page-table code that looks at
 //! `mm_tlb_flush_pending()` knows entries may still be cached. Both are only reachable through a
 //! guard of the mmap lock, and both are scoped to a closure, so the end of a range cannot be
 //! forgotten or reordered.
@@ -15,7 +15,16 @@
 
 use crate::{
     bindings,
-    mm::{MmWithUser, MmapReadGuard, MmapWriteGuard},
+    error::{
+        code::EINVAL,
+        Result, //
+    },
+    mm::{
+        MmWithUser,
+        MmapReadGuard,
+        MmapWriteGuard, //
+    },
+    page::PAGE_SIZE, //
 };
 
 /// Why a range is invalidated (`enum mmu_notifier_event`).
@@ -39,7 +48,12 @@ impl Event {
 }
 
 /// Runs `f` between `mmu_notifier_invalidate_range_start()` and `..._end()` for `start..end`.
-fn invalidate_range<R>(
+///
+/// # Safety
+///
+/// The caller holds the mmap lock of `mm`, and `start..end` is a non-empty page-aligned range
+/// (notifier users such as KVM warn on an empty or reversed one).
+pub(crate) unsafe fn invalidate_range<R>(
     mm: &MmWithUser,
     event: Event,
     start: usize,
@@ -47,8 +61,9 @@ fn invalidate_range<R>(
     f: impl FnOnce() -> R,
 ) -> R {
     let mut range = core::mem::MaybeUninit::<bindings::mmu_notifier_range>::uninit();
-    // SAFETY: `range` is writable storage for a range; `mm` is valid and the caller holds its
-    // mmap lock. The range stays in place (on this stack frame) until the end call below.
+    // SAFETY: `range` is writable storage for a range; `mm` is valid and, by the function's
+    // safety requirements, locked, and the range is valid. The range stays in place (on this
+    // stack frame) until the end call below.
     unsafe {
         bindings::mmu_notifier_range_init(
             range.as_mut_ptr(),
@@ -66,19 +81,20 @@ fn invalidate_range<R>(
     r
 }
 
-/// Runs `f` with the mm's TLB-flush-pending count raised.
-fn with_tlb_flush_pending<R>(mm: &MmWithUser, f: impl FnOnce() -> R) -> R {
-    // SAFETY: `mm` is valid and the caller holds its mmap lock.
-    unsafe { bindings::inc_tlb_flush_pending(mm.as_raw()) };
-    let r = f();
-    // SAFETY: Balances the increment above.
-    unsafe { bindings::dec_tlb_flush_pending(mm.as_raw()) };
-    r
+/// Refuses an empty or reversed range and bounds that are not page-aligned.
+fn check_range(start: usize, end: usize) -> Result {
+    if start >= end || start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
 }
 
 impl MmapReadGuard<'_> {
     /// Runs `f` inside an invalidation of `start..end` of this address space (secondary MMUs are
     /// told before `f` changes entries, and again when it is done).
+    ///
+    /// Fails with `EINVAL`, without running `f`, when `start >= end` or either is not
+    /// page-aligned.
     #[inline]
     pub fn invalidate_range<R>(
         &self,
@@ -86,23 +102,19 @@ impl MmapReadGuard<'_> {
         start: usize,
         end: usize,
         f: impl FnOnce() -> R,
-    ) -> R {
-        invalidate_range(self.mm, event, start, end, f)
-    }
-
-    /// Runs `f` with a TLB flush declared pending for this address space.
-    ///
-    /// Entries changed through the `kernel::mm::pagewalk` handles are flushed before their
-    /// page-table lock is dropped, so they are all flushed when `f` returns.
-    #[inline]
-    pub fn with_tlb_flush_pending<R>(&self, f: impl FnOnce() -> R) -> R {
-        with_tlb_flush_pending(self.mm, f)
+    ) -> Result<R> {
+        check_range(start, end)?;
+        // SAFETY: The guard holds the mmap lock; the range was checked just above.
+        Ok(unsafe { invalidate_range(self.mm, event, start, end, f) })
     }
 }
 
 impl MmapWriteGuard<'_> {
     /// Runs `f` inside an invalidation of `start..end` of this address space (secondary MMUs are
     /// told before `f` changes entries, and again when it is done).
+    ///
+    /// Fails with `EINVAL`, without running `f`, when `start >= end` or either is not
+    /// page-aligned.
     #[inline]
     pub fn invalidate_range<R>(
         &self,
@@ -110,8 +122,10 @@ impl MmapWriteGuard<'_> {
         start: usize,
         end: usize,
         f: impl FnOnce() -> R,
-    ) -> R {
-        invalidate_range(self.mm, event, start, end, f)
+    ) -> Result<R> {
+        check_range(start, end)?;
+        // SAFETY: The guard holds the mmap lock; the range was checked just above.
+        Ok(unsafe { invalidate_range(self.mm, event, start, end, f) })
     }
 
     /// Runs `f` with a TLB flush declared pending for this address space.
@@ -120,6 +134,11 @@ impl MmapWriteGuard<'_> {
     /// page-table lock is dropped, so they are all flushed when `f` returns.
     #[inline]
     pub fn with_tlb_flush_pending<R>(&self, f: impl FnOnce() -> R) -> R {
-        with_tlb_flush_pending(self.mm, f)
+        // SAFETY: The guard holds the mmap lock of `mm`.
+        unsafe { bindings::inc_tlb_flush_pending(self.mm.as_raw()) };
+        let r = f();
+        // SAFETY: Balances the increment above, under the same lock.
+        unsafe { bindings::dec_tlb_flush_pending(self.mm.as_raw()) };
+        r
     }
 }

@@ -22,6 +22,12 @@ pub fn soft_dirty_supported() -> bool {
     unsafe { bindings::pgtable_supports_soft_dirty() }
 }
 
+/// The size of the memory a PMD entry maps (`PMD_SIZE`): a huge PMD's page, a PTE table's range.
+pub const PMD_SIZE: usize = bindings::PMD_SIZE;
+
+/// The mask that rounds an address down to its PMD (`PMD_MASK`).
+pub const PMD_MASK: usize = !(PMD_SIZE - 1);
+
 /// A page-table entry at the lowest level (`pte_t`), by value.
 ///
 /// A value may be stale as soon as it is read unless the PTE table lock is held; it says what the
@@ -117,7 +123,7 @@ impl Pte {
 
     /// The page frame number of a present entry.
     #[inline]
-    pub fn pfn(self) -> Option<usize> {
+    fn pfn(self) -> Option<usize> {
         if !self.is_present() {
             return None;
         }
