@@ -69,7 +69,10 @@ use kernel::{
         Mm,
         MmWithUser, //
     },
-    page::PAGE_SIZE,
+    page::{
+        PAGE_MASK,
+        PAGE_SIZE, //
+    },
     prelude::*,
     task::{
         self,
@@ -79,7 +82,8 @@ use kernel::{
     uaccess::{
         UserPtr,
         UserSlice, //
-    }, //
+    },
+    uapi, //
 };
 
 #[path = "pagemap_scan/mode.rs"]
@@ -88,25 +92,25 @@ mod mode;
 use mode::ScanMode;
 
 // The categories of include/uapi/linux/fs.h.
-const WPALLOWED: u64 = bindings::PAGE_IS_WPALLOWED as u64;
-const WRITTEN: u64 = bindings::PAGE_IS_WRITTEN as u64;
-const FILE: u64 = bindings::PAGE_IS_FILE as u64;
-const PRESENT: u64 = bindings::PAGE_IS_PRESENT as u64;
-const SWAPPED: u64 = bindings::PAGE_IS_SWAPPED as u64;
-const PFNZERO: u64 = bindings::PAGE_IS_PFNZERO as u64;
-const HUGE: u64 = bindings::PAGE_IS_HUGE as u64;
-const SOFT_DIRTY: u64 = bindings::PAGE_IS_SOFT_DIRTY as u64;
-const GUARD: u64 = bindings::PAGE_IS_GUARD as u64;
-const ACCESSED: u64 = bindings::PAGE_IS_ACCESSED as u64;
+const WPALLOWED: u64 = uapi::PAGE_IS_WPALLOWED as u64;
+const WRITTEN: u64 = uapi::PAGE_IS_WRITTEN as u64;
+const FILE: u64 = uapi::PAGE_IS_FILE as u64;
+const PRESENT: u64 = uapi::PAGE_IS_PRESENT as u64;
+const SWAPPED: u64 = uapi::PAGE_IS_SWAPPED as u64;
+const PFNZERO: u64 = uapi::PAGE_IS_PFNZERO as u64;
+const HUGE: u64 = uapi::PAGE_IS_HUGE as u64;
+const SOFT_DIRTY: u64 = uapi::PAGE_IS_SOFT_DIRTY as u64;
+const GUARD: u64 = uapi::PAGE_IS_GUARD as u64;
+const ACCESSED: u64 = uapi::PAGE_IS_ACCESSED as u64;
 
 /// Every category userspace may name in a mask.
 const CATEGORIES: u64 =
     WPALLOWED | WRITTEN | FILE | PRESENT | SWAPPED | PFNZERO | HUGE | SOFT_DIRTY | GUARD | ACCESSED;
 
 // The flags of include/uapi/linux/fs.h.
-const WP_MATCHING: u64 = bindings::PM_SCAN_WP_MATCHING as u64;
-const CHECK_WPASYNC: u64 = bindings::PM_SCAN_CHECK_WPASYNC as u64;
-const CLEAR_SOFT_DIRTY: u64 = bindings::PM_SCAN_CLEAR_SOFT_DIRTY as u64;
+const WP_MATCHING: u64 = uapi::PM_SCAN_WP_MATCHING as u64;
+const CHECK_WPASYNC: u64 = uapi::PM_SCAN_CHECK_WPASYNC as u64;
+const CLEAR_SOFT_DIRTY: u64 = uapi::PM_SCAN_CLEAR_SOFT_DIRTY as u64;
 
 /// Every flag userspace may set; clearing soft-dirty state needs soft-dirty tracking.
 const FLAGS: u64 = WP_MATCHING
@@ -119,12 +123,12 @@ const FLAGS: u64 = WP_MATCHING
 
 /// `struct pm_scan_arg`, read as the `__u64` words it is made of (`Args::read()` takes them in
 /// the order checked below).
-const ARG_SIZE: usize = size_of::<bindings::pm_scan_arg>();
+const ARG_SIZE: usize = size_of::<uapi::pm_scan_arg>();
 const ARG_WORDS: usize = ARG_SIZE / size_of::<u64>();
 /// Offset of `walk_end` in `struct pm_scan_arg`, the only field written back.
-const WALK_END_OFFSET: usize = offset_of!(bindings::pm_scan_arg, walk_end);
+const WALK_END_OFFSET: usize = offset_of!(uapi::pm_scan_arg, walk_end);
 const _: () = {
-    use bindings::pm_scan_arg as A;
+    use uapi::pm_scan_arg as A;
     let fields = [
         offset_of!(A, size),
         offset_of!(A, flags),
@@ -149,10 +153,10 @@ const _: () = {
 
 /// `struct page_region`, kept as the three `__u64` it is made of.
 type Region = [u64; 3];
-const REGION_SIZE: usize = size_of::<bindings::page_region>();
-const START: usize = offset_of!(bindings::page_region, start) / size_of::<u64>();
-const END: usize = offset_of!(bindings::page_region, end) / size_of::<u64>();
-const CATS: usize = offset_of!(bindings::page_region, categories) / size_of::<u64>();
+const REGION_SIZE: usize = size_of::<uapi::page_region>();
+const START: usize = offset_of!(uapi::page_region, start) / size_of::<u64>();
+const END: usize = offset_of!(uapi::page_region, end) / size_of::<u64>();
+const CATS: usize = offset_of!(uapi::page_region, categories) / size_of::<u64>();
 const _: () = assert!(size_of::<Region>() == REGION_SIZE);
 
 /// Regions buffered in the kernel between copies to userspace (`PAGEMAP_WALK_SIZE >>
@@ -202,7 +206,7 @@ impl Args {
         }
         let untag = |a: u64| UserPtr::from_addr(a as usize).untagged().addr();
         let (start, end, vec) = (untag(start), untag(end), untag(vec));
-        if start % PAGE_SIZE != 0 {
+        if start & !PAGE_MASK != 0 {
             return Err(EINVAL);
         }
         if !UserPtr::from_addr(start).access_ok(end.wrapping_sub(start)) {
@@ -223,7 +227,7 @@ impl Args {
             flags,
             start,
             // `access_ok()` above keeps this below the top of the user address space.
-            end: end.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
+            end: end.wrapping_add(PAGE_SIZE - 1) & PAGE_MASK,
             walk_end: 0,
             vec,
             vec_len,
@@ -253,13 +257,15 @@ impl Args {
 enum PteLoop {
     /// Write-protect every entry not yet protected (`PM_SCAN_WP_MATCHING` without output).
     WpAll,
-    /// Report the entries not yet protected as written, and write-protect them with
-    /// `PM_SCAN_WP_MATCHING`: only `PAGE_IS_WRITTEN` is asked for and returned, in a uffd-wp VMA
-    /// (Wine's masks).
+    /// Report the entries not yet protected as written, and write-protect them.
+    ///
+    /// These are Wine's masks: `PM_SCAN_WP_MATCHING`, only `PAGE_IS_WRITTEN` asked for and
+    /// returned, in a uffd-wp VMA.
     Written,
-    /// Report and clear runs of soft-dirty entries: only `PAGE_IS_SOFT_DIRTY` is asked for and
-    /// returned (a dirty-memory tracker's masks), no `PM_SCAN_WP_MATCHING`, and the VMA is not
-    /// soft-dirty as a whole.
+    /// Report and clear runs of soft-dirty entries.
+    ///
+    /// These are a dirty-memory tracker's masks: only `PAGE_IS_SOFT_DIRTY` asked for and returned,
+    /// no `PM_SCAN_WP_MATCHING`, and the VMA is not soft-dirty as a whole.
     SoftDirtyRuns,
     /// The soft-dirty entries: the masks require `PAGE_IS_SOFT_DIRTY` (always with
     /// `PM_SCAN_CLEAR_SOFT_DIRTY`) and the VMA is not soft-dirty as a whole.
@@ -270,11 +276,13 @@ enum PteLoop {
     All,
 }
 
-/// The [`PteLoop`] of each kind of VMA. Which loop a VMA's tables get depends on the masks of the
-/// call and on three bits of the VMA: whether it is registered for uffd-wp and whether its
-/// categories have `PAGE_IS_WPALLOWED` and `PAGE_IS_SOFT_DIRTY`. The call works out all eight
-/// choices when it starts ([`Scan::pte_loop`]), and a VMA looks its own up in
-/// [`PageWalk::test_walk`]: a walk of many small VMAs does not compare masks for each.
+/// The [`PteLoop`] of each kind of VMA.
+///
+/// Which loop a VMA's tables get depends on the masks of the call and on three bits of the VMA:
+/// whether it is registered for uffd-wp and whether its categories have `PAGE_IS_WPALLOWED` and
+/// `PAGE_IS_SOFT_DIRTY`. The call works out all eight choices when it starts ([`Scan::pte_loop`]),
+/// and a VMA looks its own up in [`PageWalk::test_walk`]: a walk of many small VMAs does not
+/// compare masks for each.
 struct PteLoops([PteLoop; 8]);
 
 impl PteLoops {
@@ -308,9 +316,10 @@ struct Scan<M> {
     pte_loops: PteLoops,
     /// The loop of [`Scan::pte_range`] for the VMA being walked.
     cur_vma_loop: PteLoop,
-    /// The bounce buffer: the regions found since the last copy-out, the last one being
-    /// extended; empty when the call has no output vector. Room for `buf_len` regions is
-    /// allocated up front; only what is used is written.
+    /// The bounce buffer: the regions found since the last copy-out.
+    ///
+    /// The last one is being extended; the buffer is empty when the call has no output vector. Room
+    /// for `buf_len` regions is allocated up front; only what is used is written.
     buf: KVec<Region>,
     /// Regions of `buf` usable before the next copy-out.
     buf_len: usize,
@@ -368,9 +377,11 @@ impl<M: ScanMode> Scan<M> {
         Ok(scan)
     }
 
-    /// The loop of [`Scan::pte_range`] for the PTE tables of a VMA with the categories
-    /// `vma_categories`, registered for uffd-wp if `uffd_wp`: the fastest loop that reports and
-    /// changes what the entry-by-entry loop over every entry would.
+    /// The loop of [`Scan::pte_range`] for the PTE tables of a VMA.
+    ///
+    /// For a VMA with the categories `vma_categories`, registered for uffd-wp if `uffd_wp`, it is
+    /// the fastest loop that reports and changes what the entry-by-entry loop over every entry
+    /// would.
     fn pte_loop(&self, uffd_wp: bool, vma_categories: u64) -> PteLoop {
         let a = &self.arg;
         let only = |c: u64| {
@@ -462,8 +473,10 @@ impl<M: ScanMode> Scan<M> {
         Ok(())
     }
 
-    /// [`Scan::output`] of a range that goes past `max_pages`: what fits is reported, `*end`
-    /// is cut there and the walk stops. Out of the common path, which it would only slow.
+    /// [`Scan::output`] of a range that goes past `max_pages`.
+    ///
+    /// What fits is reported, `*end` is cut there and the walk stops. Out of the common path, which
+    /// it would only slow.
     #[cold]
     #[inline(never)]
     fn output_past_max(&mut self, categories: u64, addr: usize, end: &mut usize) -> Result {
@@ -720,9 +733,11 @@ impl<M: ScanMode> Scan<M> {
         Some(M::wp_huge(&mut huge).and(ret))
     }
 
-    /// One PTE of [`Scan::pte_range`]'s generic loop: reports it if it matches, then
-    /// write-protects it (`PM_SCAN_WP_MATCHING`, written) or clears its soft-dirty state
-    /// (`PM_SCAN_CLEAR_SOFT_DIRTY`). `ret` is the result of the last report.
+    /// One PTE of [`Scan::pte_range`]'s generic loop.
+    ///
+    /// It is reported if it matches, then write-protected (`PM_SCAN_WP_MATCHING`, written) or its
+    /// soft-dirty state cleared (`PM_SCAN_CLEAR_SOFT_DIRTY`). `ret` is the result of the last
+    /// report.
     #[inline(always)]
     fn pte_report(
         &mut self,
@@ -737,10 +752,11 @@ impl<M: ScanMode> Scan<M> {
         self.report_entry(e, categories, ret)
     }
 
-    /// Reports the entry of `e` with `categories`, then write-protects it
-    /// (`PM_SCAN_WP_MATCHING`, written) or clears its soft-dirty state
-    /// (`PM_SCAN_CLEAR_SOFT_DIRTY`); breaks when the report stops the walk. `ret` is the
-    /// result of the report.
+    /// Reports the entry of `e` with `categories`, then changes it as the call asks.
+    ///
+    /// It is write-protected (`PM_SCAN_WP_MATCHING`, written) or its soft-dirty state cleared
+    /// (`PM_SCAN_CLEAR_SOFT_DIRTY`); breaks when the report stops the walk. `ret` is the result of
+    /// the report.
     #[inline(always)]
     fn report_entry(
         &mut self,
@@ -757,15 +773,16 @@ impl<M: ScanMode> Scan<M> {
         }
         if self.arg.wp() && categories & WRITTEN != 0 {
             M::wp_slot(e);
-        } else if self.clear_entries {
+        } else if M::CLEARS && self.clear_entries {
             M::clear_slot(e);
         }
         ControlFlow::Continue(())
     }
 
-    /// [`PteLoop::SoftDirtyRuns`]: each run of soft-dirty entries is reported as one range, as
-    /// the other loops would page by page (a run that does not fit is cut where they would
-    /// stop), and what was reported is cleared in one pass. A function of its own, so that the
+    /// [`PteLoop::SoftDirtyRuns`]: each run of soft-dirty entries is reported as one range.
+    ///
+    /// The other loops would report it page by page (a run that does not fit is cut where they
+    /// would stop); what was reported is cleared in one pass. A function of its own, so that the
     /// per-run work keeps its state in registers.
     #[inline(never)]
     fn soft_dirty_runs(&mut self, t: &mut PteTable<'_, M>) -> Result {
@@ -783,10 +800,11 @@ impl<M: ScanMode> Scan<M> {
         ret
     }
 
-    /// The PTEs of the table, the range of the `pmd_entry` call (the rest of
-    /// `pagemap_scan_pmd_entry()`), with the VMA's loop ([`PteLoop`]). Entries that cannot match
-    /// are skipped on a bit or two, before any category is computed. Each loop has a closure of
-    /// its own: called from one place, it is inlined into it.
+    /// The PTEs of the table, with the VMA's loop ([`PteLoop`]).
+    ///
+    /// The table's range is that of the `pmd_entry` call (the rest of `pagemap_scan_pmd_entry()`).
+    /// Entries that cannot match are skipped on a bit or two, before any category is computed. Each
+    /// loop has a closure of its own: called from one place, it is inlined into it.
     fn pte_range(&mut self, t: &mut PteTable<'_, M>) -> Result {
         // A present entry has the uffd-wp bit, a software entry the swap uffd-wp bit or a marker.
         let marked = |pte: Pte| {
@@ -969,11 +987,12 @@ impl<M: ScanMode> PageWalk for Scan<M> {
     }
 }
 
-/// Whether the caller may clear the soft-dirty state of `mm`; `task` is the task of its pagemap
-/// file while it still runs `mm`. Opening the file checked `PTRACE_MODE_READ` only, and the
-/// descriptor may have been passed on or the caller's credentials changed since: unless the
-/// caller scans itself, it must now be allowed to ptrace-attach to the task (what `clear_refs`
-/// users such as CRIU hold), as `pagemap_scan_may_clear()` checks.
+/// Whether the caller may clear the soft-dirty state of `mm`.
+///
+/// `task` is the task of its pagemap file while it still runs `mm`. Opening the file checked
+/// `PTRACE_MODE_READ` only, and the descriptor may have been passed on or the caller's credentials
+/// changed since: unless the caller scans itself, it must now be allowed to ptrace-attach to the
+/// task (what `clear_refs` users such as CRIU hold), as `pagemap_scan_may_clear()` checks.
 fn may_clear_soft_dirty(mm: &Mm, task: Option<&Task>) -> bool {
     let current = current!();
     if current.mm().is_some_and(|own| own.as_raw() == mm.as_raw()) {
@@ -982,9 +1001,11 @@ fn may_clear_soft_dirty(mm: &Mm, task: Option<&Task>) -> bool {
     task.is_some_and(|t| t.ptrace_may_access(PtraceMode::AttachFsCreds))
 }
 
-/// `PAGEMAP_SCAN` on `mm`, whose pagemap file belongs to `task` (while it runs `mm`), with the
-/// user argument at `uarg` (`do_pagemap_scan()`). A call that cleared soft-dirty state and then
-/// failed sets `remark` to the range whose VMAs must read soft-dirty again.
+/// `PAGEMAP_SCAN` on `mm` (`do_pagemap_scan()`).
+///
+/// The pagemap file belongs to `task` (while it runs `mm`); the user argument is at `uarg`. A call
+/// that cleared soft-dirty state and then failed sets `remark` to the range whose VMAs must read
+/// soft-dirty again.
 fn pagemap_scan(
     mm: &Mm,
     task: Option<&Task>,

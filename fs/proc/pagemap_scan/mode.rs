@@ -5,11 +5,13 @@
 
 use super::*;
 
-/// What the walks of a call change, as the walker's [`Mode`] lets them: nothing when the call
-/// only reports ([`ReadOnly`]), uffd-wp with `PM_SCAN_WP_MATCHING` ([`UffdWp`]), soft-dirty state
-/// with `PM_SCAN_CLEAR_SOFT_DIRTY` ([`ClearSoftDirty`]). The walk is written once for every
-/// mode; a change a mode cannot make is a method that does nothing there, which the walk does not
-/// call: [`Args::wp`] and [`Args::clear`], which chose the mode, guard every change.
+/// What the walks of a call change, as the walker's [`Mode`] lets them.
+///
+/// Nothing when the call only reports ([`ReadOnly`]), uffd-wp with `PM_SCAN_WP_MATCHING`
+/// ([`UffdWp`]), soft-dirty state with `PM_SCAN_CLEAR_SOFT_DIRTY` ([`ClearSoftDirty`]). The walk is
+/// written once for every mode; a change a mode cannot make is a method that does nothing there,
+/// which the walk does not call: [`Args::wp`] and [`Args::clear`], which chose the mode, guard
+/// every change.
 pub(super) trait ScanMode: Mode + Sized {
     /// Whether the walks clear soft-dirty state.
     const CLEARS: bool = false;
@@ -107,7 +109,7 @@ impl ScanMode for UffdWp {
         let vma = entry.vma();
         let mut end = end;
         let size = entry.size();
-        let mut g = entry.lock().ok_or(EINVAL)?;
+        let mut g = entry.lock();
         let pte = g.get();
         let categories =
             p.cur_vma_category | Scan::<Self>::hugetlb_category(vma, pte, || g.maps_file_page());

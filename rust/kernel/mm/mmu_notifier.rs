@@ -24,14 +24,15 @@ use crate::{
         MmapReadGuard,
         MmapWriteGuard, //
     },
-    page::PAGE_SIZE, //
+    page::PAGE_MASK, //
 };
 
 /// Why a range is invalidated (`enum mmu_notifier_event`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// Protection of a whole VMA range changes (`MMU_NOTIFY_PROTECTION_VMA`), e.g.
-    /// userfaultfd write-protection.
+    /// Protection of a whole VMA range changes (`MMU_NOTIFY_PROTECTION_VMA`).
+    ///
+    /// For example userfaultfd write-protection.
     ProtectionVma,
     /// Soft-dirty accounting: the same pages stay mapped, write-protected so the next write is
     /// seen (`MMU_NOTIFY_SOFT_DIRTY`).
@@ -82,8 +83,11 @@ pub(crate) unsafe fn invalidate_range<R>(
 }
 
 /// Refuses an empty or reversed range and bounds that are not page-aligned.
-fn check_range(start: usize, end: usize) -> Result {
-    if start >= end || start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
+///
+/// Notifier users such as KVM warn on an empty or reversed range; the page-table walker checks
+/// its range with this too.
+pub(crate) fn check_range(start: usize, end: usize) -> Result {
+    if start >= end || (start | end) & !PAGE_MASK != 0 {
         return Err(EINVAL);
     }
     Ok(())

@@ -13,8 +13,9 @@
 
 use crate::bindings;
 
-/// Whether the page tables of this machine track soft-dirty state
-/// (`pgtable_supports_soft_dirty()`): never without `CONFIG_MEM_SOFT_DIRTY`, and on some
+/// Whether the page tables of this machine track soft-dirty state.
+///
+/// This is `pgtable_supports_soft_dirty()`: never without `CONFIG_MEM_SOFT_DIRTY`, and on some
 /// architectures (riscv) only on CPUs with the extension that gives the bit.
 #[inline]
 pub fn soft_dirty_supported() -> bool {
@@ -77,8 +78,10 @@ impl Pte {
         self.is_softleaf() && unsafe { bindings::pte_is_guard_marker(self.0) }
     }
 
-    /// Whether the entry carries the soft-dirty bit, present (`pte_soft_dirty()`) or not
-    /// (`pte_swp_soft_dirty()`). Always false without `CONFIG_MEM_SOFT_DIRTY`.
+    /// Whether the entry carries the soft-dirty bit.
+    ///
+    /// It is read for a present entry (`pte_soft_dirty()`) or not (`pte_swp_soft_dirty()`); always
+    /// false without `CONFIG_MEM_SOFT_DIRTY`.
     #[inline]
     pub fn is_soft_dirty(self) -> bool {
         if self.is_present() {

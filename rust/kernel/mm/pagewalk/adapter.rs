@@ -88,13 +88,13 @@ impl<T: PageWalk> Adapter<T> {
             // INVARIANT: `post_vma` is called by the walker, under its lock, for the VMA it has
             // just walked (write-locked by a walk with `PGWALK_WRLOCK`), whose range the walk
             // covers if it lies in `start..end`.
-            let mut end = VmaEnd {
+            let mut handle = VmaEnd {
                 vma,
                 covered: start <= vma.start() && vma.end() <= end,
                 _nts: NotThreadSafe,
                 _mode: PhantomData,
             };
-            this.post_vma(&mut end);
+            this.post_vma(&mut handle);
         }
     }
 
@@ -209,7 +209,8 @@ impl<T: PageWalk> Adapter<T> {
             pte,
             vma,
             addr: addr & hmask,
-            covered: addr & !hmask == 0 && next - addr == !hmask + 1,
+            start: addr,
+            next,
             _nts: NotThreadSafe,
             _mode: PhantomData,
         };

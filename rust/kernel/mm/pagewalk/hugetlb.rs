@@ -9,13 +9,14 @@ use super::*;
 /// # Invariants
 ///
 /// `vma` is a hugetlb VMA and `pte` is its hugetlb entry of the huge page at `addr` (aligned),
-/// valid for `'a` (the walker holds the hugetlb VMA read lock); `covered` is whether the
-/// callback's range covers that whole huge page.
+/// valid for `'a` (the walker holds the hugetlb VMA read lock); `start..next` is the callback's
+/// range, inside that huge page.
 pub struct HugetlbEntry<'a, M = ReadOnly> {
     pub(super) pte: NonNull<bindings::pte_t>,
     pub(super) vma: &'a VmaRef,
     pub(super) addr: usize,
-    pub(super) covered: bool,
+    pub(super) start: usize,
+    pub(super) next: usize,
     pub(super) _nts: NotThreadSafe,
     pub(super) _mode: PhantomData<M>,
 }
@@ -56,13 +57,19 @@ impl<'a, M> HugetlbEntry<'a, M> {
 }
 
 impl HugetlbEntry<'_, UffdWp> {
-    /// Locks the entry for a change, as `PAGEMAP_SCAN` does: the file's `i_mmap` lock for
-    /// writing, then the entry's lock (`huge_pte_lock()`).
+    /// Locks the entry for a change, as `PAGEMAP_SCAN` does.
+    ///
+    /// The file's `i_mmap` lock is taken for writing, then the entry's lock (`huge_pte_lock()`).
+    /// The guard may change the entry only if the callback's range covers the whole huge page
+    /// (see [`HugetlbGuard::make_uffd_wp`]).
     #[inline]
-    pub fn lock(&mut self) -> Option<HugetlbGuard<'_>> {
+    pub fn lock(&mut self) -> HugetlbGuard<'_> {
+        // The walk's invalidation covers the callback's range: the whole huge page, if the range
+        // is all of it.
+        let covered = self.start == self.addr && self.next - self.start == self.size();
         // SAFETY: By the type invariants `pte` is the hugetlb entry of `addr` in `vma`, a hugetlb
         // VMA, and the walker holds the hugetlb VMA read lock.
-        unsafe { HugetlbGuard::lock(self.vma, self.pte, self.addr, self.covered) }
+        unsafe { HugetlbGuard::lock(self.vma, self.pte, self.addr, covered) }
     }
 }
 
@@ -119,26 +126,22 @@ impl<'a> HugetlbGuard<'a> {
         pte: NonNull<bindings::pte_t>,
         addr: usize,
         covered: bool,
-    ) -> Option<Self> {
-        // SAFETY: `vma` is valid; a hugetlb VMA's file does not change while it is mapped.
-        let file = unsafe { (*vma.as_ptr()).vm_file };
-        if file.is_null() {
-            return None;
-        }
-        // SAFETY: `file` is the VMA's file, valid while the VMA is.
-        let mapping = NonNull::new(unsafe { (*file).f_mapping })?;
+    ) -> Self {
+        // SAFETY: `vma` is valid. By the function's safety requirements it is a hugetlb VMA, so it
+        // maps a hugetlbfs file (`MAP_HUGETLB` mappings get one from `hugetlb_file_setup()`),
+        // which does not change while it is mapped, and whose `f_mapping` is set when it is
+        // opened: `PAGEMAP_SCAN` locks `vma->vm_file->f_mapping` without a test.
+        let mapping = unsafe { NonNull::new_unchecked((*(*vma.as_ptr()).vm_file).f_mapping) };
         // SAFETY: `mapping` is valid; this is the lock order of `PAGEMAP_SCAN` (hugetlb VMA
         // lock, then `i_mmap_rwsem`, then the entry lock).
         unsafe { bindings::i_mmap_lock_write(mapping.as_ptr()) };
-        // SAFETY: By the function's safety requirements `pte` is an entry of `vma`.
-        let ptl = unsafe { bindings::hugetlb_vma_pte_lock(vma.as_ptr(), pte.as_ptr()) };
-        let Some(ptl) = NonNull::new(ptl) else {
-            // SAFETY: Locked just above.
-            unsafe { bindings::i_mmap_unlock_write(mapping.as_ptr()) };
-            return None;
+        // SAFETY: By the function's safety requirements `pte` is an entry of `vma`, a hugetlb
+        // VMA, whose entry lock `huge_pte_lock()` takes and returns (never NULL).
+        let ptl = unsafe {
+            NonNull::new_unchecked(bindings::hugetlb_vma_pte_lock(vma.as_ptr(), pte.as_ptr()))
         };
         // INVARIANT: Both locks are held.
-        Some(Self {
+        Self {
             pte,
             ptl,
             mapping,
@@ -146,7 +149,7 @@ impl<'a> HugetlbGuard<'a> {
             addr,
             covered,
             _nts: NotThreadSafe,
-        })
+        }
     }
 
     /// Reads the entry (`huge_ptep_get()`).
@@ -165,12 +168,13 @@ impl<'a> HugetlbGuard<'a> {
         unsafe { hugetlb_maps_file_page(self.get()) }
     }
 
-    /// Write-protects the entry for userfaultfd as `PAGEMAP_SCAN` does (`make_uffd_wp_huge_pte()`):
-    /// an empty entry gets a uffd-wp marker, a migration entry its uffd-wp bit (made readable
-    /// first if writable), a present entry
-    /// the uffd-wp bit; poisoned entries and markers are left alone. A changed present entry is
-    /// flushed from the TLB before the lock is dropped. Does nothing in a VMA not registered for
-    /// uffd-wp.
+    /// Write-protects the entry for userfaultfd, as `PAGEMAP_SCAN` does
+    /// (`make_uffd_wp_huge_pte()`).
+    ///
+    /// An empty entry gets a uffd-wp marker, a migration entry its uffd-wp bit (made readable first
+    /// if writable), a present entry the uffd-wp bit; poisoned entries and markers are left alone.
+    /// A changed present entry is flushed from the TLB before the lock is dropped. Does nothing in
+    /// a VMA not registered for uffd-wp.
     ///
     /// Fails with `EINVAL`, changing nothing, for an entry locked from a [`HugetlbEntry`] whose
     /// callback covers only part of the huge page: the rest lies outside the walk's invalidation.

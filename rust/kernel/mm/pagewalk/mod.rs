@@ -60,7 +60,10 @@ use crate::{
         MmapReadGuard,
         MmapWriteGuard, //
     },
-    page::PAGE_SIZE,
+    page::{
+        PAGE_MASK,
+        PAGE_SIZE, //
+    },
     str::CStr,
     types::NotThreadSafe,
     ModuleMetadata,
@@ -90,14 +93,17 @@ pub use self::{
 /// What the walk does after a [`PageWalk::pmd_entry`] callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PmdAction {
-    /// Go down to the PTEs of this PMD (`ACTION_SUBTREE`): the walker splits a huge PMD and calls
-    /// [`PageWalk::pte_entry`] for each PTE. Without a `pte_entry` this is the same as
-    /// [`PmdAction::Next`].
+    /// Go down to the PTEs of this PMD (`ACTION_SUBTREE`).
+    ///
+    /// The walker splits a huge PMD and calls [`PageWalk::pte_entry`] for each PTE. Without a
+    /// `pte_entry` this is the same as [`PmdAction::Next`].
     Descend,
     /// Go on with the next PMD, skipping the PTEs of this one (`ACTION_CONTINUE`).
     Next,
-    /// Call [`PageWalk::pmd_entry`] again for this PMD (`ACTION_AGAIN`), e.g. when the PTE table
-    /// went away under the walk ([`PmdEntry::with_ptes`] returned `None`).
+    /// Call [`PageWalk::pmd_entry`] again for this PMD (`ACTION_AGAIN`).
+    ///
+    /// For example when the PTE table went away under the walk ([`PmdEntry::with_ptes`] returned
+    /// `None`).
     Again,
     /// Stop the walk: [`walk_page_range`](MmapReadGuard::walk_page_range) returns
     /// [`WalkOutcome::Stopped`].
@@ -125,18 +131,20 @@ pub enum WalkOutcome {
 mod private {
     /// Seals [`super::Mode`] and says what a mode's walk holds.
     pub trait Sealed {
-        /// Whether the walk may clear soft-dirty state: it write-locks each VMA and skips
-        /// `VM_PFNMAP` VMAs, as `clear_refs` does, even when its [`super::PageWalk::test_walk`]
-        /// would walk them.
+        /// Whether the walk may clear soft-dirty state.
+        ///
+        /// Such a walk write-locks each VMA and skips `VM_PFNMAP` VMAs, as `clear_refs` does, even
+        /// when its [`super::PageWalk::test_walk`] would walk them.
         const CLEARS_SOFT_DIRTY: bool = false;
     }
 }
 
-/// What a walk may change in the entries it visits: the type parameter of the handles its
-/// callbacks receive, fixed by the function that starts it ([`PageWalk::Mode`]). A handle offers a
-/// change only in the mode whose walk holds what that change needs, so a change cannot be made
-/// under the wrong lock, outside the MMU notifier invalidation of the walked range or without the
-/// TLB flush it needs.
+/// What a walk may change in the entries it visits.
+///
+/// It is the type parameter of the handles its callbacks receive, fixed by the function that starts
+/// the walk ([`PageWalk::Mode`]). A handle offers a change only in the mode whose walk holds what
+/// that change needs, so a change cannot be made under the wrong lock, outside the MMU notifier
+/// invalidation of the walked range or without the TLB flush it needs.
 ///
 /// The trait is sealed; its implementations are the modes below.
 pub trait Mode: private::Sealed {}
@@ -151,18 +159,20 @@ pub enum ReadOnly {}
 impl private::Sealed for ReadOnly {}
 impl Mode for ReadOnly {}
 
-/// The mode of a walk that may write-protect entries for userfaultfd
-/// ([`MmapReadGuard::walk_page_range_uffd_wp`]): it runs inside an `MMU_NOTIFY_PROTECTION_VMA`
-/// invalidation of exactly its range, as `PAGEMAP_SCAN` does.
+/// The mode of a walk that may write-protect entries for userfaultfd.
+///
+/// Such a walk ([`MmapReadGuard::walk_page_range_uffd_wp`]) runs inside an
+/// `MMU_NOTIFY_PROTECTION_VMA` invalidation of exactly its range, as `PAGEMAP_SCAN` does.
 pub enum UffdWp {}
 
 impl private::Sealed for UffdWp {}
 impl Mode for UffdWp {}
 
-/// The mode of a walk that may clear soft-dirty state
-/// ([`MmapWriteGuard::walk_page_range_clear_soft_dirty`]): it runs under the mmap write lock with
-/// each VMA write-locked, inside an `MMU_NOTIFY_SOFT_DIRTY` invalidation of exactly its range,
-/// with a TLB flush pending, as `clear_refs` does.
+/// The mode of a walk that may clear soft-dirty state.
+///
+/// Such a walk ([`MmapWriteGuard::walk_page_range_clear_soft_dirty`]) runs under the mmap write
+/// lock with each VMA write-locked, inside an `MMU_NOTIFY_SOFT_DIRTY` invalidation of exactly its
+/// range, with a TLB flush pending, as `clear_refs` does.
 pub enum ClearSoftDirty {}
 
 impl private::Sealed for ClearSoftDirty {
@@ -189,10 +199,11 @@ impl ModuleMetadata for BuiltIn {
 /// The value `walk_page_range()` passes back when a callback stops the walk.
 const STOP: c_int = 1;
 
-/// What [`PageWalk::pte_hole`] returns to stop the walk when it is called for a `VM_PFNMAP` VMA
-/// from `walk_page_test()`, which takes every positive value for "skip this VMA": a negative
-/// value no errno has, which `walk_page_range()` returns as it is and [`walk`] turns back into
-/// [`WalkOutcome::Stopped`].
+/// What [`PageWalk::pte_hole`] returns to stop the walk from `walk_page_test()`.
+///
+/// `walk_page_test()` calls it for a `VM_PFNMAP` VMA and takes every positive value for "skip this
+/// VMA": this is a negative value no errno has, which `walk_page_range()` returns as it is and
+/// [`walk`] turns back into [`WalkOutcome::Stopped`].
 const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 
 /// A page-table walk: the callbacks of a `struct mm_walk_ops`, with `self` as the private state.
@@ -275,8 +286,9 @@ const STOP_FROM_TEST: c_int = -(bindings::MAX_ERRNO as c_int) - 1;
 /// ```
 #[vtable]
 pub trait PageWalk: Sized {
-    /// What the walk may change: [`ReadOnly`] for a walk that only reads. It decides which
-    /// function starts the walk and which changes the callbacks' handles offer.
+    /// What the walk may change: [`ReadOnly`] for a walk that only reads.
+    ///
+    /// It decides which function starts the walk and which changes the callbacks' handles offer.
     type Mode: Mode;
 
     /// Decides whether the VMA is walked; `start..end` is the part of it inside the walk's range.
@@ -295,9 +307,10 @@ pub trait PageWalk: Sized {
         crate::build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Whether the walker calls [`PageWalk::post_vma`], when it is implemented: a type that
-    /// walks in several modes may need it in some of them only (a call per VMA in the others
-    /// costs them for nothing).
+    /// Whether the walker calls [`PageWalk::post_vma`], when it is implemented.
+    ///
+    /// A type that walks in several modes may need it in some of them only (a call per VMA in the
+    /// others costs them for nothing).
     const POST_VMA: bool = true;
 
     /// Called for each non-empty PMD covering `addr..next`, which may be a huge PMD.
@@ -320,8 +333,9 @@ pub trait PageWalk: Sized {
         crate::build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Called for `addr..next` when it has no page table at some level, or lies outside any VMA
-    /// (then [`Hole::vma`] is `None`). `depth` is 0 (PGD) to 3 (PMD), or -1 when unknown
+    /// Called for `addr..next` when it has no page table at some level, or lies outside any VMA.
+    ///
+    /// Outside any VMA, [`Hole::vma`] is `None`. `depth` is 0 (PGD) to 3 (PMD), or -1 when unknown
     /// (outside VMAs). In a hugetlb VMA it is called for each huge page without an entry.
     fn pte_hole(
         &mut self,
@@ -369,22 +383,15 @@ struct Private<'a, T> {
     end: usize,
 }
 
-/// Refuses an empty range (as `walk_page_range()` does) and addresses that are not page-aligned:
-/// the handles index page tables from the addresses the walker passes, and an unaligned start
-/// would make them act on the entry of the page before.
-fn check_range(start: usize, end: usize) -> Result {
-    if start >= end || start % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
-        return Err(EINVAL);
-    }
-    Ok(())
-}
-
 /// Runs `walk_page_range()` over `start..end` of `mm`.
 ///
 /// # Safety
 ///
 /// The caller holds the mmap lock of `mm` in the mode `ops.walk_lock` requires (for
-/// `PGWALK_WRLOCK`, for writing), and `ops` is one of `Adapter::<T>`'s tables.
+/// `PGWALK_WRLOCK`, for writing), `ops` is one of `Adapter::<T>`'s tables, and `start..end`
+/// passed `mmu_notifier::check_range()`: it is not empty and its bounds are page-aligned (the
+/// handles index page tables from the addresses the walker passes, and an unaligned start would
+/// make them act on the entry of the page before).
 unsafe fn walk<T: PageWalk>(
     mm: &MmWithUser,
     start: usize,
@@ -392,7 +399,6 @@ unsafe fn walk<T: PageWalk>(
     walker: &mut T,
     ops: &'static bindings::mm_walk_ops,
 ) -> Result<WalkOutcome> {
-    check_range(start, end)?;
     let mut private = Private { walker, start, end };
     let private: *mut Private<'_, T> = &mut private;
     // SAFETY: `mm` is valid with a non-zero `mm_users`; by the function's safety requirements the
@@ -419,13 +425,17 @@ impl MmapReadGuard<'_> {
         end: usize,
         walker: &mut T,
     ) -> Result<WalkOutcome> {
-        // SAFETY: The guard holds the mmap lock for reading, as `READ_OPS` requires.
+        super::mmu_notifier::check_range(start, end)?;
+        // SAFETY: The guard holds the mmap lock for reading, as `READ_OPS` requires; the range
+        // was checked just above.
         unsafe { walk(self.mm, start, end, walker, &Adapter::<T>::READ_OPS) }
     }
 
-    /// Walks the page tables of `start..end` with `walker`, which may write-protect entries for
-    /// userfaultfd ([`UffdWp`]), inside an `MMU_NOTIFY_PROTECTION_VMA` invalidation of
-    /// `start..end` (`PGWALK_RDLOCK`).
+    /// Walks the page tables of `start..end` with `walker`, which may write-protect for
+    /// userfaultfd.
+    ///
+    /// The walk ([`UffdWp`], `PGWALK_RDLOCK`) runs inside an `MMU_NOTIFY_PROTECTION_VMA`
+    /// invalidation of `start..end`.
     ///
     /// Fails as [`MmapReadGuard::walk_page_range`] does.
     ///
@@ -502,10 +512,14 @@ impl MmapReadGuard<'_> {
         end: usize,
         walker: &mut T,
     ) -> Result<WalkOutcome> {
-        self.invalidate_range(Event::ProtectionVma, start, end, || {
-            // SAFETY: The guard holds the mmap lock for reading, as `READ_OPS` requires.
+        super::mmu_notifier::check_range(start, end)?;
+        let wp = || {
+            // SAFETY: The guard holds the mmap lock for reading, as `READ_OPS` requires; the
+            // range was checked above.
             unsafe { walk(self.mm, start, end, walker, &Adapter::<T>::READ_OPS) }
-        })?
+        };
+        // SAFETY: The guard holds the mmap lock; the range was checked above.
+        unsafe { mmu_notifier::invalidate_range(self.mm, Event::ProtectionVma, start, end, wp) }
     }
 }
 
@@ -522,12 +536,15 @@ impl MmapWriteGuard<'_> {
         end: usize,
         walker: &mut T,
     ) -> Result<WalkOutcome> {
-        // SAFETY: The guard holds the mmap lock for writing, as `WRITE_OPS` requires.
+        super::mmu_notifier::check_range(start, end)?;
+        // SAFETY: The guard holds the mmap lock for writing, as `WRITE_OPS` requires; the range
+        // was checked just above.
         unsafe { walk(self.mm, start, end, walker, &Adapter::<T>::WRITE_OPS) }
     }
 
-    /// Walks the page tables of `start..end` with `walker`, which may clear soft-dirty state
-    /// ([`ClearSoftDirty`]), as [`MmapWriteGuard::walk_page_range`] does, inside an
+    /// Walks the page tables of `start..end` with `walker`, which may clear soft-dirty state.
+    ///
+    /// The walk ([`ClearSoftDirty`]) runs as [`MmapWriteGuard::walk_page_range`] does, inside an
     /// `MMU_NOTIFY_SOFT_DIRTY` invalidation of `start..end` and with a TLB flush pending. Every
     /// cleared entry is flushed before its page-table lock is dropped, so none is left cached
     /// writable when this returns.
@@ -605,12 +622,16 @@ impl MmapWriteGuard<'_> {
         end: usize,
         walker: &mut T,
     ) -> Result<WalkOutcome> {
+        super::mmu_notifier::check_range(start, end)?;
+        let clear = || {
+            // SAFETY: The guard holds the mmap lock for writing, as `WRITE_OPS` requires; the
+            // range was checked above.
+            unsafe { walk(self.mm, start, end, walker, &Adapter::<T>::WRITE_OPS) }
+        };
         self.with_tlb_flush_pending(|| {
-            self.invalidate_range(Event::SoftDirty, start, end, || {
-                // SAFETY: The guard holds the mmap lock for writing, as `WRITE_OPS` requires.
-                unsafe { walk(self.mm, start, end, walker, &Adapter::<T>::WRITE_OPS) }
-            })
-        })?
+            // SAFETY: The guard holds the mmap lock; the range was checked above.
+            unsafe { mmu_notifier::invalidate_range(self.mm, Event::SoftDirty, start, end, clear) }
+        })
     }
 }
 

@@ -61,7 +61,9 @@ impl<'a, M> PmdEntry<'a, M> {
     /// `pmd_trans_huge_lock()`: the PMD lock, held, if the entry is huge; NULL if it is not.
     ///
     /// The entry is looked at here first, as the inline C function does, so that a PMD that is not
-    /// huge costs no call into mm code (and none at all with the C helpers inlined into Rust).
+    /// huge costs no call into mm code (and none at all with the C helpers inlined into Rust); the
+    /// mm wrapper then takes the lock and tests the entry again under it, without a second look
+    /// before.
     #[inline(always)]
     pub(super) fn trans_huge_lock(&self) -> *mut bindings::spinlock_t {
         // SAFETY: By the type invariants `pmd` is a valid PMD entry; it is read once, by value.
@@ -74,10 +76,12 @@ impl<'a, M> PmdEntry<'a, M> {
         unsafe { bindings::pagewalk_pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) }
     }
 
-    /// Maps the PTE table of this PMD and locks it (`pte_offset_map_lock()`), for the range of
-    /// this callback, and runs `f` on it; then flushes from the TLB what `f` changed through it
-    /// and unlocks it. The table exists only inside `f`, so neither the flush nor the unlock can be
-    /// skipped (as they could be by leaking a table with `mem::forget()`).
+    /// Runs `f` on the PTE table of this PMD, mapped and locked (`pte_offset_map_lock()`).
+    ///
+    /// The table covers the range of this callback. When `f` returns, what it changed through the
+    /// table is flushed from the TLB and the table is unlocked. The table exists only inside `f`,
+    /// so neither the flush nor the unlock can be skipped (as they could be by leaking a table with
+    /// `mem::forget()`).
     ///
     /// `None`, without running `f`, means there is no PTE table any more (a huge PMD, a PMD that
     /// was emptied or collapsed concurrently; this can happen even under the mmap write lock):
@@ -232,11 +236,13 @@ impl<M> HugePmdGuard<'_, M> {
 }
 
 impl HugePmdGuard<'_, ClearSoftDirty> {
-    /// Clears the soft-dirty bit of a present huge PMD and write-protects it, keeping the
-    /// accessed and dirty bits, or the soft-dirty bit of a migration entry, as
-    /// `clear_soft_dirty_pmd()` does (`pmdp_invalidate()` also flushes the TLB); a writable
-    /// migration entry is made readable as well, so the page comes back write-protected. Without
-    /// soft-dirty tracking in the page tables nothing is changed. Returns whether the bit was set.
+    /// Clears the soft-dirty state of the huge PMD, as `clear_soft_dirty_pmd()` does.
+    ///
+    /// A present entry loses its soft-dirty bit and is write-protected, keeping the accessed and
+    /// dirty bits (`pmdp_invalidate()` also flushes the TLB); a migration entry loses its
+    /// soft-dirty bit, and a writable one is made readable as well, so the page comes back
+    /// write-protected. Without soft-dirty tracking in the page tables nothing is changed. Returns
+    /// whether the bit was set.
     ///
     /// Fails with `EINVAL`, changing nothing, unless this callback's range covers the whole huge
     /// page: the rest of it lies outside the walk's invalidation, where a secondary MMU would keep
@@ -287,10 +293,12 @@ impl HugePmdGuard<'_, ClearSoftDirty> {
 }
 
 impl HugePmdGuard<'_, UffdWp> {
-    /// Write-protects the whole huge page for userfaultfd, as `PAGEMAP_SCAN` does: a present
-    /// entry gets the uffd-wp bit (`pmdp_invalidate_ad()` keeps the accessed and dirty bits), a
-    /// migration entry its uffd-wp bit (made readable first if writable). The entry is flushed
-    /// from the TLB before the lock is dropped. Does nothing in a VMA not registered for uffd-wp.
+    /// Write-protects the whole huge page for userfaultfd, as `PAGEMAP_SCAN` does.
+    ///
+    /// A present entry gets the uffd-wp bit (`pmdp_invalidate_ad()` keeps the accessed and dirty
+    /// bits), a migration entry its uffd-wp bit (made readable first if writable). The entry is
+    /// flushed from the TLB before the lock is dropped. Does nothing in a VMA not registered for
+    /// uffd-wp.
     ///
     /// Fails with `EINVAL`, changing nothing, unless this callback's range covers the whole huge
     /// page, as [`HugePmdGuard::clear_soft_dirty`] does.

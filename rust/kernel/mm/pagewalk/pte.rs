@@ -4,8 +4,9 @@
 
 use super::*;
 
-/// Whether `vma` is a COW mapping of an mm that has had pages DMA-pinned (`MMF_HAS_PINNED`), so
-/// that a present, writable PTE of it may map a pinned page ([`pte_maps_pinned_folio`]):
+/// Whether `vma` is a COW mapping of an mm that has had pages DMA-pinned (`MMF_HAS_PINNED`).
+///
+/// If so, a present, writable PTE of it may map a pinned page ([`pte_maps_pinned_folio`]):
 /// write-protecting that would break the pin's COW semantics, so `clear_refs` leaves it alone
 /// (`pte_is_pinned()` of fs/proc/task_mmu.c; it stays soft-dirty: a false positive, never a lost
 /// write). A pin that starts after this was read is no different from one that starts after the
@@ -18,9 +19,10 @@ pub(super) fn may_pin_cow(vma: &VmaRef) -> bool {
     cow && unsafe { bindings::mm_has_pinned(vma.mm().as_raw()) }
 }
 
-/// Whether the present entry `pte` of `addr` in `vma` maps a folio that may be DMA-pinned (the
-/// folio test of `pte_is_pinned()`, made where [`may_pin_cow`] holds). Out of line and cold:
-/// the walks that clear call it in their loops, for the rare VMA with pinned pages.
+/// Whether the present entry `pte` of `addr` in `vma` maps a folio that may be DMA-pinned.
+///
+/// This is the folio test of `pte_is_pinned()`, made where [`may_pin_cow`] holds. Out of line and
+/// cold: the walks that clear call it in their loops, for the rare VMA with pinned pages.
 ///
 /// # Safety
 ///
@@ -34,15 +36,16 @@ pub(super) unsafe fn pte_maps_pinned_folio(vma: &VmaRef, addr: usize, pte: Pte) 
     !folio.is_null() && unsafe { bindings::folio_maybe_dma_pinned(folio) }
 }
 
-/// Clears the soft-dirty state of the PTE at `ptep` as `clear_refs` does (`clear_soft_dirty()`):
-/// a present entry is write-protected and loses its soft-dirty bit, so the next write faults and
+/// Clears the soft-dirty state of the PTE at `ptep`, as `clear_refs` does (`clear_soft_dirty()`).
+///
+/// A present entry is write-protected and loses its soft-dirty bit, so the next write faults and
 /// sets it again; a software entry loses its swap soft-dirty bit. A present entry that may be
-/// DMA-pinned is not write-protected (that would break the pin's COW semantics) and keeps, or
-/// gets, its soft-dirty bit: a device may write the page without the page tables seeing it, so it
-/// must keep reading soft-dirty even once `VM_SOFTDIRTY` is cleared. A writable migration entry
-/// is made readable as well (as `mprotect()` does), or the page would come back writable and
-/// clean and its writes would go unseen. Without soft-dirty tracking in the page tables nothing is
-/// changed. Returns whether the bit was set.
+/// DMA-pinned is not write-protected (that would break the pin's COW semantics) and keeps, or gets,
+/// its soft-dirty bit: a device may write the page without the page tables seeing it, so it must
+/// keep reading soft-dirty even once `VM_SOFTDIRTY` is cleared. A writable migration entry is made
+/// readable as well (as `mprotect()` does), or the page would come back writable and clean and its
+/// writes would go unseen. Without soft-dirty tracking in the page tables nothing is changed.
+/// Returns whether the bit was set.
 ///
 /// # Safety
 ///
@@ -128,9 +131,10 @@ pub(super) unsafe fn softleaf_maps_file_page(entry: bindings::softleaf_t) -> boo
     }
 }
 
-/// Whether `pte`, the entry of `addr` in `vma`, maps a page that is not anonymous: a present
-/// entry with a normal page (`vm_normal_page()`: not the zero page, not a PFN map) outside anon
-/// memory, or a migration or device entry of such a folio.
+/// Whether `pte`, the entry of `addr` in `vma`, maps a page that is not anonymous.
+///
+/// That is a present entry with a normal page (`vm_normal_page()`: not the zero page, not a PFN
+/// map) outside anon memory, or a migration or device entry of such a folio.
 ///
 /// # Safety
 ///
@@ -150,10 +154,10 @@ pub(super) unsafe fn pte_maps_file_page(vma: &VmaRef, addr: usize, pte: Pte) -> 
     }
 }
 
-/// Marks the PTE at `ptep` write-protected for userfaultfd, as `make_uffd_wp_pte()` of
-/// `PAGEMAP_SCAN` does: a present entry gets the uffd-wp bit (keeping the accessed and dirty
-/// bits hardware may set meanwhile), an empty one a uffd-wp marker, a swap or migration entry its
-/// uffd-wp bit.
+/// Marks the PTE at `ptep` write-protected for userfaultfd, as `make_uffd_wp_pte()` does.
+///
+/// A present entry gets the uffd-wp bit (keeping the accessed and dirty bits hardware may set
+/// meanwhile), an empty one a uffd-wp marker, a swap or migration entry its uffd-wp bit.
 ///
 /// # Safety
 ///
@@ -233,7 +237,7 @@ impl<'a, M> PteTable<'a, M> {
 
     #[inline]
     pub(super) fn ptep(&self, addr: usize) -> Option<*mut bindings::pte_t> {
-        if addr < self.start || addr >= self.end || addr % PAGE_SIZE != 0 {
+        if addr < self.start || addr >= self.end || addr & !PAGE_MASK != 0 {
             return None;
         }
         // SAFETY: By the type invariants the entries of `start..end` are contiguous from `first`,
@@ -261,12 +265,14 @@ impl<'a, M> PteTable<'a, M> {
         (p, unsafe { p.add(n) })
     }
 
-    /// Calls `f` with each entry of the table's range (that of the [`PageWalk::pmd_entry`] call)
-    /// for which `select` holds, in address order, until `f` returns [`ControlFlow::Break`]: the
-    /// entry's value as read, and a [`PteSlot`] through which `f` may change that entry. The
-    /// range is the table's own, so there is nothing to clamp and the loop does no per-entry
-    /// bounds check, and entries `select` refuses cost only the test (a walker that looks for the
-    /// few entries with some bit set skips the others in a few instructions each).
+    /// Calls `f` with each entry of the table's range for which `select` holds, in address order.
+    ///
+    /// The range is that of the [`PageWalk::pmd_entry`] call. `f` gets the entry's value as read,
+    /// and a [`PteSlot`] through which it may change that entry; the loop ends when `f` returns
+    /// [`ControlFlow::Break`]. The range is the table's own, so there is nothing to clamp and the
+    /// loop does no per-entry bounds check, and entries `select` refuses cost only the test (a
+    /// walker that looks for the few entries with some bit set skips the others in a few
+    /// instructions each).
     ///
     /// Context: as for [`PmdEntry::with_ptes`], `f` runs with the PTE table spinlock held.
     ///
@@ -350,12 +356,13 @@ impl<'a, M> PteTable<'a, M> {
         }
     }
 
-    /// Calls `f` with each run of consecutive entries for which `select` holds in the table's
-    /// range (as [`PteTable::for_each_entry`]), in address order, until `f` returns
-    /// [`ControlFlow::Break`]: a [`PteRun`] that gives the run's range and through which `f` may
-    /// change its entries. Entries are read by value and tested with `select` only, so a walker
-    /// that reports the entries with some bit set skips the others in a few instructions each and
-    /// can report and change each batch of them as one range.
+    /// Calls `f` with each run of consecutive entries for which `select` holds, in address order.
+    ///
+    /// The entries are those of the table's range (as for [`PteTable::for_each_entry`]). `f` gets a
+    /// [`PteRun`] that gives the run's range and through which it may change the run's entries; the
+    /// loop ends when `f` returns [`ControlFlow::Break`]. Entries are read by value and tested with
+    /// `select` only, so a walker that reports the entries with some bit set skips the others in a
+    /// few instructions each and can report and change each batch of them as one range.
     ///
     /// Context: as for [`PmdEntry::with_ptes`], `f` runs with the PTE table spinlock held.
     ///
@@ -484,9 +491,10 @@ impl<'a, M> PteTable<'a, M> {
             .filter_map(move |a| Some((a, self.get(a)?)))
     }
 
-    /// Whether the entry of `addr` maps a page that is not anonymous: a normal page
-    /// (`vm_normal_page()`, so not the zero page) of a file or shmem, or a migration or device
-    /// entry of one.
+    /// Whether the entry of `addr` maps a page that is not anonymous.
+    ///
+    /// That is a normal page (`vm_normal_page()`, so not the zero page) of a file or shmem, or a
+    /// migration or device entry of one.
     #[inline]
     pub fn maps_file_page(&self, addr: usize) -> bool {
         let Some(pte) = self.get(addr) else {
@@ -498,8 +506,9 @@ impl<'a, M> PteTable<'a, M> {
 }
 
 impl PteTable<'_, ClearSoftDirty> {
-    /// Clears the soft-dirty state of the entry of `addr` as `clear_refs` does (a present entry
-    /// is write-protected, unless it may be DMA-pinned); returns whether the bit was set. The
+    /// Clears the soft-dirty state of the entry of `addr` and returns whether the bit was set.
+    ///
+    /// As `clear_refs` does, a present entry is write-protected, unless it may be DMA-pinned. The
     /// entry is flushed from the TLB before the table is unlocked.
     ///
     /// Fails with `EINVAL` when `addr` is not a page of the table's range.
@@ -514,11 +523,12 @@ impl PteTable<'_, ClearSoftDirty> {
 }
 
 impl PteTable<'_, UffdWp> {
-    /// Write-protects the entry of `addr` for userfaultfd, as `PAGEMAP_SCAN` does: a present
-    /// entry gets the uffd-wp bit, an empty one a uffd-wp marker, a swap or migration entry its
-    /// uffd-wp bit (a writable migration entry is made readable first). The entry is flushed from
-    /// the TLB before the table is unlocked. Does nothing in a VMA not registered for uffd-wp: a
-    /// write fault there would make the entry writable with the bit still set. Like C's
+    /// Write-protects the entry of `addr` for userfaultfd, as `PAGEMAP_SCAN` does.
+    ///
+    /// A present entry gets the uffd-wp bit, an empty one a uffd-wp marker, a swap or migration
+    /// entry its uffd-wp bit (a writable migration entry is made readable first). The entry is
+    /// flushed from the TLB before the table is unlocked. Does nothing in a VMA not registered for
+    /// uffd-wp: a write fault there would make the entry writable with the bit still set. Like C's
     /// `make_uffd_wp_pte()` it checks registration only; which registrations to change (for
     /// `PAGEMAP_SCAN`, asynchronous ones with markers) is its caller's choice, in `test_walk`.
     ///
@@ -626,9 +636,10 @@ impl<M> PteRun<'_, '_, M> {
 }
 
 impl PteRun<'_, '_, ClearSoftDirty> {
-    /// Clears the soft-dirty state of the entries of the run's pages that end at or below `end`
-    /// (all of them when `end` is at or past the run's end, none when it is at or below its
-    /// start), each as [`PteTable::clear_soft_dirty`] does; they are flushed from the TLB before
+    /// Clears the soft-dirty state of the run's pages that end at or below `end`.
+    ///
+    /// That is all of them when `end` is at or past the run's end, none when it is at or below its
+    /// start; each is cleared as by [`PteTable::clear_soft_dirty`], and flushed from the TLB before
     /// the table is unlocked. What does not depend on the entry is looked at once: soft-dirty
     /// tracking in the page tables for the run, whether the VMA may have DMA-pinned COW pages for
     /// the runs of the table.
@@ -638,7 +649,7 @@ impl PteRun<'_, '_, ClearSoftDirty> {
             return;
         }
         // The end of the last whole page of the run below `end`.
-        let stop = end.min(self.end) & !(PAGE_SIZE - 1);
+        let stop = end.min(self.end) & PAGE_MASK;
         if stop <= self.start {
             return;
         }

@@ -18,9 +18,10 @@ use crate::{
 const PROT_READ_WRITE: c_ulong = 0x1 | 0x2;
 const MAP_PRIVATE_ANONYMOUS: c_ulong = 0x02 | 0x20;
 
-/// Maps `pages` pages of anonymous memory in the test thread's own address space (made by
-/// `kunit_attach_mm()` on first use, torn down when the test's kthread exits). Fails with
-/// `EINVAL` outside a KUnit test.
+/// Maps `pages` pages of anonymous memory in the test thread's own address space.
+///
+/// The address space is made by `kunit_attach_mm()` on first use and torn down when the test's
+/// kthread exits. Fails with `EINVAL` outside a KUnit test.
 pub fn map_anon(pages: usize) -> Result<usize> {
     if !crate::kunit::in_kunit_test() {
         return Err(EINVAL);
@@ -67,9 +68,10 @@ pub fn with_mm<R>(f: impl FnOnce(&MmWithUser) -> Result<R>) -> Result<R> {
     f(mm)
 }
 
-/// Maps `pages` pages of anonymous memory into the test thread's address space, writes a byte to
-/// the pages whose indices `written` lists, runs `f` with the address space and the mapping's
-/// start, then unmaps it.
+/// Runs `f` on a mapping of `pages` pages whose pages at the indices in `written` were written.
+///
+/// `f` gets the test thread's address space and the mapping's start; the mapping is unmapped when
+/// it returns.
 pub fn with_mapping<R>(
     pages: usize,
     written: &[usize],

@@ -31,8 +31,10 @@ mod kunit {
         Hole(usize, usize, bool, i32),
     }
 
-    /// Records every callback. `pte_entry` runs under the PTE table spinlock, where nothing may
-    /// sleep: the room for the events is allocated before the walk.
+    /// Records every callback.
+    ///
+    /// `pte_entry` runs under the PTE table spinlock, where nothing may sleep: the room for the
+    /// events is allocated before the walk.
     struct Recorder {
         ev: KVec<Ev>,
         stop_at_present: Option<usize>,
@@ -494,9 +496,10 @@ mod kunit {
     }
 
     #[cfg(CONFIG_MEM_SOFT_DIRTY)]
-    /// Finds the runs of soft-dirty entries with [`PteTable::for_each_run`] (a run that goes on
-    /// in the next table is one run) and clears the part of each below `clear_to` with
-    /// [`PteRun::clear_soft_dirty`].
+    /// Finds the runs of soft-dirty entries and clears the part of each below `clear_to`.
+    ///
+    /// The runs come from [`PteTable::for_each_run`] (a run that goes on in the next table is one
+    /// run), the clear from [`PteRun::clear_soft_dirty`].
     struct RunFinder {
         runs: KVec<(usize, usize)>,
         clear_to: usize,
@@ -617,7 +620,7 @@ mod kunit {
         let huge = pgtable::PMD_SIZE;
         let pages = 2 * huge / PAGE_SIZE;
         let a = map_anon(pages)?;
-        let h = (a + huge - 1) & !(huge - 1);
+        let h = (a + huge - 1) & pgtable::PMD_MASK;
         with_mm(|mm| {
             // SAFETY: `mm` is the test thread's live address space; `do_madvise()` takes the
             // mmap lock itself.

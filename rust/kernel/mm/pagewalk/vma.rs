@@ -5,11 +5,13 @@
 use super::*;
 
 impl VmaEnd<'_, ClearSoftDirty> {
-    /// Clears `VM_SOFTDIRTY` from the VMA, so that its pages read soft-dirty only where their
-    /// entries say so, and recomputes its page protection (`vma_set_page_prot()`), so that the
-    /// next write to a page of a shared mapping faults, as `clear_refs` does. For a caller that
-    /// reported, and cleared, every page of the VMA. Hugetlb VMAs, whose page tables are not
-    /// soft-dirty tracked, are left alone, as is everything without soft-dirty tracking.
+    /// Clears `VM_SOFTDIRTY` from the VMA, as `clear_refs` does.
+    ///
+    /// Its pages then read soft-dirty only where their entries say so, and its page protection is
+    /// recomputed (`vma_set_page_prot()`), so that the next write to a page of a shared mapping
+    /// faults. For a caller that reported, and cleared, every page of the VMA. Hugetlb VMAs, whose
+    /// page tables are not soft-dirty tracked, are left alone, as is everything without soft-dirty
+    /// tracking.
     ///
     /// Fails with `EINVAL`, changing nothing, when the walk covered only part of the VMA: the
     /// pages outside its range would read clean with no invalidation or flush of theirs.
@@ -34,9 +36,10 @@ impl VmaEnd<'_, ClearSoftDirty> {
         Ok(())
     }
 
-    /// Sets `VM_SOFTDIRTY` on the VMA, so that all its pages read soft-dirty: for a caller that
-    /// cleared soft-dirty state it cannot keep in the page tables. Hugetlb VMAs are left alone,
-    /// as is everything without soft-dirty tracking.
+    /// Sets `VM_SOFTDIRTY` on the VMA, so that all its pages read soft-dirty.
+    ///
+    /// For a caller that cleared soft-dirty state it cannot keep in the page tables. Hugetlb VMAs
+    /// are left alone, as is everything without soft-dirty tracking.
     #[inline]
     pub fn mark_soft_dirty(&mut self) {
         #[allow(clippy::bad_bit_mask)]
@@ -96,10 +99,11 @@ impl<'a, M> Hole<'a, M> {
 }
 
 impl Hole<'_, UffdWp> {
-    /// Write-protects `addr..end` of the hole's VMA for userfaultfd, as `PAGEMAP_SCAN` does for
-    /// unpopulated ranges: uffd-wp markers are installed (`uffd_wp_range()`; in a hugetlb VMA one
-    /// marker per huge page from the huge page containing `addr`, without the hugetlb VMA write
-    /// lock that `uffd_wp_range()` would take while the walk holds it for reading). As
+    /// Write-protects `addr..end` of the hole's VMA for userfaultfd, as `PAGEMAP_SCAN` does.
+    ///
+    /// Uffd-wp markers are installed (`uffd_wp_range()`; in a hugetlb VMA one marker per huge page
+    /// from the huge page containing `addr`, without the hugetlb VMA write lock that
+    /// `uffd_wp_range()` would take while the walk holds it for reading). As
     /// `hugetlb_change_protection()` does, the huge pages are changed inside an
     /// `MMU_NOTIFY_PROTECTION_VMA` invalidation of their own, nested in the walk's: the first or
     /// last may extend past the walked range.
@@ -107,12 +111,17 @@ impl Hole<'_, UffdWp> {
     /// Fails with `EINVAL` outside a VMA registered for uffd-wp, outside this callback's range or
     /// for addresses that are not page-aligned, with `ENOMEM` if a page table cannot be allocated.
     pub fn make_uffd_wp(&mut self, addr: usize, end: usize) -> Result {
+        use crate::ptr::{
+            Alignable,
+            Alignment, //
+        };
+
         let vma = self.vma.ok_or(EINVAL)?;
         if addr >= end || addr < self.start || end > self.end || !vma.userfaultfd_wp() {
             return Err(EINVAL);
         }
         // `change_protection()` steps a page at a time until it meets `end`.
-        if addr % PAGE_SIZE != 0 || end % PAGE_SIZE != 0 {
+        if (addr | end) & !PAGE_MASK != 0 {
             return Err(EINVAL);
         }
         if !vma.is_hugetlb() {
@@ -131,7 +140,9 @@ impl Hole<'_, UffdWp> {
         // SAFETY: `vma` is a hugetlb VMA (checked just above).
         let size = unsafe { hugetlb_page_size(vma) };
         let mm = vma.mm().as_raw();
-        let (first, last) = (addr & !(size - 1), (end + size - 1) & !(size - 1));
+        let align = Alignment::new_checked(size).ok_or(EINVAL)?;
+        let first = addr.align_down(align);
+        let last = end.align_up(align).ok_or(EINVAL)?;
         let wp = || -> Result {
             let mut a = first;
             while a < last {
@@ -141,7 +152,7 @@ impl Hole<'_, UffdWp> {
                 let pte = NonNull::new(pte).ok_or(ENOMEM)?;
                 // SAFETY: `pte` is the hugetlb entry of `a` in `vma`, a hugetlb VMA; the locks are
                 // held (above); the huge page lies in the invalidation around this closure.
-                let mut guard = unsafe { HugetlbGuard::lock(vma, pte, a, true) }.ok_or(EINVAL)?;
+                let mut guard = unsafe { HugetlbGuard::lock(vma, pte, a, true) };
                 guard.make_uffd_wp()?;
                 drop(guard);
                 a += size;
