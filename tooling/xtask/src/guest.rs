@@ -206,6 +206,44 @@ pub enum Mode {
     Profile { runs: Vec<String> },
     /// `cargo xtask fixes`: these selftests once each, under [`ONCE_IMPL`].
     Proof { tests: Vec<&'static Selftest> },
+    /// CRIU's test suite: each run its tests in turn, from the host's root shared over 9p.
+    Zdtm { runs: Vec<ZdtmRun> },
+}
+
+/// The suite name of zdtm's runs.
+pub const ZDTM_SUITE: &str = "zdtm";
+/// The 9p mount tag of the host's root file system, which the zdtm guest runs CRIU from.
+pub const HOST_ROOT_TAG: &str = "hostroot";
+
+/// One zdtm test: its name and the options of `zdtm.py run` that go with it.
+#[derive(Clone, Copy, Debug)]
+pub struct ZdtmTest {
+    pub name: &'static str,
+    pub opts: &'static str,
+    /// Guest seconds the test may take.
+    pub timeout: u32,
+}
+
+/// zdtm's tests against one implementation with one CRIU: reported as suite [`ZDTM_SUITE`]
+/// under `label`.
+#[derive(Clone, Debug)]
+pub struct ZdtmRun {
+    /// `c`, `rust`, `clear-flag c`, `clear-flag rust`.
+    pub label: String,
+    /// The implementation the switch selects ([`IMPL_C`] or [`IMPL_RUST`]).
+    pub imp: String,
+    /// The CRIU source tree, built, on the host; the guest sees it at the same path.
+    pub tree: PathBuf,
+    /// Check first that CRIU clears with `PM_SCAN_CLEAR_SOFT_DIRTY` (the patched CRIU).
+    pub clear_flag: bool,
+    pub tests: Vec<ZdtmTest>,
+}
+
+impl ZdtmRun {
+    /// Guest seconds the run may take.
+    pub fn timeout(&self) -> u32 {
+        60 + self.tests.iter().map(|t| t.timeout).sum::<u32>()
+    }
 }
 
 /// The suite name of the runs of [`Mode::Profile`].
@@ -441,6 +479,7 @@ run_suite() {{
                 );
             }
         }
+        Mode::Zdtm { runs } => zdtm_script(&mut s, runs),
         Mode::Long { chunks, timeout } => {
             for r in chunks {
                 reliability_suites(&mut s, r, &long_label(r.seed), *timeout, *timeout);
@@ -500,6 +539,92 @@ run_suite() {{
     s
 }
 
+/// The init script's zdtm part: the host's root over 9p (read-only), the guest's own proc, sys,
+/// dev, tmp and run mounted inside it, then each run in a chroot there, one TAP case per test.
+/// zdtm writes its images and logs into the CRIU tree, so each run gets a copy of it in tmpfs.
+fn zdtm_script(s: &mut String, runs: &[ZdtmRun]) {
+    let _ = writeln!(
+        s,
+        r#"H=/host
+mkdir -p $H
+if mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose {HOST_ROOT_TAG} $H; then
+	for m in "proc proc" "sysfs sys" "devtmpfs dev" "tmpfs tmp" "tmpfs run"; do
+		set -- $m
+		mount -t $1 $1 $H/$2
+	done
+	mount -t devpts devpts $H/dev/pts
+	mount -t tmpfs tmpfs $H/dev/shm
+	mount -t debugfs debugfs $H/sys/kernel/debug
+	mount -t cgroup2 cgroup2 $H/sys/fs/cgroup
+	echo "$NOTE host root on 9p at $H" >&3
+else
+	echo "$NOTE no 9p host root" >&3
+fi
+in_host() {{
+	chroot $H /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 		/bin/sh -c "$1"
+}}
+zdtm_begin() {{
+	label=$1 imp=$2 tree=$3
+	echo "$BEGIN {ZDTM_SUITE} $label" >&3
+	zt0=$(cut -d. -f1 /proc/uptime) zn=0 zrc=0
+	echo "TAP version 13" >&3
+	if ! select_impl "$imp"; then
+		echo "Bail out! cannot select implementation $imp" >&3
+		zrc=125
+		return 1
+	fi
+	rm -rf $H/tmp/zdtm
+	if ! cp -a $H$tree $H/tmp/zdtm; then
+		echo "Bail out! cannot copy $tree" >&3
+		zrc=1
+		return 1
+	fi
+}}
+zdtm_case() {{
+	zn=$((zn + 1))
+	if in_host "$2" > $H/tmp/zdtm-case.log 2>&1; then
+		echo "ok $zn $1" >&3
+	else
+		echo "not ok $zn $1" >&3
+		tail -n 60 $H/tmp/zdtm-case.log | sed 's/^/# /' >&3
+		zrc=1
+	fi
+}}
+zdtm_end() {{
+	echo "1..$zn" >&3
+	echo "$END {ZDTM_SUITE} $label rc=$zrc secs=$(($(cut -d. -f1 /proc/uptime) - zt0))" >&3
+}}"#
+    );
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "if zdtm_begin {} {} {}; then",
+            sh_quote(&r.label),
+            sh_quote(&r.imp),
+            sh_quote(&r.tree.display().to_string())
+        );
+        if r.clear_flag {
+            s.push_str(
+                "\tzdtm_case 'criu check --feature pagemap_scan_clear_sd' \
+                 'cd /tmp/zdtm && ./criu/criu check --feature pagemap_scan_clear_sd'\n",
+            );
+        }
+        for t in &r.tests {
+            let cmd = format!(
+                "cd /tmp/zdtm/test && SKIP_PREP=1 timeout -s KILL {} python3 zdtm.py run -t {} -f h {}",
+                t.timeout, t.name, t.opts
+            );
+            let _ = writeln!(
+                s,
+                "\tzdtm_case {} {}",
+                sh_quote(&format!("{} {}", t.name, t.opts).trim().to_string()),
+                sh_quote(&cmd)
+            );
+        }
+        s.push_str("fi\nzdtm_end\n");
+    }
+}
+
 /// The init script's lines for one reliability run: the fuzzer, then the soak, under `label`.
 fn reliability_suites(s: &mut String, r: &Reliability, label: &str, fuzz_t: u32, soak_t: u32) {
     let _ = writeln!(
@@ -536,19 +661,24 @@ pub fn initramfs(ctx: &Ctx, variant: &str, mode: &Mode) -> Result<PathBuf> {
         bail!("/bin/busybox is missing (package busybox-static; run `cargo xtask setup`)");
     }
     std::fs::copy(bb, root.join("bin/busybox")).context(|| "copy busybox")?;
-    if let Mode::Proof { tests } = mode {
+    match mode {
+        // Only busybox: CRIU, Python and zdtm's tests come from the host's root over 9p.
+        Mode::Zdtm { .. } => {}
         // The tests of the fixes alone: the Rust guest programs test what the fixes do not add.
-        for t in tests {
-            build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
+        Mode::Proof { tests } => {
+            for t in tests {
+                build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
+            }
         }
-    } else {
-        for t in SELFTESTS {
-            build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
-        }
-        let rbin = build_rust_guest(ctx)?;
-        for b in RUST_GUEST_BINS {
-            std::fs::copy(rbin.join(b), root.join("bin").join(b))
-                .context(|| format!("copy guest program {b}"))?;
+        _ => {
+            for t in SELFTESTS {
+                build_selftest(ctx, variant, t, &root.join("bin").join(t.name))?;
+            }
+            let rbin = build_rust_guest(ctx)?;
+            for b in RUST_GUEST_BINS {
+                std::fs::copy(rbin.join(b), root.join("bin").join(b))
+                    .context(|| format!("copy guest program {b}"))?;
+            }
         }
     }
     let init = root.join("init");

@@ -9,6 +9,7 @@
 
 mod bench;
 mod cmd;
+mod criu;
 mod ctx;
 mod guest;
 mod kbuild;
@@ -72,6 +73,10 @@ commands:
              --method NAME --pct P  a dirty-tracking method of pmscan-bench (sd-get-and-clear-c,
                                 uffd-wp-c, ...) at 0.1, 1, 10 or 100% written
              --full             1 GiB sizes      --top N  rows (default 40)
+  zdtm       CRIU's own test suite: build the `criu` kernel variant and CRIU 4.1.1 (Debian's
+             source, as released and with tooling/criu/*.patch), boot with the host's root
+             shared over 9p, run zdtm's memory subset with --pre 2 against the C and the Rust
+             PAGEMAP_SCAN, with each CRIU (SUITE zdtm <impl> and zdtm clear-flag <impl>)
   matrix     build the series in the configurations of tooling/configs/matrix.toml (x86_64
              with one option off at a time, arm64, riscv64), boot those with suites under
              QEMU TCG, write docs/matrix.md; `cargo xtask matrix --help` for its options
@@ -174,7 +179,7 @@ fn command_options(cmd: &str) -> (bool, &'static [&'static str]) {
             true,
             &["--scenario", "--method", "--pct", "--full", "--top"],
         ),
-        "configure" | "build" | "check-series" | "fixes" => (true, &[]),
+        "configure" | "build" | "check-series" | "fixes" | "zdtm" => (true, &[]),
         _ => (false, &[]),
     }
 }
@@ -385,6 +390,7 @@ fn main() -> ExitCode {
         "bench" => cmd_bench(&ctx, &o),
         "long" => cmd_long(&ctx, &o),
         "profile" => cmd_profile(&ctx, &o),
+        "zdtm" => zdtm::cmd_zdtm(&ctx, &o),
         "setup" => {
             let m = Manifest::load(&ctx.repo)?;
             setup::setup(&ctx, &m).map(|()| true)

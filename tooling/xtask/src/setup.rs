@@ -44,6 +44,23 @@ const PACKAGES: &[&str] = &[
     // Kernel objects cached by their preprocessed input (`ctx::make_vars`): the per-patch
     // builds go back and forth over the same sources.
     "ccache",
+    // CRIU and its test suite (`criu.rs`), built from source; zdtm.py runs on the host's
+    // python3 (the guest's root is the host's, over 9p).
+    "curl",
+    "pkg-config",
+    "protobuf-c-compiler",
+    "libprotobuf-c-dev",
+    "protobuf-compiler",
+    "libprotobuf-dev",
+    "python3-protobuf",
+    "python3-yaml",
+    "libnl-3-dev",
+    "libnl-route-3-dev",
+    "libnet1-dev",
+    "libcap-dev",
+    "uuid-dev",
+    "libbsd-dev",
+    "libaio-dev",
 ];
 
 /// Packages that come from a backports suite (package, suite).
@@ -93,6 +110,11 @@ fn apt(args: &[&str]) -> Command {
 }
 
 /// The mirror and keyring of the machine's default Debian sources (deb822 or one-line form).
+/// The Debian mirror setup uses (that of the machine's bookworm sources).
+pub fn mirror() -> String {
+    default_mirror().0
+}
+
 fn default_mirror() -> (String, String) {
     let mut uri = "http://deb.debian.org/debian".to_string();
     let mut key = "/usr/share/keyrings/debian-archive-keyring.gpg".to_string();

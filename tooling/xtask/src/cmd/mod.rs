@@ -8,6 +8,7 @@ pub(crate) mod profile;
 pub(crate) mod run;
 pub(crate) mod series;
 pub(crate) mod test;
+pub(crate) mod zdtm;
 
 pub(crate) use bench::*;
 pub(crate) use fixes::*;
