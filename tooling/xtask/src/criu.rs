@@ -4,9 +4,9 @@
 //! (`tooling/criu/*.patch`, the get-and-clear of soft-dirty state). The guest runs them from the
 //! host's root file system, shared read-only over 9p.
 
+use crate::bail;
 use crate::ctx::Ctx;
 use crate::util::{fnv64, output, run, run_logged, Context, Result, Stage};
-use crate::bail;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -114,10 +114,12 @@ pub fn build(ctx: &Ctx, flavor: Flavor) -> Result<PathBuf> {
     let jobs = format!("-j{}", ctx.jobs);
     // No TLS (page-server encryption) and no plugins: what zdtm's memory tests use.
     run_logged(
-        Command::new("make")
-            .arg("-C")
-            .arg(&tree)
-            .args([jobs.as_str(), "NO_GNUTLS=1", "criu", "lib"]),
+        Command::new("make").arg("-C").arg(&tree).args([
+            jobs.as_str(),
+            "NO_GNUTLS=1",
+            "criu",
+            "lib",
+        ]),
         &log,
     )
     .context(|| format!("build CRIU (log {})", log.display()))?;

@@ -6,7 +6,7 @@ use crate::util::{fnv64, run_logged, Context, Result};
 use crate::{bail, err};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Debug, Deserialize)]
@@ -95,13 +95,74 @@ pub fn build(ctx: &Ctx, variant: &str) -> Result<PathBuf> {
         ctx.jobs,
         out.display()
     );
-    run_logged(
+    run_make(
+        &out,
         make(ctx, variant)
             .arg(format!("-j{}", ctx.jobs))
             .args(["bzImage", "headers_install"]),
         &ctx.logs().join(format!("build-{variant}.log")),
     )?;
     Ok(out.join("arch/x86/boot/bzImage"))
+}
+
+/// Runs a `make` whose build directory is `dir`, its output in `log`.
+///
+/// Kbuild deletes a half-written target when a recipe fails (`.DELETE_ON_ERROR`) or make is
+/// interrupted, but not when make is killed outright (a session ending, a CI timeout): the
+/// target stays, newer than its prerequisites and with the same command in its `.cmd` file, so
+/// the next make takes it as up to date (an empty `rust/bindings/bindings_generated.rs` failed
+/// a CI run that way). A marker file lives in `dir` while make runs; when a make finds one, the
+/// one before it was killed, and `repair_interrupted` removes what it may have left.
+pub fn run_make(dir: &Path, cmd: &mut Command, log: &Path) -> Result<()> {
+    let marker = dir.join(".pmrs-make-running");
+    if marker.exists() {
+        let n = repair_interrupted(dir);
+        println!(
+            "build: the last make in {} was killed; removed {n} file(s) written after their .cmd",
+            dir.display()
+        );
+    }
+    std::fs::write(&marker, b"").context(|| format!("write {}", marker.display()))?;
+    let r = run_logged(cmd, log);
+    // A failed make cleaned up after itself: only a killed one leaves the marker.
+    let _ = std::fs::remove_file(&marker);
+    r
+}
+
+/// Removes every target in the build directory `dir` that is newer than its `.<target>.cmd`.
+///
+/// Kbuild writes `.<target>.cmd` after the command that made the target succeeded, so a target
+/// written after it is one whose command was cut short. Removing it costs one rebuild; a target
+/// with no `.cmd` file is rebuilt by Kbuild anyway. Returns how many files were removed.
+pub fn repair_interrupted(dir: &Path) -> usize {
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if ft.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let Some(target) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".cmd")) else {
+                continue;
+            };
+            let t = d.join(target);
+            let mtime = |p: &Path| std::fs::symlink_metadata(p).and_then(|m| m.modified());
+            if let (Ok(tm), Ok(cm)) = (mtime(&t), mtime(&e.path())) {
+                if tm > cm && std::fs::remove_file(&t).is_ok() {
+                    println!("build: removed {} (newer than its .cmd)", t.display());
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// What besides the source tree decides a build's outcome: the variant's config fragments, the
@@ -145,7 +206,8 @@ pub fn build_as_is(ctx: &Ctx, variant: &str, log: &std::path::Path) -> Result<bo
         let _ = std::fs::remove_file(dir.join(".pmrs-config"));
         std::fs::write(&stamp, &inputs)?;
     }
-    Ok(run_logged(
+    Ok(run_make(
+        &dir,
         make(ctx, variant)
             .arg(format!("-j{}", ctx.jobs))
             .arg("bzImage"),

@@ -416,7 +416,8 @@ fn one(ctx: &Ctx, c: &Config, tree_hash: &str, paths: &[String], boot: bool) -> 
         ctx.jobs,
         build_dir.display()
     );
-    let built = run_logged(
+    let built = kbuild::run_make(
+        &build_dir,
         kbuild::make_arch(ctx, &dir, c.arch.as_deref())
             .arg(format!("-j{}", ctx.jobs))
             .args([target, "headers_install"]),

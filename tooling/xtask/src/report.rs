@@ -179,7 +179,12 @@ pub fn kunit_suites(console: &str) -> Vec<Suite> {
     let mut out: Vec<Suite> = p
         .roots
         .iter()
-        .map(|n| suite(format!("kunit/{}", n.name), count(std::slice::from_ref(n), None)))
+        .map(|n| {
+            suite(
+                format!("kunit/{}", n.name),
+                count(std::slice::from_ref(n), None),
+            )
+        })
         .collect();
     if let Some(d) = p.roots.iter().find(|n| n.name == "rust_doctests_kernel") {
         let examples: Vec<_> = d
@@ -188,7 +193,10 @@ pub fn kunit_suites(console: &str) -> Vec<Suite> {
             .filter(|c| c.name.starts_with(WALKER_EXAMPLES))
             .cloned()
             .collect();
-        out.push(suite("kunit/pagewalk-examples".into(), count(&examples, None)));
+        out.push(suite(
+            "kunit/pagewalk-examples".into(),
+            count(&examples, None),
+        ));
     }
     out
 }

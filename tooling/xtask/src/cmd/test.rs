@@ -279,7 +279,9 @@ pub(crate) fn guest_boot(ctx: &Ctx, p: &GuestPlan) -> Result<GuestRun> {
             .find(|s| s.name == "kunit/pagewalk-examples")
             .map_or(0, |s| s.counts.passed + s.counts.failed);
         if ran < 5 {
-            problems.push(format!("only {ran} of the walker's examples ran as doctests"));
+            problems.push(format!(
+                "only {ran} of the walker's examples ran as doctests"
+            ));
         }
     }
     let mut expected: Vec<(String, String)> = p
