@@ -123,14 +123,17 @@ pub fn build(ctx: &Ctx, flavor: Flavor) -> Result<PathBuf> {
         &log,
     )
     .context(|| format!("build CRIU (log {})", log.display()))?;
+    let zlog = ctx
+        .logs()
+        .join(format!("criu-{}-zdtm.log", flavor.dir_name()));
     run_logged(
         Command::new("make")
             .arg("-C")
             .arg(tree.join("test/zdtm"))
             .arg(&jobs),
-        &log,
+        &zlog,
     )
-    .context(|| format!("build zdtm (log {})", log.display()))?;
+    .context(|| format!("build zdtm (log {})", zlog.display()))?;
     std::fs::write(&stamp, format!("{key}\n"))?;
     Ok(tree)
 }

@@ -206,9 +206,39 @@ pub enum Mode {
     Profile { runs: Vec<String> },
     /// `cargo xtask fixes`: these selftests once each, under [`ONCE_IMPL`].
     Proof { tests: Vec<&'static Selftest> },
-    /// CRIU's test suite: each run its tests in turn, from the host's root shared over 9p.
-    Zdtm { runs: Vec<ZdtmRun> },
+    /// CRIU's test suite: each run its tests in turn, from the host's root shared over 9p;
+    /// then, if asked, the pre-dump benchmark of the released and the patched CRIU.
+    Zdtm {
+        runs: Vec<ZdtmRun>,
+        bench: Option<CriuBench>,
+        /// Then a shell on the console, chrooted into the host's root; these are the CRIU
+        /// trees it names (released, patched).
+        shell: Option<[PathBuf; 2]>,
+    },
 }
+
+/// What CRIU logs when it clears soft-dirty state with `PM_SCAN_CLEAR_SOFT_DIRTY` (the patch of
+/// `tooling/criu/`), and when it writes clear_refs (`criu/mem.c`); extended regexps.
+const CRIU_RESET_SCAN: &str = "Reset [0-9]+'s dirty tracking with PAGEMAP_SCAN$";
+const CRIU_RESET_CLEAR_REFS: &str = "Reset [0-9]+'s dirty tracking$";
+
+/// `criu-predump-bench` in the zdtm guest: one pre-dump iteration of each CRIU (the released
+/// one's tree, the patched one's), reported as suite [`CRIU_BENCH_SUITE`] `bench`.
+#[derive(Clone, Debug)]
+pub struct CriuBench {
+    pub released: PathBuf,
+    pub patched: PathBuf,
+    /// The target's memory.
+    pub mib: u32,
+    /// Timed pre-dumps per CRIU and share written (the median is reported).
+    pub reps: u32,
+    /// The guest clock counts instructions.
+    pub icount: bool,
+}
+
+/// The suite name of the CRIU pre-dump benchmark, and its label.
+pub const CRIU_BENCH_SUITE: &str = "criu-predump";
+pub const CRIU_BENCH_LABEL: &str = "bench";
 
 /// The suite name of zdtm's runs.
 pub const ZDTM_SUITE: &str = "zdtm";
@@ -479,7 +509,22 @@ run_suite() {{
                 );
             }
         }
-        Mode::Zdtm { runs } => zdtm_script(&mut s, runs),
+        Mode::Zdtm { runs, bench, shell } => {
+            zdtm_script(&mut s, runs, bench.as_ref());
+            if let Some([released, patched]) = shell {
+                let _ = writeln!(
+                    s,
+                    "echo 'CRIU in the guest: a shell in the host root (read-only, over 9p; /tmp \
+                     and /run are the guest'\''s tmpfs). CRIU as released: {}/criu/criu, with the \
+                     get-and-clear patch: {}/criu/criu; zdtm: cd to a copy of a tree in /tmp, then \
+                     test/zdtm.py run -t zdtm/static/maps00 -f h --pre 2. exit to power off.'\n\
+                     setsid cttyhack chroot $H /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+                     HOME=/root TERM=linux LANG=C.UTF-8 /bin/bash",
+                    released.display(),
+                    patched.display()
+                );
+            }
+        }
         Mode::Long { chunks, timeout } => {
             for r in chunks {
                 reliability_suites(&mut s, r, &long_label(r.seed), *timeout, *timeout);
@@ -542,7 +587,7 @@ run_suite() {{
 /// The init script's zdtm part: the host's root over 9p (read-only), the guest's own proc, sys,
 /// dev, tmp and run mounted inside it, then each run in a chroot there, one TAP case per test.
 /// zdtm writes its images and logs into the CRIU tree, so each run gets a copy of it in tmpfs.
-fn zdtm_script(s: &mut String, runs: &[ZdtmRun]) {
+fn zdtm_script(s: &mut String, runs: &[ZdtmRun], bench: Option<&CriuBench>) {
     let _ = writeln!(
         s,
         r#"H=/host
@@ -557,6 +602,8 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose {HOST_ROOT_TAG} $
 	mount -t debugfs debugfs $H/sys/kernel/debug
 	mount -t cgroup2 cgroup2 $H/sys/fs/cgroup
 	echo "$NOTE host root on 9p at $H" >&3
+	# CRIU's kernel probes bind to 127.0.0.1 (kerndat_tcp_repair).
+	busybox ip link set lo up
 else
 	echo "$NOTE no 9p host root" >&3
 fi
@@ -579,7 +626,36 @@ zdtm_begin() {{
 		zrc=1
 		return 1
 	fi
+	# The kernel probes' cache of this CRIU: another build's is stale, and probing anew in a
+	# test would log a clear_refs of CRIU's own pid among the dumps' lines zdtm-one checks.
+	in_host 'cd /tmp/zdtm && ./criu/criu check --feature pagemap_scan' > /dev/null 2>&1
 }}
+# One zdtm test: it must pass (not be skipped for its flavour), and its dumps must have cleared
+# soft-dirty state the way this CRIU does (the first regexp in some log, the second in none).
+cat > $H/tmp/zdtm-one <<'EOF'
+t=$1 name=$2 used=$3 unused=$4
+shift 4
+cd /tmp/zdtm/test || exit 1
+SKIP_PREP=1 timeout -s KILL $t python3 zdtm.py run -t $name -f h --keep-img always "$@" \
+	> /tmp/zdtm-run.log 2>&1
+rc=$?
+cat /tmp/zdtm-run.log
+if [ $rc = 0 ] && ! grep -q "Test $name PASS" /tmp/zdtm-run.log; then
+	echo "zdtm-one: zdtm.py printed no PASS for $name"
+	rc=1
+fi
+if [ $rc = 0 ] && ! grep -rqE "$used" dump; then
+	echo "zdtm-one: no log of the dumps has /$used/"
+	rc=1
+fi
+if [ $rc = 0 ] && grep -rqE "$unused" dump; then
+	echo "zdtm-one: a log of the dumps has /$unused/:"
+	grep -rE "$unused" dump | head -n 3
+	rc=1
+fi
+rm -rf dump
+exit $rc
+EOF
 zdtm_case() {{
 	zn=$((zn + 1))
 	if in_host "$2" > $H/tmp/zdtm-case.log 2>&1; then
@@ -609,19 +685,58 @@ zdtm_end() {{
                  'cd /tmp/zdtm && ./criu/criu check --feature pagemap_scan_clear_sd'\n",
             );
         }
+        // Which clear of soft-dirty state the dumps took: the patched CRIU must have used the
+        // PAGEMAP_SCAN flag and never clear_refs; the released one clear_refs (so the test did
+        // track memory). The logs are in the images, kept for this and removed after.
+        let (used, unused) = if r.clear_flag {
+            (CRIU_RESET_SCAN, CRIU_RESET_CLEAR_REFS)
+        } else {
+            (CRIU_RESET_CLEAR_REFS, CRIU_RESET_SCAN)
+        };
         for t in &r.tests {
             let cmd = format!(
-                "cd /tmp/zdtm/test && SKIP_PREP=1 timeout -s KILL {} python3 zdtm.py run -t {} -f h {}",
-                t.timeout, t.name, t.opts
+                "sh /tmp/zdtm-one {} {} {} {} {}",
+                t.timeout,
+                t.name,
+                sh_quote(used),
+                sh_quote(unused),
+                t.opts
             );
             let _ = writeln!(
                 s,
                 "\tzdtm_case {} {}",
-                sh_quote(&format!("{} {}", t.name, t.opts).trim().to_string()),
+                sh_quote(format!("{} {}", t.name, t.opts).trim()),
                 sh_quote(&cmd)
             );
         }
         s.push_str("fi\nzdtm_end\n");
+    }
+    if let Some(b) = bench {
+        let _ = writeln!(
+            s,
+            r#"echo "$BEGIN {CRIU_BENCH_SUITE} {CRIU_BENCH_LABEL}" >&3
+echo "TAP version 13" >&3
+t0=$(cut -d. -f1 /proc/uptime)
+cp /bin/criu-predump-bench $H/tmp/criu-predump-bench
+if in_host {} >&3 2>&1; then
+	echo "ok 1 criu-predump-bench" >&3
+	rc=0
+else
+	echo "not ok 1 criu-predump-bench" >&3
+	rc=1
+fi
+echo "1..1" >&3
+echo "$END {CRIU_BENCH_SUITE} {CRIU_BENCH_LABEL} rc=$rc secs=$(($(cut -d. -f1 /proc/uptime) - t0))" >&3"#,
+            sh_quote(&format!(
+                "/tmp/criu-predump-bench --released {}/criu/criu --patched {}/criu/criu \
+                 --mib {} --reps {}{}",
+                b.released.display(),
+                b.patched.display(),
+                b.mib,
+                b.reps,
+                if b.icount { " --icount" } else { "" }
+            ))
+        );
     }
 }
 
@@ -663,7 +778,13 @@ pub fn initramfs(ctx: &Ctx, variant: &str, mode: &Mode) -> Result<PathBuf> {
     std::fs::copy(bb, root.join("bin/busybox")).context(|| "copy busybox")?;
     match mode {
         // Only busybox: CRIU, Python and zdtm's tests come from the host's root over 9p.
-        Mode::Zdtm { .. } => {}
+        Mode::Zdtm { bench, .. } => {
+            if bench.is_some() {
+                let b = "criu-predump-bench";
+                std::fs::copy(build_rust_guest(ctx)?.join(b), root.join("bin").join(b))
+                    .context(|| format!("copy guest program {b}"))?;
+            }
+        }
         // The tests of the fixes alone: the Rust guest programs test what the fixes do not add.
         Mode::Proof { tests } => {
             for t in tests {

@@ -40,7 +40,8 @@ const USAGE: &str = "usage: cargo xtask <command> [options]
 commands:
   run        set up, materialize, build, boot the patched kernel and run the PAGEMAP_SCAN demo
              --shell            then give an interactive shell on the guest console
-  test       every test: host unit tests, build, boot, all guest suites (what .ci/run runs)
+  test       every test: host unit tests, build, boot, all guest suites, zdtm's CI subset
+             (what .ci/run runs)
              --impl c|rust|all  implementations to run the suites against (default: all built)
              --diff-calls N     calls the differential tester compares (default 100000)
              --clear-calls N    get-and-clear calls the differential tester compares (20000)
@@ -59,7 +60,8 @@ commands:
              and runs the fuzzer and the no-lost-write soak in chunks of their own seed;
              prints each chunk's FUZZ/SOAK lines and their sums and writes
              docs/long-run.md (vm) or
-             docs/long-run-debug.md
+             docs/long-run-debug.md; with the vm kernel, also zdtm's whole subset (the
+             zdtm section of docs/long-run.md, as `cargo xtask zdtm --long`)
              --calls N          fuzzed calls in all (default 1000000)
              --writes N         checked writes in all (default 10000000)
              --chunks K         chunks (default 10), seeds --seed S (default 1) .. S+K-1
@@ -77,6 +79,10 @@ commands:
              source, as released and with tooling/criu/*.patch), boot with the host's root
              shared over 9p, run zdtm's memory subset with --pre 2 against the C and the Rust
              PAGEMAP_SCAN, with each CRIU (SUITE zdtm <impl> and zdtm clear-flag <impl>)
+             --long             the whole subset (25 tests), written up in docs/long-run.md
+             --bench            only the pre-dump benchmark (released CRIU against the
+                                patched one, instructions; `cargo xtask bench` writes it up)
+             --shell            a shell in that guest, to run CRIU and zdtm by hand
   matrix     build the series in the configurations of tooling/configs/matrix.toml (x86_64
              with one option off at a time, arm64, riscv64), boot those with suites under
              QEMU TCG, write docs/matrix.md; `cargo xtask matrix --help` for its options
@@ -139,6 +145,10 @@ struct Opts {
     profile_method: Option<(String, String)>,
     profile_full: bool,
     profile_top: usize,
+    /// `zdtm --long`: the whole subset, written up in docs/long-run.md.
+    zdtm_long: bool,
+    /// `zdtm --bench`: the CRIU pre-dump benchmark alone.
+    zdtm_bench: bool,
 }
 
 /// The options of the commands that build a kernel (all but setup, materialize and export).
@@ -179,7 +189,8 @@ fn command_options(cmd: &str) -> (bool, &'static [&'static str]) {
             true,
             &["--scenario", "--method", "--pct", "--full", "--top"],
         ),
-        "configure" | "build" | "check-series" | "fixes" | "zdtm" => (true, &[]),
+        "zdtm" => (true, &["--long", "--bench", "--shell"]),
+        "configure" | "build" | "check-series" | "fixes" => (true, &[]),
         _ => (false, &[]),
     }
 }
@@ -230,6 +241,8 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
         profile_method: None,
         profile_full: false,
         profile_top: 40,
+        zdtm_long: false,
+        zdtm_bench: false,
     };
     let mut pct: Option<String> = None;
     let mut it = args.iter();
@@ -255,6 +268,8 @@ fn parse_opts(cmd: &str, args: &[String]) -> Result<Opts> {
                 }
             }
             "--shell" => o.shell = true,
+            "--long" => o.zdtm_long = true,
+            "--bench" => o.zdtm_bench = true,
             "--no-setup" => o.no_setup = true,
             "--no-materialize" => o.no_materialize = true,
             "--test-identity" => o.test_identity = true,

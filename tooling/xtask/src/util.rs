@@ -156,3 +156,25 @@ pub fn fnv64(parts: &[&[u8]]) -> String {
     }
     format!("{h:016x}")
 }
+
+/// `doc` with the text between the lines `begin` and `end` replaced by `section` (the pair
+/// added at the end if `doc` has none): a part of a generated document another command writes.
+pub fn splice(doc: &str, begin: &str, end: &str, section: &str) -> String {
+    let new = format!("{begin}\n{}\n{end}\n", section.trim_end());
+    match (doc.find(begin), doc.find(end)) {
+        (Some(b), Some(e)) if b < e => format!(
+            "{}{new}{}",
+            &doc[..b],
+            doc[e + end.len()..].trim_start_matches('\n')
+        ),
+        _ if doc.is_empty() => new,
+        _ => format!("{}\n\n{new}", doc.trim_end()),
+    }
+}
+
+/// The text between the lines `begin` and `end` of `doc`, if it has them.
+pub fn section_between(doc: &str, begin: &str, end: &str) -> Option<String> {
+    let b = doc.find(begin)? + begin.len();
+    let e = doc[b..].find(end)? + b;
+    Some(doc[b..e].trim().to_string())
+}

@@ -95,6 +95,8 @@ pub(crate) fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
         println!("SPLATS: {}", r.splats.len());
         ok &= r.splats.is_empty() && r.problems.is_empty();
     };
+    // The CRIU pre-dump benchmark, with the vm kernel's full run (its own kernel and boot).
+    let mut criu_section = None;
     let (icount, wall) = if let Some(path) = &o.from_results {
         // An earlier icount boot's results channel; the wall section from the last wall boot.
         let results =
@@ -108,6 +110,20 @@ pub(crate) fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
         }
         let i = bench_boot(ctx, &o.variant, &kernel, false, true)?;
         report_run(&i);
+        if o.variant == "vm" {
+            let z = zdtm::criu_bench(ctx)?;
+            report_run(&BenchRun {
+                suites: z.run.suites.clone(),
+                problems: z.run.problems.clone(),
+                splats: z.run.splats.clone(),
+                bench_lines: Vec::new(),
+                results: String::new(),
+            });
+            criu_section = Some(zdtm::bench_section(ctx, &z));
+            for l in &z.run.figure_lines {
+                println!("{l}");
+            }
+        }
         let w = if o.no_wall {
             None
         } else {
@@ -160,10 +176,14 @@ pub(crate) fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
             format!("benchmarks-{}-dirty-tracking.svg", o.variant),
         )
     };
-    std::fs::write(
-        docs.join(&md),
-        bench::markdown(&ri, rw.as_ref(), commit.trim(), &machine, &config, &svg),
-    )?;
+    let old = std::fs::read_to_string(docs.join(&md)).unwrap_or_default();
+    let doc = bench::markdown(&ri, rw.as_ref(), commit.trim(), &machine, &config, &svg);
+    let doc = if o.variant == "vm" {
+        zdtm::splice_bench(&doc, &old, criu_section)
+    } else {
+        doc
+    };
+    std::fs::write(docs.join(&md), doc)?;
     std::fs::write(docs.join(&svg), bench::svg(&ri))?;
     println!();
     for l in ri

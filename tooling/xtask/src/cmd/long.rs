@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `cargo xtask long`: the long reliability run on the debug kernel.
+//! `cargo xtask long`: the long reliability run (the vm kernel's volume, or the debug kernel's),
+//! and on the vm side CRIU's whole zdtm subset.
 
 use crate::*;
 
@@ -212,12 +213,27 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         }
         md.push_str("```\n");
     }
+    // Beside the vm kernel's volume, CRIU's whole zdtm subset on the CRIU kernel (a boot of
+    // its own); an earlier boot's write-up keeps the zdtm section it had.
+    let zdtm = if variant == "vm" && o.from_results.is_none() {
+        Some(zdtm::build_and_boot(ctx, zdtm::LONG_TESTS)?)
+    } else {
+        None
+    };
     // The runs of the two kernels the tests boot are documented (the matrix's are not).
     let documented = variant == DEBUG || variant == "vm";
     if documented {
         let docs = ctx.repo.join("docs");
         std::fs::create_dir_all(&docs)?;
-        std::fs::write(docs.join(long_run_doc(variant)), md)?;
+        let path = docs.join(long_run_doc(variant));
+        let section = match &zdtm {
+            Some((p, z)) => Some(zdtm::long_section(ctx, p, z)),
+            None => zdtm::section_of(&std::fs::read_to_string(&path).unwrap_or_default()),
+        };
+        if let Some(section) = section {
+            md = zdtm::splice_section(&md, &section);
+        }
+        std::fs::write(path, md)?;
     }
     println!();
     for (seed, f, s, d) in &rows {
@@ -226,11 +242,25 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
     for l in &stalls {
         println!("{l}");
     }
-    for s in &suites {
+    let mut zdtm_ok = true;
+    if let Some((_, z)) = &zdtm {
+        for p in &z.run.problems {
+            println!("PROBLEM: zdtm: {p}");
+        }
+        for l in &z.run.splats {
+            println!("  zdtm splat: {l}");
+        }
+        zdtm_ok = z.run.problems.is_empty() && z.run.splats.is_empty();
+    }
+    for s in suites
+        .iter()
+        .chain(zdtm.iter().flat_map(|(_, z)| &z.run.suites))
+    {
         println!("{}", s.line());
         for p in &s.problems {
             println!("  {p}");
         }
+        zdtm_ok &= s.counts.failed == 0 && s.problems.is_empty();
     }
     println!("{fuzz} ({variant} kernel, {} chunks)", o.chunks);
     println!("{soak} ({variant} kernel, {} chunks)", o.chunks);
@@ -246,6 +276,7 @@ pub(crate) fn cmd_long(ctx: &Ctx, o: &Opts) -> Result<bool> {
         println!("wrote docs/{}", long_run_doc(variant));
     }
     Ok(!timed_out
+        && zdtm_ok
         && splats.is_empty()
         && suites
             .iter()

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `cargo xtask test`: every test (what `.ci/run` runs): host unit tests, the series stage,
-//! lint, the vm, debug and `CONFIG_RUST=n` boots with their suites.
+//! lint, the vm, debug and `CONFIG_RUST=n` boots with their suites, and CRIU's zdtm subset.
 
 use crate::*;
 
@@ -345,6 +345,14 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     } else {
         None
     };
+    // CRIU's test suite runs on a kernel of its own (the vm one with what `criu check` needs),
+    // also built before any boot; CRIU itself is built by the plan below.
+    let ckernel = if o.variant == "vm" {
+        let _s = Stage::new(&format!("build-{}", zdtm::CRIU_VARIANT));
+        Some(kbuild::build(ctx, zdtm::CRIU_VARIANT)?)
+    } else {
+        None
+    };
     {
         let _s = Stage::new("lint");
         suites.push(lint_suite(ctx, &o.variant, &m)?);
@@ -414,20 +422,29 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         }
         None => None,
     };
-    // The debug boot in a thread of its own; the vm boot and the short benchmark (instruction
-    // counts: the load beside it does not change them) in this one.
-    let (guest, bench, dguest) = std::thread::scope(|s| {
+    // zdtm's CI subset with the released and the patched CRIU, each against both
+    // implementations.
+    let zdtm_plan = match &ckernel {
+        Some(ck) => Some(zdtm::plan(ctx, ck, zdtm::CI_TESTS)?),
+        None => None,
+    };
+    // The debug boot in a thread of its own; the vm boot, the short benchmark (instruction
+    // counts: the load beside it does not change them) and zdtm in this one.
+    let (guest, bench, zguest, dguest) = std::thread::scope(|s| {
         let h = debug_plan
             .as_ref()
             .map(|p| s.spawn(move || guest_boot(ctx, p)));
         let guest = guest_boot(ctx, &vm_plan);
         // The short benchmark, in a boot of its own with the guest clock counting instructions.
         let bench = both.then(|| bench_boot(ctx, &o.variant, &kernel, true, true));
+        let zguest = zdtm_plan
+            .as_ref()
+            .map(|p| zdtm::boot(ctx, p).map(|z| z.run));
         let dguest = h.map(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(util::Error("the debug boot's thread panicked".into())))
         });
-        (guest, bench, dguest)
+        (guest, bench, zguest, dguest)
     });
     let guest = guest?;
     suites.extend(guest.suites);
@@ -441,6 +458,16 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
         problems.extend(b.problems);
         splats.extend(b.splats);
         bench_lines = b.bench_lines;
+    }
+    if let Some(z) = zguest {
+        let z = z?;
+        suites.extend(z.suites);
+        problems.extend(
+            z.problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", zdtm::CRIU_VARIANT)),
+        );
+        splats.extend(z.splats);
     }
     if o.no_debug {
         problems.push("the debug-kernel boot was skipped (--no-debug)".to_string());
