@@ -370,7 +370,10 @@ pub(crate) fn boot(ctx: &Ctx, p: &ZdtmPlan) -> Result<ZdtmBoot> {
             // The pre-dump benchmark's lines.
             figure_lines: report::result_lines(&out.results)
                 .into_iter()
-                .filter(|l| l.starts_with("CRIU-PREDUMP ") || l.contains(" criu-predump "))
+                .filter(|l| {
+                    l.starts_with("CRIU-PREDUMP ")
+                        || (l.starts_with("BENCH") && l.contains(" criu-predump"))
+                })
                 .map(str::to_string)
                 .collect(),
         },
@@ -424,7 +427,13 @@ pub(crate) fn bench_section(ctx: &Ctx, z: &ZdtmBoot) -> String {
          and user, CRIU and its parasite). The target maps {BENCH_MIB} MiB of anonymous memory \
          (no THP) and writes it all; a first pre-dump (not counted) clears its state, the \
          target writes 1% or 10% of its pages, then the second pre-dump is counted; the \
-         median of {BENCH_REPS}, the CRIUs taking turns.\n\n```\n",
+         median of {BENCH_REPS}, the CRIUs taking turns, both logging at verbosity 4 as zdtm \
+         runs CRIU. `criu-predump` is the whole iteration; `criu-predump-clear-step` the clear \
+         alone, from CRIU's log timestamps (its `Reset N's dirty tracking` line to the next: \
+         the clear_refs write, or the patch's ioctls over the VMAs the dump scanned). The \
+         clear is a small part of an iteration (CRIU's start, the freeze, the parasite, \
+         /proc parsing, the pagemap scan and the copy of the written pages into the images \
+         are the rest), so what the flag saves there shows in the iteration diluted.\n\n```\n",
         criu::VERSION,
         super::repo_commit(ctx).trim()
     );
