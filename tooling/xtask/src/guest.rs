@@ -693,9 +693,20 @@ zdtm_end() {{
         } else {
             (CRIU_RESET_CLEAR_REFS, CRIU_RESET_SCAN)
         };
-        for t in &r.tests {
+        // The patched CRIU's fallback, once: with its fault 139 it must clear with clear_refs.
+        let fallback = r
+            .clear_flag
+            .then(|| r.tests.first())
+            .flatten()
+            .map(|t| (t, " --fault 139", CRIU_RESET_CLEAR_REFS, CRIU_RESET_SCAN));
+        for (t, extra, used, unused) in r
+            .tests
+            .iter()
+            .map(|t| (t, "", used, unused))
+            .chain(fallback)
+        {
             let cmd = format!(
-                "sh /tmp/zdtm-one {} {} {} {} {}",
+                "sh /tmp/zdtm-one {} {} {} {} {}{extra}",
                 t.timeout,
                 t.name,
                 sh_quote(used),
@@ -705,7 +716,7 @@ zdtm_end() {{
             let _ = writeln!(
                 s,
                 "\tzdtm_case {} {}",
-                sh_quote(format!("{} {}", t.name, t.opts).trim()),
+                sh_quote(format!("{} {}{extra}", t.name, t.opts).trim()),
                 sh_quote(&cmd)
             );
         }
