@@ -487,3 +487,53 @@ mod tests {
         assert_eq!(a.below(0), 0);
     }
 }
+
+/// A pipe's read and write ends, closed on exec.
+fn cloexec_pipe() -> io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two new descriptors, which the Files then own alone.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        ))
+    }
+}
+
+/// A child driven over two pipes: it reads commands from one and answers on the other.
+pub struct Child {
+    pub pid: i32,
+    /// Where the parent writes the child's commands.
+    pub cmd: std::fs::File,
+    /// Where the parent reads the child's answers.
+    pub ack: std::fs::File,
+}
+
+/// Forks a child that runs `body` with the read end of its command pipe and the write end of
+/// its answer pipe (the parent's ends closed in it), then exits. Call it from a
+/// single-threaded program only.
+pub fn fork_child(body: impl FnOnce(std::fs::File, std::fs::File)) -> io::Result<Child> {
+    let (cmd_r, cmd_w) = cloexec_pipe()?;
+    let (ack_r, ack_w) = cloexec_pipe()?;
+    // SAFETY: the callers are single-threaded; the child runs `body` alone and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(cmd_w);
+        drop(ack_r);
+        body(cmd_r, ack_w);
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    Ok(Child {
+        pid,
+        cmd: cmd_w,
+        ack: ack_r,
+    })
+}

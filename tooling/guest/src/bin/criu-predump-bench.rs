@@ -20,7 +20,6 @@
 use pmrs_guest::{arg_flag, arg_u64, PAGE};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
 use std::process::Command;
 
 /// The shares of the target's pages written between the two pre-dumps, in percent.
@@ -52,17 +51,6 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// A pipe's read and write ends, closed on exec.
-fn pipe() -> (File, File) {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        panic!("pipe2: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and owned here alone.
-    unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
-}
-
 /// The process CRIU pre-dumps, and the pipes that tell it what to write.
 struct Target {
     pid: i32,
@@ -74,24 +62,13 @@ impl Target {
     /// Forks the target: in a session of its own, `pages` pages mapped and written; returns
     /// once it is ready.
     fn spawn(pages: usize) -> Target {
-        let (cmd_r, cmd_w) = pipe();
-        let (ack_r, ack_w) = pipe();
-        // SAFETY: this program is single-threaded; the child only runs `target` and exits.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            panic!("fork: {}", std::io::Error::last_os_error());
-        }
-        if pid == 0 {
-            drop(cmd_w);
-            drop(ack_r);
-            target(pages, cmd_r, ack_w);
-        }
-        drop(cmd_r);
-        drop(ack_w);
+        // This program is single-threaded.
+        let c =
+            pmrs_guest::fork_child(|cmd, ack| target(pages, cmd, ack)).expect("fork the target");
         let mut t = Target {
-            pid,
-            cmd: cmd_w,
-            ack: ack_r,
+            pid: c.pid,
+            cmd: c.cmd,
+            ack: c.ack,
         };
         t.wait_ack();
         t

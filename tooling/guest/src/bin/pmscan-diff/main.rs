@@ -24,7 +24,7 @@ mod oracle;
 use pmrs_guest::*;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
 /// Slots of the arena, each a 2 MiB aligned piece holding one kind of mapping.
@@ -359,22 +359,13 @@ struct Twin {
 
 impl Twin {
     fn spawn(name: &str) -> Twin {
-        let (cr, cw) = pipe();
-        let (ar, aw) = pipe();
-        // SAFETY: fork in a single-threaded program.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            drop(cw);
-            drop(ar);
-            twin(name, cr, aw);
-        }
-        drop(cr);
-        drop(aw);
-        let pagemap = File::open(format!("/proc/{pid}/pagemap")).expect("open pagemap");
+        // This program is single-threaded.
+        let c = pmrs_guest::fork_child(|cr, aw| twin(name, cr, aw)).expect("fork a twin");
+        let pagemap = File::open(format!("/proc/{}/pagemap", c.pid)).expect("open pagemap");
         Twin {
-            pid,
-            cmds: cw,
-            acks: ar,
+            pid: c.pid,
+            cmds: c.cmd,
+            acks: c.ack,
             pagemap,
         }
     }
@@ -399,17 +390,6 @@ impl Drop for Twin {
             libc::kill(self.pid, libc::SIGKILL);
             libc::waitpid(self.pid, std::ptr::null_mut(), 0);
         }
-    }
-}
-
-fn pipe() -> (File, File) {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 fills two fds, which the Files then own.
-    unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            panic!("pipe2");
-        }
-        (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
     }
 }
 
