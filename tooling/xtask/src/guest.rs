@@ -515,7 +515,7 @@ run_suite() {{
                 let _ = writeln!(
                     s,
                     "echo 'CRIU in the guest: a shell in the host root (read-only, over 9p; /tmp \
-                     and /run are the guest'\''s tmpfs). CRIU as released: {}/criu/criu, with the \
+                     and /run are tmpfs of the guest). CRIU as released: {}/criu/criu, with the \
                      get-and-clear patch: {}/criu/criu; zdtm: cd to a copy of a tree in /tmp, then \
                      test/zdtm.py run -t zdtm/static/maps00 -f h --pre 2. exit to power off.'\n\
                      setsid cttyhack chroot $H /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
