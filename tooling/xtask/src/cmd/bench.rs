@@ -81,19 +81,19 @@ pub(crate) fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
         .join(format!("bench-{}-wall", o.variant))
         .join("results.log");
     let mut ok = true;
-    let mut report_run = |r: &BenchRun| {
-        for s in &r.suites {
+    let mut report_run = |suites: &[report::Suite], problems: &[String], splats: &[String]| {
+        for s in suites {
             println!("{}", s.line());
             for p in &s.problems {
                 println!("  {p}");
             }
             ok &= s.counts.failed == 0 && s.problems.is_empty();
         }
-        for p in &r.problems {
+        for p in problems {
             println!("PROBLEM: {p}");
         }
-        println!("SPLATS: {}", r.splats.len());
-        ok &= r.splats.is_empty() && r.problems.is_empty();
+        println!("SPLATS: {}", splats.len());
+        ok &= splats.is_empty() && problems.is_empty();
     };
     // The CRIU pre-dump benchmark, with the vm kernel's full run (its own kernel and boot).
     let mut criu_section = None;
@@ -109,16 +109,10 @@ pub(crate) fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
             bail!("the `{}` kernel has only the C implementation", o.variant);
         }
         let i = bench_boot(ctx, &o.variant, &kernel, false, true)?;
-        report_run(&i);
+        report_run(&i.suites, &i.problems, &i.splats);
         if o.variant == "vm" {
             let z = zdtm::criu_bench(ctx)?;
-            report_run(&BenchRun {
-                suites: z.run.suites.clone(),
-                problems: z.run.problems.clone(),
-                splats: z.run.splats.clone(),
-                bench_lines: Vec::new(),
-                results: String::new(),
-            });
+            report_run(&z.run.suites, &z.run.problems, &z.run.splats);
             criu_section = Some(zdtm::bench_section(ctx, &z));
             for l in &z.run.figure_lines {
                 println!("{l}");
@@ -128,7 +122,7 @@ pub(crate) fn cmd_bench(ctx: &Ctx, o: &Opts) -> Result<bool> {
             None
         } else {
             let w = bench_boot(ctx, &o.variant, &kernel, false, false)?;
-            report_run(&w);
+            report_run(&w.suites, &w.problems, &w.splats);
             Some(w.results)
         };
         (i.results, w)

@@ -348,8 +348,7 @@ pub(crate) fn cmd_test(ctx: &Ctx, o: &Opts) -> Result<bool> {
     // CRIU's test suite runs on a kernel of its own (the vm one with what `criu check` needs),
     // also built before any boot; CRIU itself is built by the plan below.
     let ckernel = if o.variant == "vm" {
-        let _s = Stage::new(&format!("build-{}", zdtm::CRIU_VARIANT));
-        Some(kbuild::build(ctx, zdtm::CRIU_VARIANT)?)
+        Some(zdtm::criu_kernel(ctx)?)
     } else {
         None
     };

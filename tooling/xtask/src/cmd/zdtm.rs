@@ -176,23 +176,26 @@ pub(crate) fn long_section(ctx: &Ctx, p: &ZdtmPlan, z: &ZdtmBoot) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    // Each run's TAP results.
+    let results: Vec<Vec<ktap::Node>> = p
+        .runs
+        .iter()
+        .map(|r| {
+            report::suite_frame(&lines, ZDTM_SUITE, &r.label)
+                .map(|(body, _)| ktap::parse(&body.join("\n")).roots)
+                .unwrap_or_default()
+        })
+        .collect();
     for t in &tests {
         md.push_str(&format!("| {t} |"));
-        for r in &p.runs {
-            let body = report::suite_frame(&lines, ZDTM_SUITE, &r.label).map(|(b, _)| b);
-            let verdict = body
-                .and_then(|b| {
-                    b.iter().find_map(|l| {
-                        let (ok, rest) = if let Some(r) = l.strip_prefix("not ok ") {
-                            ("FAIL", r)
-                        } else {
-                            ("pass", l.strip_prefix("ok ")?)
-                        };
-                        let (_, name) = rest.split_once(' ')?;
-                        (name == t).then_some(ok)
-                    })
-                })
-                .unwrap_or("not run");
+        for run in &results {
+            let verdict = run.iter().find(|n| n.name == *t).map_or("not run", |n| {
+                if n.ok {
+                    "pass"
+                } else {
+                    "FAIL"
+                }
+            });
             md.push_str(&format!(" {verdict} |"));
         }
         md.push('\n');
@@ -382,12 +385,15 @@ pub(crate) fn boot(ctx: &Ctx, p: &ZdtmPlan) -> Result<ZdtmBoot> {
     })
 }
 
+/// Builds (or finds built) the kernel zdtm runs on.
+pub(crate) fn criu_kernel(ctx: &Ctx) -> Result<PathBuf> {
+    let _s = Stage::new(&format!("build-{CRIU_VARIANT}"));
+    kbuild::build(ctx, CRIU_VARIANT)
+}
+
 /// Builds the CRIU kernel and both CRIUs and boots zdtm with `tests`.
 pub(crate) fn build_and_boot(ctx: &Ctx, tests: &[ZdtmTest]) -> Result<(ZdtmPlan, ZdtmBoot)> {
-    let kernel = {
-        let _s = Stage::new(&format!("build-{CRIU_VARIANT}"));
-        kbuild::build(ctx, CRIU_VARIANT)?
-    };
+    let kernel = criu_kernel(ctx)?;
     let p = plan(ctx, &kernel, tests)?;
     let z = boot(ctx, &p)?;
     Ok((p, z))
@@ -408,10 +414,7 @@ const BENCH_END: &str = "<!-- criu-predump end -->";
 
 /// Builds the CRIU kernel and both CRIUs and boots the pre-dump benchmark (instructions).
 pub(crate) fn criu_bench(ctx: &Ctx) -> Result<ZdtmBoot> {
-    let kernel = {
-        let _s = Stage::new(&format!("build-{CRIU_VARIANT}"));
-        kbuild::build(ctx, CRIU_VARIANT)?
-    };
+    let kernel = criu_kernel(ctx)?;
     boot(ctx, &bench_plan(ctx, &kernel)?)
 }
 
@@ -457,10 +460,7 @@ pub(crate) fn splice_bench(doc: &str, old: &str, section: Option<String>) -> Str
 /// `cargo xtask zdtm --shell`: the zdtm guest with a shell on the terminal, chrooted into the
 /// host's root, where both CRIUs and zdtm.py can be run by hand.
 fn shell(ctx: &Ctx) -> Result<bool> {
-    let kernel = {
-        let _s = Stage::new(&format!("build-{CRIU_VARIANT}"));
-        kbuild::build(ctx, CRIU_VARIANT)?
-    };
+    let kernel = criu_kernel(ctx)?;
     let trees = [
         criu::build(ctx, criu::Flavor::Released)?,
         criu::build(ctx, criu::Flavor::Patched)?,
@@ -511,26 +511,19 @@ pub(crate) fn cmd_zdtm(ctx: &Ctx, o: &Opts) -> Result<bool> {
     if o.shell {
         return shell(ctx);
     }
-    if o.zdtm_bench {
-        let z = criu_bench(ctx)?;
-        for l in &z.run.figure_lines {
-            println!("{l}");
+    let g = if o.zdtm_bench {
+        criu_bench(ctx)?.run
+    } else {
+        let (p, z) = build_and_boot(ctx, if o.zdtm_long { LONG_TESTS } else { CI_TESTS })?;
+        if o.zdtm_long {
+            write_long_doc(ctx, &p, &z)?;
         }
-        let mut ok = z.run.problems.is_empty() && z.run.splats.is_empty();
-        for s in &z.run.suites {
-            println!("{}", s.line());
-            ok &= s.counts.failed == 0 && s.problems.is_empty();
-        }
-        for p in &z.run.problems {
-            println!("PROBLEM: {p}");
-        }
-        return Ok(ok);
+        z.run
+    };
+    // The pre-dump benchmark's figures, if it ran.
+    for l in &g.figure_lines {
+        println!("{l}");
     }
-    let (p, z) = build_and_boot(ctx, if o.zdtm_long { LONG_TESTS } else { CI_TESTS })?;
-    if o.zdtm_long {
-        write_long_doc(ctx, &p, &z)?;
-    }
-    let g = z.run;
     let mut ok = g.problems.is_empty() && g.splats.is_empty();
     for s in &g.suites {
         println!("{}", s.line());
@@ -562,6 +555,53 @@ mod tests {
         assert!(again.ends_with(&format!("{SECTION_END}\ntail\n")));
         assert!(!again.contains("zdtm one"));
         assert_eq!(section_of("no section"), None);
+    }
+
+    #[test]
+    fn the_long_write_up_has_each_runs_verdict_per_test() {
+        let t = |name| ZdtmTest {
+            name,
+            opts: "--pre 2",
+            timeout: 300,
+        };
+        let run = |label: &str| ZdtmRun {
+            label: label.to_string(),
+            imp: "c".to_string(),
+            tree: PathBuf::from("/criu"),
+            clear_flag: false,
+            tests: vec![t("zdtm/static/a"), t("zdtm/static/b")],
+        };
+        let p = ZdtmPlan {
+            kernel: PathBuf::new(),
+            initrd: PathBuf::new(),
+            runs: vec![run("c"), run("rust")],
+            bench: None,
+        };
+        let results = "@@SUITE-BEGIN zdtm c\nTAP version 13\nok 1 zdtm/static/a --pre 2\n\
+                       not ok 2 zdtm/static/b --pre 2\n# ok 3 zdtm/static/a --pre 2\n1..2\n\
+                       @@SUITE-END zdtm c rc=1 secs=9\n@@SUITE-BEGIN zdtm rust\n\
+                       ok 1 zdtm/static/b --pre 2\n";
+        let z = ZdtmBoot {
+            run: GuestRun {
+                suites: Vec::new(),
+                problems: Vec::new(),
+                splats: Vec::new(),
+                figure_lines: Vec::new(),
+            },
+            results: results.to_string(),
+            seconds: 60.0,
+        };
+        let ctx = Ctx::new();
+        let md = long_section(&ctx, &p, &z);
+        assert!(
+            md.contains("| zdtm/static/a --pre 2 | pass | not run |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| zdtm/static/b --pre 2 | FAIL | pass |"),
+            "{md}"
+        );
+        assert!(md.contains("not ok 2 zdtm/static/b --pre 2"), "{md}");
     }
 
     #[test]
